@@ -1,0 +1,380 @@
+//! The one place in the crate that reads time or waits on it.
+//!
+//! Internally a point in time is a [`Tick`]: nanoseconds since the clock's origin, which makes deadlines
+//! eight bytes wide and comparisons a single integer compare. Public APIs speak `std::time::Instant`.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+/// Nanoseconds since a clock's origin.
+pub(crate) type Tick = u64;
+
+/// A tick that is never reached: "no deadline".
+pub(crate) const NEVER: Tick = u64::MAX;
+
+/// Converts a duration to ticks, saturating at [`NEVER`].
+pub(crate) fn ticks(d: Duration) -> Tick {
+    u64::try_from(d.as_nanos()).unwrap_or(NEVER)
+}
+
+/// The time source of a queue: the system's monotonic clock, or a [`TestClock`] that moves only when told.
+///
+/// Every deadline, delay, backoff, age and timeout in the crate is read from the queue's `Clock`; nothing
+/// else in the crate reads the system time or sleeps. A `Clock` is a cheap handle: clones share one time.
+///
+/// # Examples
+///
+/// ```
+/// use leasequeue::{Clock, Queue, TestClock};
+///
+/// // The default: the system's monotonic clock.
+/// let system = Clock::system();
+/// assert!(system.now() <= std::time::Instant::now());
+///
+/// // A manual clock for tests.
+/// let test = TestClock::new();
+/// let queue: Queue<u32> = Queue::builder().clock(test.clone()).build().unwrap();
+/// assert_eq!(queue.clock().now(), test.now());
+/// ```
+#[derive(Clone)]
+pub struct Clock {
+    kind: Kind,
+}
+
+#[derive(Clone)]
+enum Kind {
+    System { origin: Instant },
+    Test(Arc<TestShared>),
+}
+
+impl Clock {
+    /// The system's monotonic clock (`std::time::Instant`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let clock = leasequeue::Clock::system();
+    /// let a = clock.now();
+    /// assert!(clock.now() >= a);
+    /// ```
+    pub fn system() -> Self {
+        Clock { kind: Kind::System { origin: Instant::now() } }
+    }
+
+    /// The current time on this clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let test = leasequeue::TestClock::new();
+    /// let clock = leasequeue::Clock::from(test.clone());
+    /// let start = clock.now();
+    /// test.advance(Duration::from_secs(5));
+    /// assert_eq!(clock.now() - start, Duration::from_secs(5));
+    /// ```
+    pub fn now(&self) -> Instant {
+        match &self.kind {
+            Kind::System { .. } => Instant::now(),
+            Kind::Test(shared) => shared.instant(shared.offset.load(Ordering::Acquire)),
+        }
+    }
+
+    /// Whether this is a manual [`TestClock`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!leasequeue::Clock::system().is_manual());
+    /// assert!(leasequeue::Clock::from(leasequeue::TestClock::new()).is_manual());
+    /// ```
+    pub fn is_manual(&self) -> bool {
+        matches!(self.kind, Kind::Test(_))
+    }
+
+    /// The current tick, never [`NEVER`].
+    pub(crate) fn tick(&self) -> Tick {
+        match &self.kind {
+            Kind::System { origin } => ticks(origin.elapsed()).min(NEVER - 1),
+            Kind::Test(shared) => shared.offset.load(Ordering::Acquire),
+        }
+    }
+
+    fn origin(&self) -> Instant {
+        match &self.kind {
+            Kind::System { origin } => *origin,
+            Kind::Test(shared) => shared.origin,
+        }
+    }
+
+    /// The instant of a tick. [`NEVER`] and ticks past the representable range saturate to a far future.
+    pub(crate) fn instant(&self, tick: Tick) -> Instant {
+        let origin = self.origin();
+        origin
+            .checked_add(Duration::from_nanos(tick))
+            .unwrap_or_else(|| far_future(origin))
+    }
+
+    /// The tick of an instant; instants before the origin map to tick 0.
+    pub(crate) fn tick_of(&self, at: Instant) -> Tick {
+        ticks(at.saturating_duration_since(self.origin())).min(NEVER - 1)
+    }
+
+    /// Blocks on `condvar` until notified or, on the system clock, until `until` passes.
+    ///
+    /// On a test clock the wait is untimed: [`TestClock::advance`] notifies every queue registered with it.
+    /// This is the crate's single timed wait.
+    pub(crate) fn wait<S>(&self, condvar: &Condvar, guard: &mut MutexGuard<'_, S>, until: Tick) {
+        match &self.kind {
+            Kind::System { origin } if until != NEVER => {
+                match origin.checked_add(Duration::from_nanos(until)) {
+                    Some(at) => {
+                        condvar.wait_until(guard, at);
+                    }
+                    None => condvar.wait(guard),
+                }
+            }
+            _ => condvar.wait(guard),
+        }
+    }
+
+    /// Registers a listener to be called after each advance of a test clock. No-op on the system clock.
+    pub(crate) fn register(&self, listener: Weak<dyn Listener>) {
+        if let Kind::Test(shared) = &self.kind {
+            let mut listeners = shared.listeners.lock();
+            listeners.retain(|l| l.strong_count() > 0);
+            listeners.push(listener);
+        }
+    }
+}
+
+fn far_future(origin: Instant) -> Instant {
+    // About 30 years: far enough to mean "never", near enough never to overflow `Instant`.
+    origin + Duration::from_secs(30 * 365 * 24 * 3600)
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::system()
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::System { .. } => f.write_str("Clock::System"),
+            Kind::Test(shared) => f
+                .debug_struct("Clock::Test")
+                .field("elapsed", &Duration::from_nanos(shared.offset.load(Ordering::Acquire)))
+                .finish(),
+        }
+    }
+}
+
+impl From<TestClock> for Clock {
+    fn from(test: TestClock) -> Self {
+        Clock { kind: Kind::Test(test.shared) }
+    }
+}
+
+impl From<&TestClock> for Clock {
+    fn from(test: &TestClock) -> Self {
+        Clock { kind: Kind::Test(Arc::clone(&test.shared)) }
+    }
+}
+
+/// Something that must run after a test clock moves: a queue waking its waiters and processing what fell due.
+pub(crate) trait Listener: Send + Sync {
+    fn on_advance(&self);
+}
+
+struct TestShared {
+    origin: Instant,
+    offset: AtomicU64,
+    listeners: Mutex<Vec<Weak<dyn Listener>>>,
+}
+
+impl TestShared {
+    fn instant(&self, tick: Tick) -> Instant {
+        self.origin
+            .checked_add(Duration::from_nanos(tick))
+            .unwrap_or_else(|| far_future(self.origin))
+    }
+}
+
+/// A manual clock for deterministic tests: it starts at a fixed point and moves only by [`advance`].
+///
+/// Clones share one time. Advancing the clock makes every queue built on it process what fell due
+/// (delayed jobs becoming ready, leases lapsing) and wakes every consumer and producer blocked on it, so
+/// that a test pushes a delayed job, advances the clock, and a blocked `lease()` returns it with no real
+/// sleep anywhere. Timeouts given to `lease_timeout` and `push_timeout` are measured on this clock too.
+///
+/// [`advance`]: TestClock::advance
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use leasequeue::{PushOptions, Queue, TestClock};
+///
+/// let clock = TestClock::new();
+/// let queue = Queue::builder().clock(clock.clone()).build().unwrap();
+/// queue.push_with("report", PushOptions::new().delay(Duration::from_secs(3600))).unwrap();
+/// assert!(queue.try_lease().is_err()); // not due yet
+///
+/// clock.advance(Duration::from_secs(3600)); // an hour, in no time
+/// let lease = queue.try_lease().unwrap();
+/// assert_eq!(*lease, "report");
+/// lease.ack().unwrap();
+/// ```
+#[derive(Clone)]
+pub struct TestClock {
+    shared: Arc<TestShared>,
+}
+
+impl TestClock {
+    /// A clock standing at a fixed starting point.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let clock = leasequeue::TestClock::new();
+    /// assert_eq!(clock.now(), clock.now());
+    /// ```
+    pub fn new() -> Self {
+        TestClock {
+            shared: Arc::new(TestShared {
+                origin: Instant::now(),
+                offset: AtomicU64::new(0),
+                listeners: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// The current time on this clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let clock = leasequeue::TestClock::new();
+    /// let start = clock.now();
+    /// clock.advance(Duration::from_millis(1));
+    /// assert_eq!(clock.now() - start, Duration::from_millis(1));
+    /// ```
+    pub fn now(&self) -> Instant {
+        self.shared.instant(self.shared.offset.load(Ordering::Acquire))
+    }
+
+    /// How far the clock has been advanced since it was created.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let clock = leasequeue::TestClock::new();
+    /// clock.advance(Duration::from_secs(90));
+    /// assert_eq!(clock.elapsed(), Duration::from_secs(90));
+    /// ```
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_nanos(self.shared.offset.load(Ordering::Acquire))
+    }
+
+    /// Moves the clock forward by `by` (saturating: `Duration::MAX` does not panic), then has every queue on
+    /// this clock process what fell due and wake its blocked consumers and producers.
+    ///
+    /// Dead-letter sinks of those queues may be called from within this call (on this thread, outside
+    /// every lock).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use leasequeue::{Queue, TestClock};
+    ///
+    /// let clock = TestClock::new();
+    /// let queue = Queue::builder()
+    ///     .clock(clock.clone())
+    ///     .visibility_timeout(Duration::from_secs(30))
+    ///     .build()
+    ///     .unwrap();
+    /// queue.push(1).unwrap();
+    /// let lease = queue.try_lease().unwrap();
+    /// clock.advance(Duration::from_secs(30)); // the lease lapses
+    /// assert_eq!(queue.stats().ready, 1);
+    /// # drop(lease);
+    /// ```
+    pub fn advance(&self, by: Duration) {
+        let by = ticks(by);
+        let _ = self.shared.offset.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+            Some(t.saturating_add(by).min(NEVER - 1))
+        });
+        // Snapshot the listeners so that none is called under the registry lock.
+        let listeners: Vec<_> = self.shared.listeners.lock().clone();
+        for listener in listeners.iter().filter_map(Weak::upgrade) {
+            listener.on_advance();
+        }
+    }
+
+    /// Moves the clock forward to `at`; does nothing if `at` is not in the clock's future.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let clock = leasequeue::TestClock::new();
+    /// let target = clock.now() + Duration::from_secs(10);
+    /// clock.advance_to(target);
+    /// assert_eq!(clock.now(), target);
+    /// ```
+    pub fn advance_to(&self, at: Instant) {
+        let by = at.saturating_duration_since(self.now());
+        if !by.is_zero() {
+            self.advance(by);
+        }
+    }
+}
+
+impl Default for TestClock {
+    fn default() -> Self {
+        TestClock::new()
+    }
+}
+
+impl fmt::Debug for TestClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestClock").field("elapsed", &self.elapsed()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_saturate() {
+        assert_eq!(ticks(Duration::MAX), NEVER);
+        assert_eq!(ticks(Duration::from_nanos(7)), 7);
+    }
+
+    #[test]
+    fn test_clock_advance_saturates_below_never() {
+        let clock = TestClock::new();
+        clock.advance(Duration::MAX);
+        clock.advance(Duration::MAX);
+        assert_eq!(Clock::from(&clock).tick(), NEVER - 1);
+    }
+
+    #[test]
+    fn instant_and_tick_round_trip() {
+        let clock = Clock::from(TestClock::new());
+        let t = 1_234_567;
+        assert_eq!(clock.tick_of(clock.instant(t)), t);
+        assert_eq!(clock.tick_of(clock.now() - Duration::from_secs(1)), 0);
+        assert!(clock.instant(NEVER) > clock.now());
+    }
+}

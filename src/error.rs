@@ -1,0 +1,354 @@
+//! Each operation's own error. Errors of operations that took a job hand it back.
+
+use std::fmt;
+
+use thiserror::Error;
+
+macro_rules! debug_without_payload {
+    ($ty:ident { $($variant:ident),* }) => {
+        impl<T> fmt::Debug for $ty<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $($ty::$variant(_) => f.write_str(concat!(stringify!($variant), "(..)")),)*
+                }
+            }
+        }
+    };
+}
+
+/// The error of [`Queue::push`](crate::Queue::push): the queue is closed. The job comes back inside.
+///
+/// # Examples
+///
+/// ```
+/// let queue = leasequeue::Queue::new();
+/// queue.close();
+/// let err = queue.push("welcome email").unwrap_err();
+/// assert_eq!(err.to_string(), "queue is closed");
+/// assert_eq!(err.into_inner(), "welcome email");
+/// ```
+#[derive(Error, PartialEq, Eq, Clone, Copy)]
+#[error("queue is closed")]
+pub struct PushError<T>(pub T);
+
+impl<T> PushError<T> {
+    /// The job that was not pushed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(leasequeue::PushError(5).into_inner(), 5);
+    /// ```
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> fmt::Debug for PushError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PushError(..)")
+    }
+}
+
+/// The error of [`Queue::try_push`](crate::Queue::try_push). The job comes back inside.
+///
+/// # Examples
+///
+/// ```
+/// let queue = leasequeue::Queue::builder().capacity(1).build().unwrap();
+/// queue.try_push(1).unwrap();
+/// let err = queue.try_push(2).unwrap_err();
+/// assert!(err.is_full());
+/// assert_eq!(err.into_inner(), 2);
+/// ```
+#[derive(Error, PartialEq, Eq, Clone, Copy)]
+pub enum TryPushError<T> {
+    /// A bounded queue is at capacity.
+    #[error("queue is full")]
+    Full(T),
+    /// The queue is closed.
+    #[error("queue is closed")]
+    Closed(T),
+}
+debug_without_payload!(TryPushError { Full, Closed });
+
+impl<T> TryPushError<T> {
+    /// The job that was not pushed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(leasequeue::TryPushError::Full(3).into_inner(), 3);
+    /// ```
+    pub fn into_inner(self) -> T {
+        match self {
+            TryPushError::Full(job) | TryPushError::Closed(job) => job,
+        }
+    }
+
+    /// Whether the queue was full.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(leasequeue::TryPushError::Full(()).is_full());
+    /// ```
+    pub fn is_full(&self) -> bool {
+        matches!(self, TryPushError::Full(_))
+    }
+
+    /// Whether the queue was closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(leasequeue::TryPushError::Closed(()).is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        matches!(self, TryPushError::Closed(_))
+    }
+}
+
+/// The error of [`Queue::push_timeout`](crate::Queue::push_timeout). The job comes back inside.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let queue = leasequeue::Queue::builder().capacity(1).build().unwrap();
+/// queue.push(1).unwrap();
+/// let err = queue.push_timeout(2, Duration::ZERO).unwrap_err();
+/// assert!(err.is_timeout());
+/// assert_eq!(err.into_inner(), 2);
+/// ```
+#[derive(Error, PartialEq, Eq, Clone, Copy)]
+pub enum PushTimeoutError<T> {
+    /// The queue stayed full until the timeout.
+    #[error("timed out waiting for room in the queue")]
+    Timeout(T),
+    /// The queue is closed.
+    #[error("queue is closed")]
+    Closed(T),
+}
+debug_without_payload!(PushTimeoutError { Timeout, Closed });
+
+impl<T> PushTimeoutError<T> {
+    /// The job that was not pushed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(leasequeue::PushTimeoutError::Closed(3).into_inner(), 3);
+    /// ```
+    pub fn into_inner(self) -> T {
+        match self {
+            PushTimeoutError::Timeout(job) | PushTimeoutError::Closed(job) => job,
+        }
+    }
+
+    /// Whether the wait timed out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(leasequeue::PushTimeoutError::Timeout(()).is_timeout());
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, PushTimeoutError::Timeout(_))
+    }
+
+    /// Whether the queue was closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(leasequeue::PushTimeoutError::Closed(()).is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        matches!(self, PushTimeoutError::Closed(_))
+    }
+}
+
+impl<T> From<PushError<T>> for TryPushError<T> {
+    fn from(err: PushError<T>) -> Self {
+        TryPushError::Closed(err.0)
+    }
+}
+
+impl<T> From<PushError<T>> for PushTimeoutError<T> {
+    fn from(err: PushError<T>) -> Self {
+        PushTimeoutError::Closed(err.0)
+    }
+}
+
+/// The error of [`Queue::lease`](crate::Queue::lease): the queue is closed and holds no job any more.
+///
+/// # Examples
+///
+/// ```
+/// let queue = leasequeue::Queue::<u32>::new();
+/// queue.close();
+/// assert_eq!(queue.lease().unwrap_err(), leasequeue::LeaseError);
+/// ```
+#[derive(Error, Debug, PartialEq, Eq, Clone, Copy)]
+#[error("queue is closed and drained")]
+pub struct LeaseError;
+
+/// The error of [`Queue::try_lease`](crate::Queue::try_lease).
+///
+/// # Examples
+///
+/// ```
+/// let queue = leasequeue::Queue::<u32>::new();
+/// assert_eq!(queue.try_lease().unwrap_err(), leasequeue::TryLeaseError::Empty);
+/// ```
+#[derive(Error, Debug, PartialEq, Eq, Clone, Copy)]
+pub enum TryLeaseError {
+    /// No job is ready now (some may be delayed or leased).
+    #[error("no job is ready")]
+    Empty,
+    /// The queue is closed and holds no job any more.
+    #[error("queue is closed and drained")]
+    Closed,
+}
+
+impl TryLeaseError {
+    /// Whether no job was ready.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(leasequeue::TryLeaseError::Empty.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        matches!(self, TryLeaseError::Empty)
+    }
+
+    /// Whether the queue is closed and drained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(leasequeue::TryLeaseError::Closed.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        matches!(self, TryLeaseError::Closed)
+    }
+}
+
+/// The error of [`Queue::lease_timeout`](crate::Queue::lease_timeout).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let queue = leasequeue::Queue::<u32>::new();
+/// let err = queue.lease_timeout(Duration::ZERO).unwrap_err();
+/// assert!(err.is_timeout());
+/// ```
+#[derive(Error, Debug, PartialEq, Eq, Clone, Copy)]
+pub enum LeaseTimeoutError {
+    /// No job became ready before the timeout.
+    #[error("timed out waiting for a job")]
+    Timeout,
+    /// The queue is closed and holds no job any more.
+    #[error("queue is closed and drained")]
+    Closed,
+}
+
+impl LeaseTimeoutError {
+    /// Whether the wait timed out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(leasequeue::LeaseTimeoutError::Timeout.is_timeout());
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, LeaseTimeoutError::Timeout)
+    }
+
+    /// Whether the queue is closed and drained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(leasequeue::LeaseTimeoutError::Closed.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        matches!(self, LeaseTimeoutError::Closed)
+    }
+}
+
+/// Why an outcome or `extend` on a [`Lease`](crate::Lease) was refused: the lease is no longer the job's
+/// current lease. The refused call changed nothing.
+///
+/// The lease still dereferences to the job, so nothing needs handing back.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use leasequeue::{LeaseLost, Queue, TestClock};
+///
+/// let clock = TestClock::new();
+/// let queue = Queue::builder()
+///     .clock(clock.clone())
+///     .visibility_timeout(Duration::from_secs(30))
+///     .build()
+///     .unwrap();
+/// queue.push("job").unwrap();
+/// let stale = queue.try_lease().unwrap();
+/// clock.advance(Duration::from_secs(31)); // the first lease lapses...
+/// let fresh = queue.try_lease().unwrap(); // ...and the job is delivered again
+/// assert_eq!(stale.ack(), Err(LeaseLost::Superseded { attempt: 2 }));
+/// fresh.ack().unwrap();
+/// ```
+#[derive(Error, Debug, PartialEq, Eq, Clone, Copy)]
+#[non_exhaustive]
+pub enum LeaseLost {
+    /// The job was leased again after this lease lapsed; `attempt` is the newer lease's attempt.
+    #[error("the job was leased again (attempt {attempt}) after this lease lapsed")]
+    Superseded {
+        /// The attempt number of the job's current lease.
+        attempt: u32,
+    },
+    /// The job has left the queue: acked, dead-lettered or purged.
+    #[error("the job has left the queue")]
+    Gone,
+}
+
+/// Invalid configuration given to a builder.
+///
+/// # Examples
+///
+/// ```
+/// let err = leasequeue::Queue::<u32>::builder().capacity(0).build().unwrap_err();
+/// assert_eq!(err.to_string(), "invalid queue configuration: capacity must be at least 1");
+/// assert_eq!(err.option(), "capacity");
+/// ```
+#[derive(Error, Debug, Clone, PartialEq, Eq)]
+#[error("invalid {what} configuration: {option} {message}")]
+pub struct BuildError {
+    what: &'static str,
+    option: &'static str,
+    message: &'static str,
+}
+
+impl BuildError {
+    pub(crate) fn new(what: &'static str, option: &'static str, message: &'static str) -> Self {
+        BuildError { what, option, message }
+    }
+
+    /// The name of the builder option that was invalid.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = leasequeue::Queue::<u32>::builder().max_attempts(0).build().unwrap_err();
+    /// assert_eq!(err.option(), "max_attempts");
+    /// ```
+    pub fn option(&self) -> &'static str {
+        self.option
+    }
+}

@@ -1,0 +1,378 @@
+//! The lease guard and its outcomes.
+
+use std::fmt;
+use std::ops::Deref;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::clock::Tick;
+use crate::state::Token;
+use crate::{FailureKind, JobId, LeaseLost, Queue};
+
+/// A leased job: hidden from other consumers until the lease is settled or its deadline passes.
+///
+/// Dereferences to the job. Settle it with one outcome, each consuming the lease:
+/// [`ack`](Lease::ack) (done), [`nack`](Lease::nack) (failed: retry after backoff, or dead-letter after
+/// the last attempt), [`reject`](Lease::reject) (poison: dead-letter now) or [`release`](Lease::release)
+/// (give it back without spending the attempt). [`extend`](Lease::extend) moves the deadline (a
+/// heartbeat).
+///
+/// **Drop** without an outcome counts as [`nack`](Lease::nack), so a panicking worker's job is retried with
+/// backoff, never lost. Drop never blocks on other consumers and never panics.
+///
+/// **Fencing.** Every outcome and `extend` succeeds if and only if this lease is still the job's current
+/// lease: no newer lease of the job was handed out, and the job has not left the queue. A lease whose
+/// deadline passed is still current until someone else leases the job, so a slow worker's late ack is
+/// accepted. A stale lease gets a [`LeaseLost`] saying which case it is, and changes nothing.
+///
+/// ```compile_fail
+/// let queue = leasequeue::Queue::new();
+/// queue.push(1).unwrap();
+/// let lease = queue.try_lease().unwrap();
+/// lease.ack().unwrap();
+/// lease.ack().unwrap(); // error: use of moved value: an outcome consumes the lease
+/// ```
+///
+/// # Examples
+///
+/// ```
+/// use leasequeue::{NackOutcome, Queue};
+///
+/// let queue = Queue::new();
+/// queue.push("resize cat.png").unwrap();
+///
+/// let lease = queue.try_lease().unwrap();
+/// assert_eq!(lease.attempt(), 1);
+/// match lease.nack_with("storage unavailable").unwrap() {
+///     NackOutcome::Retrying { .. } => {} // comes back after the backoff
+///     NackOutcome::DeadLettered => unreachable!("ten attempts by default"),
+///     _ => {}
+/// }
+/// assert_eq!(queue.stats().delayed, 1);
+/// ```
+#[must_use = "a lease dropped without an outcome counts as a failed attempt (nack)"]
+pub struct Lease<T: Send + Sync + 'static> {
+    queue: Queue<T>,
+    /// `None` only once an outcome has consumed the lease.
+    job: Option<Arc<T>>,
+    token: Token,
+    attempt: u32,
+    deadline: Tick,
+}
+
+/// What [`Lease::nack`] did with the job.
+///
+/// # Examples
+///
+/// ```
+/// let queue = leasequeue::Queue::builder().max_attempts(1).build().unwrap();
+/// queue.push(1).unwrap();
+/// let outcome = queue.try_lease().unwrap().nack().unwrap();
+/// assert_eq!(outcome, leasequeue::NackOutcome::DeadLettered);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NackOutcome {
+    /// The job will be ready again at `at` (on the queue's clock).
+    Retrying {
+        /// When the job becomes ready again.
+        at: Instant,
+    },
+    /// That was the last attempt: the job was dead-lettered with reason
+    /// [`MaxAttempts`](crate::DeadLetterReason::MaxAttempts).
+    DeadLettered,
+}
+
+impl<T: Send + Sync + 'static> Lease<T> {
+    pub(crate) fn new(queue: Queue<T>, job: Arc<T>, token: Token, attempt: u32, deadline: Tick) -> Self {
+        Lease { queue, job: Some(job), token, attempt, deadline }
+    }
+
+    /// The job's id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::new();
+    /// let id = queue.push(1).unwrap();
+    /// assert_eq!(queue.try_lease().unwrap().id(), id);
+    /// ```
+    pub fn id(&self) -> JobId {
+        JobId::from_u64(self.token.id)
+    }
+
+    /// Which attempt this lease is: 1 for the first delivery. Releases do not count.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::builder().backoff(leasequeue::Backoff::none()).build().unwrap();
+    /// queue.push(1).unwrap();
+    /// queue.try_lease().unwrap().nack().unwrap();
+    /// assert_eq!(queue.try_lease().unwrap().attempt(), 2);
+    /// ```
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// When the lease lapses, on the queue's clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let clock = leasequeue::TestClock::new();
+    /// let queue = leasequeue::Queue::builder().clock(clock.clone()).build().unwrap();
+    /// queue.push(1).unwrap();
+    /// let lease = queue.try_lease().unwrap();
+    /// assert_eq!(lease.deadline(), clock.now() + Duration::from_secs(30));
+    /// # lease.ack().unwrap();
+    /// ```
+    pub fn deadline(&self) -> Instant {
+        self.queue.inner.clock.instant(self.deadline)
+    }
+
+    /// Whether the deadline has passed. The lease may still be current (see the type's docs).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let clock = leasequeue::TestClock::new();
+    /// let queue = leasequeue::Queue::builder().clock(clock.clone()).build().unwrap();
+    /// queue.push(1).unwrap();
+    /// let lease = queue.try_lease().unwrap();
+    /// assert!(!lease.is_expired());
+    /// clock.advance(Duration::from_secs(30));
+    /// assert!(lease.is_expired());
+    /// lease.ack().unwrap(); // late, but nobody else leased the job: accepted
+    /// ```
+    pub fn is_expired(&self) -> bool {
+        self.queue.inner.clock.tick() >= self.deadline
+    }
+
+    /// The job is done: it leaves the queue.
+    ///
+    /// # Errors
+    ///
+    /// [`LeaseLost`] if this lease is no longer the job's current lease; nothing changes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::new();
+    /// queue.push(1).unwrap();
+    /// queue.try_lease().unwrap().ack().unwrap();
+    /// assert_eq!(queue.stats().acked, 1);
+    /// ```
+    pub fn ack(mut self) -> Result<(), LeaseLost> {
+        self.job = None;
+        self.queue.inner.ack(self.token)
+    }
+
+    /// The attempt failed. If it was the last allowed attempt the job is dead-lettered with reason
+    /// [`MaxAttempts`](crate::DeadLetterReason::MaxAttempts); otherwise it is retried after the queue's
+    /// backoff.
+    ///
+    /// # Errors
+    ///
+    /// [`LeaseLost`] if this lease is no longer the job's current lease; nothing changes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::new();
+    /// queue.push(1).unwrap();
+    /// queue.try_lease().unwrap().nack().unwrap();
+    /// assert_eq!(queue.stats().delayed, 1);
+    /// ```
+    pub fn nack(self) -> Result<NackOutcome, LeaseLost> {
+        let delay = self.backoff_delay();
+        self.fail(delay, None)
+    }
+
+    /// Like [`nack`](Lease::nack), recording `description` in the job's failure history.
+    ///
+    /// # Errors
+    ///
+    /// [`LeaseLost`] if this lease is no longer the job's current lease; nothing changes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::new();
+    /// queue.push(1).unwrap();
+    /// queue.try_lease().unwrap().nack_with("timeout talking to smtp").unwrap();
+    /// ```
+    pub fn nack_with(self, description: impl Into<String>) -> Result<NackOutcome, LeaseLost> {
+        let delay = self.backoff_delay();
+        self.fail(delay, Some(description.into()))
+    }
+
+    /// Like [`nack_with`](Lease::nack_with), retrying after `delay` instead of the backoff (for example a
+    /// server's `Retry-After`).
+    ///
+    /// # Errors
+    ///
+    /// [`LeaseLost`] if this lease is no longer the job's current lease; nothing changes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let queue = leasequeue::Queue::new();
+    /// queue.push(1).unwrap();
+    /// let lease = queue.try_lease().unwrap();
+    /// lease.nack_after("429 too many requests", Duration::from_secs(120)).unwrap();
+    /// ```
+    pub fn nack_after(self, description: impl Into<String>, delay: Duration) -> Result<NackOutcome, LeaseLost> {
+        self.fail(delay, Some(description.into()))
+    }
+
+    fn fail(mut self, delay: Duration, message: Option<String>) -> Result<NackOutcome, LeaseLost> {
+        self.job = None;
+        let inner = &self.queue.inner;
+        let retry = inner.nack(self.token, delay, FailureKind::Nacked, message)?;
+        Ok(match retry {
+            Some(at) => NackOutcome::Retrying { at: inner.clock.instant(at) },
+            None => NackOutcome::DeadLettered,
+        })
+    }
+
+    /// The job is poison: it is dead-lettered now with reason
+    /// [`Rejected`](crate::DeadLetterReason::Rejected) and `description` in its history, whatever attempts
+    /// it had left.
+    ///
+    /// # Errors
+    ///
+    /// [`LeaseLost`] if this lease is no longer the job's current lease; nothing changes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::new();
+    /// queue.push("{not json").unwrap();
+    /// queue.try_lease().unwrap().reject("malformed payload").unwrap();
+    /// assert_eq!(queue.stats().dead_lettered, 1);
+    /// ```
+    pub fn reject(mut self, description: impl Into<String>) -> Result<(), LeaseLost> {
+        self.job = None;
+        self.queue.inner.reject(self.token, Some(description.into()))
+    }
+
+    /// Gives the job back, ready at once, without counting a failure: the next lease has the same attempt
+    /// number. For shutdown, rate limits, "not now".
+    ///
+    /// If the lease had already lapsed, the lapse counted the attempt and a release does not undo that.
+    ///
+    /// # Errors
+    ///
+    /// [`LeaseLost`] if this lease is no longer the job's current lease; nothing changes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::new();
+    /// queue.push(1).unwrap();
+    /// queue.try_lease().unwrap().release().unwrap();
+    /// assert_eq!(queue.try_lease().unwrap().attempt(), 1);
+    /// ```
+    pub fn release(self) -> Result<(), LeaseLost> {
+        self.release_after(Duration::ZERO)
+    }
+
+    /// Like [`release`](Lease::release), with the job ready again only after `delay`.
+    ///
+    /// # Errors
+    ///
+    /// [`LeaseLost`] if this lease is no longer the job's current lease; nothing changes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let queue = leasequeue::Queue::new();
+    /// queue.push(1).unwrap();
+    /// queue.try_lease().unwrap().release_after(Duration::from_secs(60)).unwrap();
+    /// assert_eq!(queue.stats().delayed, 1);
+    /// ```
+    pub fn release_after(mut self, delay: Duration) -> Result<(), LeaseLost> {
+        self.job = None;
+        self.queue.inner.release(self.token, delay)
+    }
+
+    /// Moves the deadline to now + `by` (measured from now, as SQS `ChangeMessageVisibility`; it can
+    /// shorten the lease, and `Duration::ZERO` makes it lapse at once). A heartbeat for long jobs.
+    ///
+    /// Extending a lease that lapsed but that nobody else leased takes the job back.
+    ///
+    /// # Errors
+    ///
+    /// [`LeaseLost`] if this lease is no longer the job's current lease; nothing changes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let clock = leasequeue::TestClock::new();
+    /// let queue = leasequeue::Queue::builder().clock(clock.clone()).build().unwrap();
+    /// queue.push(1).unwrap();
+    /// let mut lease = queue.try_lease().unwrap();
+    /// clock.advance(Duration::from_secs(20));
+    /// lease.extend(Duration::from_secs(30)).unwrap();
+    /// assert_eq!(lease.deadline(), clock.now() + Duration::from_secs(30));
+    /// # lease.ack().unwrap();
+    /// ```
+    pub fn extend(&mut self, by: Duration) -> Result<(), LeaseLost> {
+        self.deadline = self.queue.inner.extend(self.token, by)?;
+        Ok(())
+    }
+
+    fn backoff_delay(&self) -> Duration {
+        let backoff = self.queue.inner.backoff();
+        let id = self.id();
+        // A user's backoff function must not turn a nack (or a drop during unwinding) into a panic.
+        panic::catch_unwind(AssertUnwindSafe(|| backoff.delay_for(id, self.attempt))).unwrap_or(Duration::ZERO)
+    }
+}
+
+impl<T: Send + Sync + 'static> Deref for Lease<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        match &self.job {
+            Some(job) => job,
+            None => unreachable!("only an outcome, which consumes the lease, takes the job"),
+        }
+    }
+}
+
+impl<T: Send + Sync + 'static> Drop for Lease<T> {
+    fn drop(&mut self) {
+        if self.job.take().is_none() {
+            return; // settled by an outcome
+        }
+        let message = if std::thread::panicking() {
+            "lease dropped while its thread was panicking"
+        } else {
+            "lease dropped without an outcome"
+        };
+        let delay = self.backoff_delay();
+        // A stale lease's drop changes nothing, like any other stale outcome. A dead-letter sink that
+        // panics is the one piece of user code this can run: its panic is not let out of a destructor.
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.queue.inner.nack(self.token, delay, FailureKind::Dropped, Some(message.to_owned()))
+        }));
+    }
+}
+
+impl<T: Send + Sync + 'static> fmt::Debug for Lease<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lease")
+            .field("id", &self.id())
+            .field("attempt", &self.attempt)
+            .field("deadline", &self.deadline())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,129 @@
+//! An embeddable job queue: do work "later, reliably", inside your own process.
+//!
+//! Producers push jobs and return at once; competing consumers lease them. A lease hides its job for a
+//! visibility timeout; the holder acks it (done), nacks it (retry later, with backoff), rejects it
+//! (poison), releases it (not now) or extends it (heartbeat). A lease that lapses is delivered again.
+//! After too many failed attempts a job goes to a dead-letter sink with its history, never silently lost.
+//! Every timeout, delay and backoff reads one injectable [`Clock`], so a test drives hours of retries in
+//! microseconds with a [`TestClock`].
+//!
+//! ```
+//! use leasequeue::Queue;
+//!
+//! let queue = Queue::new();
+//! queue.push("send welcome email to ada@example.com").unwrap();
+//!
+//! let consumer = queue.clone();
+//! std::thread::spawn(move || {
+//!     let lease = consumer.lease().unwrap();
+//!     println!("sending: {}", *lease);
+//!     lease.ack().unwrap();
+//! })
+//! .join()
+//! .unwrap();
+//! assert!(queue.is_empty());
+//! ```
+//!
+//! # Leases and visibility
+//!
+//! [`Queue::lease`] hands out a [`Lease`]: a guard that dereferences to the job and hides it from other
+//! consumers until its deadline ([`QueueBuilder::visibility_timeout`], 30 s by default). Settle it with
+//! exactly one outcome; each consumes the lease:
+//!
+//! | outcome | effect |
+//! |---|---|
+//! | [`ack`](Lease::ack) | done: the job leaves the queue |
+//! | [`nack`](Lease::nack), [`nack_with`](Lease::nack_with), [`nack_after`](Lease::nack_after) | failed: retried after the backoff (or the given delay), or dead-lettered after the last attempt |
+//! | [`reject`](Lease::reject) | poison: dead-lettered now |
+//! | [`release`](Lease::release), [`release_after`](Lease::release_after) | not now: back without spending the attempt |
+//! | drop | counts as `nack`: a panicking worker's job is retried, never lost |
+//!
+//! [`extend`](Lease::extend) moves the deadline to now + d (a heartbeat for long jobs).
+//!
+//! Delivery is **at-least-once**: when a deadline passes the attempt counts as failed and the job is ready
+//! again at once (or dead-lettered if it was the last attempt), so a stalled worker's job is done by
+//! someone else, and handlers must be idempotent. Leases are **fenced**: an outcome or `extend` succeeds
+//! only while the lease is the job's current one. A lapsed lease whose job nobody else has leased yet is
+//! still current, so a slow worker's finished work is accepted; once the job is leased again, or has left
+//! the queue, the old lease gets a typed [`LeaseLost`] and changes nothing.
+//!
+//! First deliveries come out in push order (FIFO); redeliveries may reorder.
+//!
+//! # Retries and backoff
+//!
+//! A nacked job waits [`Backoff::delay_for`] its attempt before it is ready again. The default is
+//! exponential from 1 s, doubling, capped at 15 minutes, with ±20 % jitter; fixed, linear, custom and
+//! other jitters are available. Jitter is drawn from a generator seeded by the backoff's seed, the job id
+//! and the attempt, so a seeded test is reproducible.
+//!
+//! # Dead letters
+//!
+//! A job that fails its last attempt ([`QueueBuilder::max_attempts`], 10 by default) or is rejected
+//! becomes a [`DeadLetter`]: the job, its id, the [`DeadLetterReason`], its attempts, the history of its
+//! failures and when it was pushed and dead-lettered. It goes to the [`DeadLetterSink`] given to
+//! [`QueueBuilder::dead_letter`] (a closure, a `crossbeam_channel::Sender`, or another `Queue` acting as a
+//! dead-letter queue), called outside every lock. Without a sink, or when the sink hands one back, dead
+//! letters are kept in the queue's built-in store ([`Queue::dead_letters`], [`Queue::drain_dead_letters`]).
+//!
+//! # Deterministic testing
+//!
+//! Build the queue on a [`TestClock`]. Time stands still until the test calls [`TestClock::advance`],
+//! which makes the queue process what fell due and wakes every blocked consumer and producer:
+//!
+//! ```
+//! use std::time::Duration;
+//! use leasequeue::{Backoff, DeadLetterReason, Queue, TestClock};
+//!
+//! let clock = TestClock::new();
+//! let queue = Queue::builder()
+//!     .clock(clock.clone())
+//!     .max_attempts(3)
+//!     .backoff(Backoff::exponential(Duration::from_secs(60), 2.0))
+//!     .build()
+//!     .unwrap();
+//! queue.push("flaky webhook").unwrap();
+//!
+//! for attempt in 1..=3 {
+//!     let lease = queue.try_lease().unwrap();
+//!     assert_eq!(lease.attempt(), attempt);
+//!     lease.nack_with("502 bad gateway").unwrap();
+//!     clock.advance(Duration::from_secs(3600)); // an hour passes in no time
+//! }
+//! let dead = queue.drain_dead_letters();
+//! assert_eq!(dead[0].reason(), DeadLetterReason::MaxAttempts);
+//! assert_eq!(dead[0].history().len(), 3);
+//! ```
+//!
+//! # Crate features
+//!
+//! - `serde`: `Serialize` and `Deserialize` for [`JobId`].
+//!
+//! # What never happens
+//!
+//! A job pushed successfully is never lost, and never delivered twice except through a lapsed lease. The
+//! crate does not panic on any input, holds no lock while user code runs (sinks, job destructors), and
+//! never deadlocks when a sink calls back into the queue.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
+mod backoff;
+mod clock;
+mod dead_letter;
+mod error;
+mod job;
+mod lease;
+mod queue;
+mod state;
+mod stats;
+
+pub use backoff::{Backoff, Jitter};
+pub use clock::{Clock, TestClock};
+pub use dead_letter::{DeadLetter, DeadLetterReason, DeadLetterSink, Failure, FailureKind};
+pub use error::{
+    BuildError, LeaseError, LeaseLost, LeaseTimeoutError, PushError, PushTimeoutError, TryLeaseError,
+    TryPushError,
+};
+pub use job::{JobId, PushOptions};
+pub use lease::{Lease, NackOutcome};
+pub use queue::{Queue, QueueBuilder};
+pub use stats::Stats;

@@ -1,0 +1,1012 @@
+//! `Queue<T>`, its builder, and the locked core that every operation goes through.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::mem;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use crate::clock::{ticks, Listener, Tick, NEVER};
+use crate::lease::Lease;
+use crate::state::{Config, Exit, Grant, Nacked, State, Token};
+use crate::{
+    Backoff, BuildError, Clock, DeadLetter, DeadLetterSink, Failure, FailureKind, JobId, LeaseError,
+    LeaseLost, LeaseTimeoutError, PushError, PushOptions, PushTimeoutError, Stats, TryLeaseError,
+    TryPushError,
+};
+
+/// A job queue with leases, retries, dead letters and an injectable clock.
+///
+/// `Queue` is a cheap handle: clones share one queue. Producers [`push`](Queue::push) jobs and return at
+/// once; competing consumers [`lease`](Queue::lease) them. A leased job is hidden from other consumers
+/// until its lease is settled ([`Lease::ack`], [`Lease::nack`], [`Lease::reject`], [`Lease::release`]) or
+/// its deadline passes, when it is delivered again (at-least-once). See the [crate docs](crate) for the
+/// whole contract.
+///
+/// Jobs must be `Send + Sync`: a job is shared (`Arc<T>`) between the queue and its lease, so that a lapsed
+/// lease can be redelivered while a stalled worker still holds the old one. Wrap a job that is only `Send`
+/// in a `Mutex`.
+///
+/// # Examples
+///
+/// ```
+/// use leasequeue::Queue;
+///
+/// let queue = Queue::new();
+/// queue.push("send welcome email to ada@example.com").unwrap();
+///
+/// let lease = queue.lease().unwrap();
+/// assert_eq!(lease.attempt(), 1);
+/// println!("working on {}", *lease);
+/// lease.ack().unwrap();
+/// assert!(queue.is_empty());
+/// ```
+pub struct Queue<T> {
+    pub(crate) inner: Arc<Inner<T>>,
+}
+
+pub(crate) struct Inner<T> {
+    core: Mutex<Core<T>>,
+    consumers: Condvar,
+    producers: Condvar,
+    pub(crate) clock: Clock,
+    backoff: Backoff,
+    sink: Option<Box<dyn DeadLetterSink<T>>>,
+    capacity: Option<usize>,
+}
+
+struct Core<T> {
+    st: State,
+    /// Payloads, indexed by slot.
+    jobs: Vec<Option<Arc<T>>>,
+    /// The built-in dead-letter store.
+    dead: VecDeque<DeadLetter<T>>,
+}
+
+/// Dead letters to hand to the sink once the lock is released.
+struct Outbox<T> {
+    dead: Vec<DeadLetter<T>>,
+}
+
+impl<T> Outbox<T> {
+    fn new() -> Self {
+        Outbox { dead: Vec::new() }
+    }
+}
+
+/// How long a blocking call may wait.
+#[derive(Clone, Copy)]
+enum Wait {
+    No,
+    /// Until this tick; [`NEVER`] waits forever.
+    Until(Tick),
+}
+
+enum Fail {
+    Full,
+    Empty,
+    Closed,
+    Timeout,
+}
+
+impl<T: Send + Sync + 'static> Queue<T> {
+    /// A builder to configure a queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let queue: leasequeue::Queue<String> = leasequeue::Queue::builder()
+    ///     .visibility_timeout(Duration::from_secs(60))
+    ///     .max_attempts(5)
+    ///     .capacity(10_000)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(queue.capacity(), Some(10_000));
+    /// ```
+    pub fn builder() -> QueueBuilder<T> {
+        QueueBuilder::new()
+    }
+
+    /// A queue with every default (see [`QueueBuilder`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::<u64>::new();
+    /// assert_eq!(queue.capacity(), None);
+    /// ```
+    pub fn new() -> Self {
+        QueueBuilder::new().build_unchecked()
+    }
+
+    // ----- push -----
+
+    /// Pushes a job, ready at once, and returns its id. Blocks while a bounded queue is full.
+    ///
+    /// # Errors
+    ///
+    /// The queue is closed; the job comes back inside the error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::new();
+    /// let id = queue.push("thumbnail 42").unwrap();
+    /// assert_eq!(queue.try_lease().unwrap().id(), id);
+    /// ```
+    pub fn push(&self, job: T) -> Result<JobId, PushError<T>> {
+        self.push_with(job, PushOptions::new())
+    }
+
+    /// Pushes a job with options (a delay or a ready time). Blocks while a bounded queue is full.
+    ///
+    /// # Errors
+    ///
+    /// The queue is closed; the job comes back inside the error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let queue = leasequeue::Queue::new();
+    /// queue.push_with(1, leasequeue::PushOptions::new().delay(Duration::from_secs(10))).unwrap();
+    /// assert!(queue.try_lease().is_err());
+    /// ```
+    pub fn push_with(&self, job: T, options: PushOptions) -> Result<JobId, PushError<T>> {
+        self.inner.push(job, &options, Wait::Until(NEVER)).map_err(|(job, _)| PushError(job))
+    }
+
+    /// Pushes a job if there is room now; never blocks.
+    ///
+    /// # Errors
+    ///
+    /// The queue is full or closed; the job comes back inside the error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::builder().capacity(1).build().unwrap();
+    /// queue.try_push("a").unwrap();
+    /// assert!(queue.try_push("b").unwrap_err().is_full());
+    /// ```
+    pub fn try_push(&self, job: T) -> Result<JobId, TryPushError<T>> {
+        self.try_push_with(job, PushOptions::new())
+    }
+
+    /// Pushes a job with options if there is room now; never blocks.
+    ///
+    /// # Errors
+    ///
+    /// The queue is full or closed; the job comes back inside the error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let queue = leasequeue::Queue::new();
+    /// let opts = leasequeue::PushOptions::new().delay(Duration::from_secs(1));
+    /// queue.try_push_with("later", opts).unwrap();
+    /// ```
+    pub fn try_push_with(&self, job: T, options: PushOptions) -> Result<JobId, TryPushError<T>> {
+        self.inner.push(job, &options, Wait::No).map_err(|(job, fail)| match fail {
+            Fail::Closed => TryPushError::Closed(job),
+            _ => TryPushError::Full(job),
+        })
+    }
+
+    /// Pushes a job, waiting up to `timeout` (on the queue's clock) for room in a bounded queue.
+    /// `Duration::MAX` waits forever.
+    ///
+    /// # Errors
+    ///
+    /// The wait timed out or the queue is closed; the job comes back inside the error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let queue = leasequeue::Queue::builder().capacity(1).build().unwrap();
+    /// queue.push(1).unwrap();
+    /// let err = queue.push_timeout(2, Duration::from_millis(1)).unwrap_err();
+    /// assert!(err.is_timeout());
+    /// ```
+    pub fn push_timeout(&self, job: T, timeout: Duration) -> Result<JobId, PushTimeoutError<T>> {
+        let until = self.inner.clock.tick().saturating_add(ticks(timeout));
+        self.push_until(job, until)
+    }
+
+    /// Pushes a job, waiting until `deadline` (on the queue's clock) for room in a bounded queue.
+    ///
+    /// # Errors
+    ///
+    /// The deadline passed or the queue is closed; the job comes back inside the error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::new();
+    /// let deadline = queue.clock().now();
+    /// queue.push_deadline("a", deadline).unwrap(); // room now: no wait
+    /// ```
+    pub fn push_deadline(&self, job: T, deadline: Instant) -> Result<JobId, PushTimeoutError<T>> {
+        self.push_until(job, self.inner.clock.tick_of(deadline))
+    }
+
+    fn push_until(&self, job: T, until: Tick) -> Result<JobId, PushTimeoutError<T>> {
+        self.inner.push(job, &PushOptions::new(), Wait::Until(until)).map_err(|(job, fail)| match fail {
+            Fail::Closed => PushTimeoutError::Closed(job),
+            _ => PushTimeoutError::Timeout(job),
+        })
+    }
+
+    // ----- lease -----
+
+    /// Leases the next ready job, blocking until one is ready (a long poll).
+    ///
+    /// Wakes when a job is pushed, when a delayed job or a lapsed lease comes due, and when a
+    /// [`TestClock`](crate::TestClock) the queue runs on is advanced.
+    ///
+    /// # Errors
+    ///
+    /// The queue is closed and holds no job (ready, delayed or leased) any more.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::new();
+    /// let producer = queue.clone();
+    /// std::thread::spawn(move || producer.push(7).unwrap());
+    /// let lease = queue.lease().unwrap();
+    /// assert_eq!(*lease, 7);
+    /// lease.ack().unwrap();
+    /// ```
+    pub fn lease(&self) -> Result<Lease<T>, LeaseError> {
+        self.inner.lease(Wait::Until(NEVER)).map_err(|_| LeaseError)
+    }
+
+    /// Leases the next ready job if there is one now; never blocks.
+    ///
+    /// # Errors
+    ///
+    /// No job is ready, or the queue is closed and drained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::<u8>::new();
+    /// assert!(queue.try_lease().unwrap_err().is_empty());
+    /// ```
+    pub fn try_lease(&self) -> Result<Lease<T>, TryLeaseError> {
+        self.inner.lease(Wait::No).map_err(|fail| match fail {
+            Fail::Closed => TryLeaseError::Closed,
+            _ => TryLeaseError::Empty,
+        })
+    }
+
+    /// Leases the next ready job, waiting up to `timeout` on the queue's clock. `Duration::MAX` waits
+    /// forever.
+    ///
+    /// # Errors
+    ///
+    /// No job became ready in time, or the queue is closed and drained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let queue = leasequeue::Queue::<u8>::new();
+    /// assert!(queue.lease_timeout(Duration::from_millis(1)).unwrap_err().is_timeout());
+    /// ```
+    pub fn lease_timeout(&self, timeout: Duration) -> Result<Lease<T>, LeaseTimeoutError> {
+        let until = self.inner.clock.tick().saturating_add(ticks(timeout));
+        self.lease_until(until)
+    }
+
+    /// Leases the next ready job, waiting until `deadline` on the queue's clock.
+    ///
+    /// # Errors
+    ///
+    /// No job became ready in time, or the queue is closed and drained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::<u8>::new();
+    /// let now = queue.clock().now();
+    /// assert!(queue.lease_deadline(now).unwrap_err().is_timeout());
+    /// ```
+    pub fn lease_deadline(&self, deadline: Instant) -> Result<Lease<T>, LeaseTimeoutError> {
+        self.lease_until(self.inner.clock.tick_of(deadline))
+    }
+
+    fn lease_until(&self, until: Tick) -> Result<Lease<T>, LeaseTimeoutError> {
+        self.inner.lease(Wait::Until(until)).map_err(|fail| match fail {
+            Fail::Closed => LeaseTimeoutError::Closed,
+            _ => LeaseTimeoutError::Timeout,
+        })
+    }
+
+    // ----- lifecycle and inspection -----
+
+    /// Closes the queue: pushes fail from now on (handing the job back), while leasing goes on until no job
+    /// is ready, delayed or leased; then blocked and later `lease` calls return a closed error. Idempotent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::new();
+    /// queue.push(1).unwrap();
+    /// queue.close();
+    /// assert!(queue.push(2).is_err());
+    /// queue.lease().unwrap().ack().unwrap(); // still drains
+    /// assert!(queue.lease().is_err());
+    /// ```
+    pub fn close(&self) {
+        let mut core = self.inner.core.lock();
+        core.st.closed = true;
+        self.inner.producers.notify_all();
+        self.inner.consumers.notify_all();
+    }
+
+    /// Whether [`close`](Queue::close) was called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::<u8>::new();
+    /// queue.close();
+    /// assert!(queue.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.inner.core.lock().st.closed
+    }
+
+    /// The number of live jobs: ready, delayed and leased.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::new();
+    /// queue.push(1).unwrap();
+    /// let lease = queue.try_lease().unwrap();
+    /// assert_eq!(queue.len(), 1); // leased jobs count
+    /// lease.ack().unwrap();
+    /// assert_eq!(queue.len(), 0);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.inner.observe(|core| core.st.live())
+    }
+
+    /// Whether the queue holds no live job.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(leasequeue::Queue::<u8>::new().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most live jobs the queue holds, or `None` if unbounded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(leasequeue::Queue::<u8>::builder().capacity(8).build().unwrap().capacity(), Some(8));
+    /// ```
+    pub fn capacity(&self) -> Option<usize> {
+        self.inner.capacity
+    }
+
+    /// Counts and counters, exact at the moment they are read (lapses and delays that fell due are
+    /// processed first).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::new();
+    /// queue.push(1).unwrap();
+    /// queue.push(2).unwrap();
+    /// queue.try_lease().unwrap().ack().unwrap();
+    /// let stats = queue.stats();
+    /// assert_eq!((stats.pushed, stats.acked, stats.ready), (2, 1, 1));
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.inner.observe(|core| {
+            let (ready, delayed, leased) = core.st.counts();
+            let now = core.st.now();
+            let c = core.st.counters;
+            Stats {
+                ready,
+                delayed,
+                leased,
+                dead: core.dead.len(),
+                pushed: c.pushed,
+                acked: c.acked,
+                nacked: c.nacked,
+                released: c.released,
+                rejected: c.rejected,
+                expired: c.expired,
+                dead_lettered: c.dead_lettered,
+                oldest_ready_age: core.st.oldest_ready_since().map(|t| Duration::from_nanos(now - t)),
+            }
+        })
+    }
+
+    /// The queue's clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::<u8>::new();
+    /// assert!(!queue.clock().is_manual());
+    /// ```
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// Copies of the dead letters in the built-in store, oldest first. The store holds the dead letters of
+    /// a queue built without a sink, and those a sink handed back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::new();
+    /// queue.push("bad").unwrap();
+    /// queue.try_lease().unwrap().reject("malformed").unwrap();
+    /// assert_eq!(queue.dead_letters().len(), 1);
+    /// assert_eq!(queue.stats().dead, 1); // still stored
+    /// ```
+    pub fn dead_letters(&self) -> Vec<DeadLetter<T>> {
+        self.inner.core.lock().dead.iter().cloned().collect()
+    }
+
+    /// Takes every dead letter out of the built-in store, oldest first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::new();
+    /// queue.push("bad").unwrap();
+    /// queue.try_lease().unwrap().reject("malformed").unwrap();
+    /// assert_eq!(queue.drain_dead_letters().len(), 1);
+    /// assert_eq!(queue.stats().dead, 0);
+    /// ```
+    pub fn drain_dead_letters(&self) -> Vec<DeadLetter<T>> {
+        self.inner.core.lock().dead.drain(..).collect()
+    }
+}
+
+impl<T: Send + Sync + 'static> Default for Queue<T> {
+    fn default() -> Self {
+        Queue::new()
+    }
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        Queue { inner: Arc::clone(&self.inner) }
+    }
+}
+
+impl<T> fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let core = self.inner.core.lock();
+        let (ready, delayed, leased) = core.st.counts();
+        f.debug_struct("Queue")
+            .field("ready", &ready)
+            .field("delayed", &delayed)
+            .field("leased", &leased)
+            .field("dead", &core.dead.len())
+            .field("capacity", &self.inner.capacity)
+            .field("closed", &core.st.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+// ----- the locked core -----
+
+impl<T: Send + Sync + 'static> Inner<T> {
+    /// Runs `f` on the core after processing what fell due, then wakes waiters and delivers dead letters.
+    fn observe<R>(&self, f: impl FnOnce(&mut Core<T>) -> R) -> R {
+        let reading = self.clock.tick();
+        let mut out = Outbox::new();
+        let mut core = self.core.lock();
+        let now = core.st.observe(reading);
+        self.advance(&mut core, now, &mut out);
+        let result = f(&mut core);
+        self.finish(core, out);
+        result
+    }
+
+    fn advance(&self, core: &mut Core<T>, now: Tick, out: &mut Outbox<T>) {
+        let mut exits = Vec::new();
+        core.st.advance(now, &mut exits);
+        for exit in exits {
+            self.bury(core, exit, out);
+        }
+    }
+
+    /// Turns a job that left by dead-lettering into a dead letter for the sink or the built-in store.
+    fn bury(&self, core: &mut Core<T>, exit: Exit, out: &mut Outbox<T>) {
+        let Some(job) = core.jobs[exit.slot as usize].take() else {
+            return; // unreachable: a live slot always holds its job
+        };
+        let dead = DeadLetter {
+            job,
+            id: JobId::from_u64(exit.id),
+            reason: exit.reason,
+            attempts: exit.attempts,
+            history: exit
+                .history
+                .into_iter()
+                .map(|r| Failure { attempt: r.attempt, at: self.clock.instant(r.at), kind: r.kind, message: r.message })
+                .collect(),
+            pushed_at: self.clock.instant(exit.pushed_at),
+            dead_lettered_at: self.clock.instant(exit.at),
+        };
+        if self.sink.is_some() {
+            out.dead.push(dead);
+        } else {
+            core.dead.push_back(dead);
+        }
+    }
+
+    /// Wakes the threads owed a wake-up, releases the lock, then hands dead letters to the sink.
+    fn finish(&self, mut core: MutexGuard<'_, Core<T>>, out: Outbox<T>) {
+        self.wake(&mut core.st);
+        drop(core);
+        self.deliver(out);
+    }
+
+    fn wake(&self, st: &mut State) {
+        let wakes = mem::take(&mut st.wakes);
+        if st.waiting_consumers > 0 {
+            if wakes.rescheduled || (st.closed && st.live() == 0) {
+                self.consumers.notify_all();
+            } else {
+                for _ in 0..(wakes.ready as usize).min(st.waiting_consumers) {
+                    self.consumers.notify_one();
+                }
+            }
+        }
+        if st.waiting_producers > 0 {
+            for _ in 0..(wakes.freed as usize).min(st.waiting_producers) {
+                self.producers.notify_one();
+            }
+        }
+    }
+
+    /// Hands dead letters to the sink, outside every lock. What the sink hands back goes to the store.
+    /// A panicking sink loses the dead letter it was given; the panic is re-raised once the others are
+    /// delivered (unless this thread is already unwinding, as in a lease dropped during a panic).
+    fn deliver(&self, out: Outbox<T>) {
+        if out.dead.is_empty() {
+            return;
+        }
+        let Some(sink) = &self.sink else { return };
+        let mut first_panic = None;
+        for dead in out.dead {
+            match panic::catch_unwind(AssertUnwindSafe(|| sink.send(dead))) {
+                Ok(Ok(())) => {}
+                Ok(Err(dead)) => self.core.lock().dead.push_back(dead),
+                Err(payload) => {
+                    first_panic.get_or_insert(payload);
+                }
+            }
+        }
+        if let Some(payload) = first_panic {
+            if !std::thread::panicking() {
+                panic::resume_unwind(payload);
+            }
+        }
+    }
+
+    /// Blocks on `condvar` until woken or `until` (or the next timed event, for consumers) passes.
+    fn block(&self, core: &mut MutexGuard<'_, Core<T>>, out: &mut Outbox<T>, consumer: bool, until: Tick) {
+        if !out.dead.is_empty() {
+            let pending = mem::replace(out, Outbox::new());
+            MutexGuard::unlocked(core, || self.deliver(pending));
+            return; // the state may have changed: look again before waiting
+        }
+        if consumer {
+            let wake_at = until.min(core.st.next_event());
+            core.st.waiting_consumers += 1;
+            self.clock.wait(&self.consumers, core, wake_at);
+            core.st.waiting_consumers -= 1;
+        } else {
+            core.st.waiting_producers += 1;
+            self.clock.wait(&self.producers, core, until);
+            core.st.waiting_producers -= 1;
+        }
+    }
+
+    fn push(&self, job: T, options: &PushOptions, wait: Wait) -> Result<JobId, (T, Fail)> {
+        let job = Arc::new(job);
+        let mut reading = self.clock.tick();
+        let mut out = Outbox::new();
+        let mut core = self.core.lock();
+        let result = loop {
+            let now = core.st.observe(reading);
+            if core.st.closed {
+                break Err(Fail::Closed);
+            }
+            self.advance(&mut core, now, &mut out);
+            if self.capacity.is_some_and(|cap| core.st.live() >= cap) {
+                match wait {
+                    Wait::Until(until) if now < until => {
+                        self.block(&mut core, &mut out, false, until);
+                        reading = self.clock.tick();
+                        continue;
+                    }
+                    Wait::Until(_) => break Err(Fail::Timeout),
+                    Wait::No => break Err(Fail::Full),
+                }
+            }
+            let (slot, id) = core.st.push(now, options.ready_tick(now, &self.clock));
+            let slot = slot as usize;
+            if slot == core.jobs.len() {
+                core.jobs.push(None);
+            }
+            core.jobs[slot] = Some(Arc::clone(&job));
+            break Ok(JobId::from_u64(id));
+        };
+        self.finish(core, out);
+        match result {
+            Ok(id) => Ok(id),
+            // Nobody else has seen the job: the `Arc` is not shared.
+            Err(fail) => Err((Arc::into_inner(job).expect("an unpushed job is not shared"), fail)),
+        }
+    }
+
+    fn lease(self: &Arc<Self>, wait: Wait) -> Result<Lease<T>, Fail> {
+        let mut reading = self.clock.tick();
+        let mut out = Outbox::new();
+        let mut core = self.core.lock();
+        let result = loop {
+            let now = core.st.observe(reading);
+            self.advance(&mut core, now, &mut out);
+            let visibility = core.st.default_visibility();
+            if let Some(grant) = core.st.lease(now, visibility) {
+                break Ok(self.lease_of(&core, grant));
+            }
+            if core.st.closed && core.st.live() == 0 {
+                break Err(Fail::Closed);
+            }
+            match wait {
+                Wait::Until(until) if now < until => {
+                    self.block(&mut core, &mut out, true, until);
+                    reading = self.clock.tick();
+                }
+                Wait::Until(_) => break Err(Fail::Timeout),
+                Wait::No => break Err(Fail::Empty),
+            }
+        };
+        self.finish(core, out);
+        result
+    }
+
+    fn lease_of(self: &Arc<Self>, core: &Core<T>, grant: Grant) -> Lease<T> {
+        let job = match &core.jobs[grant.token.slot as usize] {
+            Some(job) => Arc::clone(job),
+            None => unreachable!("a leased slot holds its job"),
+        };
+        Lease::new(Queue { inner: Arc::clone(self) }, job, grant.token, grant.attempt, grant.deadline)
+    }
+
+    // ----- lease outcomes, called by `Lease` -----
+
+    pub(crate) fn ack(&self, token: Token) -> Result<(), LeaseLost> {
+        let mut core = self.core.lock();
+        let result = core.st.ack(token);
+        let job = match result {
+            Ok(()) => core.jobs[token.slot as usize].take(),
+            Err(_) => None,
+        };
+        self.finish(core, Outbox::new());
+        drop(job); // the job's destructor runs outside the lock
+        result
+    }
+
+    /// A failed attempt: retried after `delay` (returns when it is due), or dead-lettered if it was the
+    /// last (returns `None`).
+    pub(crate) fn nack(
+        &self,
+        token: Token,
+        delay: Duration,
+        kind: FailureKind,
+        message: Option<String>,
+    ) -> Result<Option<Tick>, LeaseLost> {
+        let delay = ticks(delay);
+        self.settle(|st, now, exits| {
+            Ok(match st.nack(token, now, delay, kind, message)? {
+                Nacked::Retry { at } => Some(at),
+                Nacked::Dead(exit) => {
+                    exits.push(exit);
+                    None
+                }
+            })
+        })
+    }
+
+    pub(crate) fn reject(&self, token: Token, message: Option<String>) -> Result<(), LeaseLost> {
+        self.settle(|st, now, exits| {
+            exits.push(st.reject(token, now, message)?);
+            Ok(())
+        })
+    }
+
+    pub(crate) fn release(&self, token: Token, delay: Duration) -> Result<(), LeaseLost> {
+        let delay = ticks(delay);
+        self.settle(|st, now, _| st.release(token, now, delay))
+    }
+
+    pub(crate) fn extend(&self, token: Token, by: Duration) -> Result<Tick, LeaseLost> {
+        let by = ticks(by);
+        self.settle(|st, now, exits| {
+            let deadline = st.extend(token, now, by)?;
+            // An extension to "now" lapses at once.
+            st.advance(now, exits);
+            Ok(deadline)
+        })
+    }
+
+    /// Runs one lease operation at the current time, after processing what fell due. The operation pushes
+    /// the jobs it dead-letters to `exits`.
+    fn settle<V>(
+        &self,
+        op: impl FnOnce(&mut State, Tick, &mut Vec<Exit>) -> Result<V, LeaseLost>,
+    ) -> Result<V, LeaseLost> {
+        let reading = self.clock.tick();
+        let mut out = Outbox::new();
+        let mut exits = Vec::new();
+        let mut core = self.core.lock();
+        let now = core.st.observe(reading);
+        core.st.advance(now, &mut exits);
+        let result = op(&mut core.st, now, &mut exits);
+        for exit in exits {
+            self.bury(&mut core, exit, &mut out);
+        }
+        self.finish(core, out);
+        result
+    }
+
+    /// The backoff that nacks without an explicit delay use.
+    pub(crate) fn backoff(&self) -> &Backoff {
+        &self.backoff
+    }
+}
+
+impl<T: Send + Sync + 'static> Listener for Inner<T> {
+    fn on_advance(&self) {
+        self.observe(|_| ());
+        // Blocked calls with a timeout recheck it against the new time.
+        self.consumers.notify_all();
+        self.producers.notify_all();
+    }
+}
+
+// ----- builder -----
+
+/// Configures and builds a [`Queue`]. Every option has a default; [`build`](QueueBuilder::build) checks
+/// them.
+///
+/// | option | default |
+/// |---|---|
+/// | [`visibility_timeout`](QueueBuilder::visibility_timeout) | 30 s (as SQS) |
+/// | [`max_attempts`](QueueBuilder::max_attempts) | 10 |
+/// | [`backoff`](QueueBuilder::backoff) | exponential from 1 s, ×2, capped at 15 min, ±20 % jitter |
+/// | [`dead_letter`](QueueBuilder::dead_letter) | none: the built-in dead-letter store |
+/// | [`capacity`](QueueBuilder::capacity) | unbounded |
+/// | [`clock`](QueueBuilder::clock) | the system's monotonic clock |
+/// | [`history_limit`](QueueBuilder::history_limit) | 16 failures per job |
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use leasequeue::{Backoff, Queue, TestClock};
+///
+/// let clock = TestClock::new();
+/// let queue: Queue<String> = Queue::builder()
+///     .visibility_timeout(Duration::from_secs(120))
+///     .max_attempts(3)
+///     .backoff(Backoff::fixed(Duration::from_secs(10)))
+///     .clock(clock)
+///     .build()
+///     .unwrap();
+/// # let _ = queue;
+/// ```
+pub struct QueueBuilder<T> {
+    visibility: Duration,
+    max_attempts: u32,
+    backoff: Backoff,
+    sink: Option<Box<dyn DeadLetterSink<T>>>,
+    capacity: Option<usize>,
+    clock: Clock,
+    history_limit: usize,
+}
+
+impl<T: Send + Sync + 'static> QueueBuilder<T> {
+    fn new() -> Self {
+        QueueBuilder {
+            visibility: Duration::from_secs(30),
+            max_attempts: 10,
+            backoff: Backoff::default(),
+            sink: None,
+            capacity: None,
+            clock: Clock::system(),
+            history_limit: 16,
+        }
+    }
+
+    /// How long a lease hides its job before the job is delivered again. Default 30 s. Must not be zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let b = leasequeue::Queue::<u8>::builder().visibility_timeout(Duration::from_secs(300));
+    /// # let _ = b;
+    /// ```
+    pub fn visibility_timeout(mut self, timeout: Duration) -> Self {
+        self.visibility = timeout;
+        self
+    }
+
+    /// How many attempts a job gets before it is dead-lettered with reason
+    /// [`MaxAttempts`](crate::DeadLetterReason::MaxAttempts). Default 10. Must not be zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = leasequeue::Queue::<u8>::builder().max_attempts(25);
+    /// # let _ = b;
+    /// ```
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// The delay before a nacked job is retried. Default: exponential from 1 s, doubling, capped at
+    /// 15 minutes, with ±20 % jitter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let b = leasequeue::Queue::<u8>::builder()
+    ///     .backoff(leasequeue::Backoff::linear(Duration::from_secs(5)));
+    /// # let _ = b;
+    /// ```
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Where dead letters go. Default: the queue's built-in store (see [`Queue::drain_dead_letters`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = crossbeam_channel::unbounded();
+    /// let queue = leasequeue::Queue::builder().dead_letter(tx).build().unwrap();
+    /// queue.push("poison").unwrap();
+    /// queue.try_lease().unwrap().reject("bad").unwrap();
+    /// assert_eq!(*rx.try_recv().unwrap().job(), "poison");
+    /// ```
+    pub fn dead_letter(mut self, sink: impl DeadLetterSink<T> + 'static) -> Self {
+        self.sink = Some(Box::new(sink));
+        self
+    }
+
+    /// Bounds the number of live jobs (ready, delayed and leased); a full queue blocks `push` and fails
+    /// `try_push`. Default unbounded. Must not be zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::<u8>::builder().capacity(1000).build().unwrap();
+    /// assert_eq!(queue.capacity(), Some(1000));
+    /// ```
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = Some(capacity);
+        self
+    }
+
+    /// The clock every deadline, delay and timeout is read from. Default: the system's monotonic clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let clock = leasequeue::TestClock::new();
+    /// let queue = leasequeue::Queue::<u8>::builder().clock(clock).build().unwrap();
+    /// assert!(queue.clock().is_manual());
+    /// ```
+    pub fn clock(mut self, clock: impl Into<Clock>) -> Self {
+        self.clock = clock.into();
+        self
+    }
+
+    /// How many failures a job's history keeps (the most recent). Default 16; 0 keeps none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = leasequeue::Queue::<u8>::builder().history_limit(4);
+    /// # let _ = b;
+    /// ```
+    pub fn history_limit(mut self, limit: usize) -> Self {
+        self.history_limit = limit;
+        self
+    }
+
+    /// Builds the queue.
+    ///
+    /// # Errors
+    ///
+    /// A zero visibility timeout, zero max attempts or zero capacity.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let err = leasequeue::Queue::<u8>::builder()
+    ///     .visibility_timeout(Duration::ZERO)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err.option(), "visibility_timeout");
+    /// ```
+    pub fn build(self) -> Result<Queue<T>, BuildError> {
+        let invalid = |option, message| Err(BuildError::new("queue", option, message));
+        if self.visibility.is_zero() {
+            return invalid("visibility_timeout", "must not be zero");
+        }
+        if self.max_attempts == 0 {
+            return invalid("max_attempts", "must be at least 1");
+        }
+        if self.capacity == Some(0) {
+            return invalid("capacity", "must be at least 1");
+        }
+        Ok(self.build_unchecked())
+    }
+
+    fn build_unchecked(self) -> Queue<T> {
+        let cfg = Config {
+            visibility: ticks(self.visibility),
+            max_attempts: self.max_attempts,
+            history_limit: self.history_limit,
+        };
+        let inner = Arc::new(Inner {
+            core: Mutex::new(Core { st: State::new(cfg), jobs: Vec::new(), dead: VecDeque::new() }),
+            consumers: Condvar::new(),
+            producers: Condvar::new(),
+            clock: self.clock,
+            backoff: self.backoff,
+            sink: self.sink,
+            capacity: self.capacity,
+        });
+        let listener: Arc<dyn Listener> = inner.clone();
+        inner.clock.register(Arc::downgrade(&listener));
+        Queue { inner }
+    }
+}
+
+impl<T> fmt::Debug for QueueBuilder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueueBuilder")
+            .field("visibility_timeout", &self.visibility)
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff", &self.backoff)
+            .field("dead_letter", &self.sink.as_ref().map(|_| "custom sink"))
+            .field("capacity", &self.capacity)
+            .field("clock", &self.clock)
+            .field("history_limit", &self.history_limit)
+            .finish()
+    }
+}

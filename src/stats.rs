@@ -1,0 +1,71 @@
+//! A snapshot of a queue's counts and counters.
+
+use std::time::Duration;
+
+/// Counts and counters of a queue, exact at the moment [`Queue::stats`](crate::Queue::stats) read them.
+///
+/// # Examples
+///
+/// ```
+/// let queue = leasequeue::Queue::new();
+/// queue.push("a").unwrap();
+/// queue.push("b").unwrap();
+/// let lease = queue.try_lease().unwrap();
+/// let stats = queue.stats();
+/// assert_eq!((stats.ready, stats.leased, stats.pushed), (1, 1, 2));
+/// assert_eq!(stats.len(), 2);
+/// # lease.ack().unwrap();
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Jobs that can be leased now.
+    pub ready: usize,
+    /// Jobs not yet visible: scheduled for later, or backing off after a failure.
+    pub delayed: usize,
+    /// Jobs in flight under a lease.
+    pub leased: usize,
+    /// Dead letters held in the queue's built-in store.
+    pub dead: usize,
+    /// Jobs pushed, ever.
+    pub pushed: u64,
+    /// Jobs acked (done).
+    pub acked: u64,
+    /// Nacks accepted, including leases dropped without an outcome.
+    pub nacked: u64,
+    /// Releases accepted.
+    pub released: u64,
+    /// Rejections accepted.
+    pub rejected: u64,
+    /// Leases that lapsed (their deadline passed without an outcome).
+    pub expired: u64,
+    /// Jobs dead-lettered, for any reason, to the sink or the built-in store.
+    pub dead_lettered: u64,
+    /// How long the job at the head of the ready queue has been waiting to be leased; `None` when no job
+    /// is ready.
+    pub oldest_ready_age: Option<Duration>,
+}
+
+impl Stats {
+    /// Live jobs: ready, delayed and leased.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(leasequeue::Queue::<u8>::new().stats().len(), 0);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.ready + self.delayed + self.leased
+    }
+
+    /// Whether there is no live job.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(leasequeue::Queue::<u8>::new().stats().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
