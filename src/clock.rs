@@ -114,9 +114,7 @@ impl Clock {
     /// The instant of a tick. [`NEVER`] and ticks past the representable range saturate to a far future.
     pub(crate) fn instant(&self, tick: Tick) -> Instant {
         let origin = self.origin();
-        origin
-            .checked_add(Duration::from_nanos(tick))
-            .unwrap_or_else(|| far_future(origin))
+        origin.checked_add(Duration::from_nanos(tick)).unwrap_or_else(|| far_future(origin))
     }
 
     /// The tick of an instant; instants before the origin map to tick 0.
@@ -200,9 +198,7 @@ struct TestShared {
 
 impl TestShared {
     fn instant(&self, tick: Tick) -> Instant {
-        self.origin
-            .checked_add(Duration::from_nanos(tick))
-            .unwrap_or_else(|| far_future(self.origin))
+        self.origin.checked_add(Duration::from_nanos(tick)).unwrap_or_else(|| far_future(self.origin))
     }
 }
 
@@ -310,9 +306,10 @@ impl TestClock {
     /// ```
     pub fn advance(&self, by: Duration) {
         let by = ticks(by);
-        let _ = self.shared.offset.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
-            Some(t.saturating_add(by).min(NEVER - 1))
-        });
+        let _ = self
+            .shared
+            .offset
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| Some(t.saturating_add(by).min(NEVER - 1)));
         // Snapshot the listeners so that none is called under the registry lock.
         let listeners: Vec<_> = self.shared.listeners.lock().clone();
         for listener in listeners.iter().filter_map(Weak::upgrade) {

@@ -226,7 +226,11 @@ impl<T: Send + Sync + 'static> Lease<T> {
     /// let lease = queue.try_lease().unwrap();
     /// lease.nack_after("429 too many requests", Duration::from_secs(120)).unwrap();
     /// ```
-    pub fn nack_after(self, description: impl Into<String>, delay: Duration) -> Result<NackOutcome, LeaseLost> {
+    pub fn nack_after(
+        self,
+        description: impl Into<String>,
+        delay: Duration,
+    ) -> Result<NackOutcome, LeaseLost> {
         self.fail(delay, Some(description.into()))
     }
 
@@ -333,7 +337,8 @@ impl<T: Send + Sync + 'static> Lease<T> {
         let backoff = self.queue.inner.backoff();
         let id = self.id();
         // A user's backoff function must not turn a nack (or a drop during unwinding) into a panic.
-        panic::catch_unwind(AssertUnwindSafe(|| backoff.delay_for(id, self.attempt))).unwrap_or(Duration::ZERO)
+        panic::catch_unwind(AssertUnwindSafe(|| backoff.delay_for(id, self.attempt)))
+            .unwrap_or(Duration::ZERO)
     }
 }
 

@@ -434,6 +434,8 @@ impl<T: Send + Sync + 'static> Queue<T> {
                 expired: c.expired,
                 dead_lettered: c.dead_lettered,
                 oldest_ready_age: core.st.oldest_ready_since().map(|t| Duration::from_nanos(now - t)),
+                consumers_waiting: core.st.waiting_consumers,
+                producers_waiting: core.st.waiting_producers,
             }
         })
     }
@@ -545,7 +547,12 @@ impl<T: Send + Sync + 'static> Inner<T> {
             history: exit
                 .history
                 .into_iter()
-                .map(|r| Failure { attempt: r.attempt, at: self.clock.instant(r.at), kind: r.kind, message: r.message })
+                .map(|r| Failure {
+                    attempt: r.attempt,
+                    at: self.clock.instant(r.at),
+                    kind: r.kind,
+                    message: r.message,
+                })
                 .collect(),
             pushed_at: self.clock.instant(exit.pushed_at),
             dead_lettered_at: self.clock.instant(exit.at),

@@ -385,12 +385,8 @@ impl State {
                 self.n_delayed -= 1;
                 self.to_ready(t.slot, t.at);
             } else {
-                let t = if fifo <= heap {
-                    self.lease_fifo.pop_front()
-                } else {
-                    self.lease_heap.pop()
-                }
-                .expect("lease head exists");
+                let t = if fifo <= heap { self.lease_fifo.pop_front() } else { self.lease_heap.pop() }
+                    .expect("lease head exists");
                 self.lapse(t.slot, t.at, exits);
             }
         }
@@ -605,7 +601,9 @@ impl State {
     }
 
     fn maybe_compact_leases(&mut self) {
-        if self.lease_stale >= COMPACT_MIN && self.lease_stale * 2 > self.lease_fifo.len() + self.lease_heap.len() {
+        if self.lease_stale >= COMPACT_MIN
+            && self.lease_stale * 2 > self.lease_fifo.len() + self.lease_heap.len()
+        {
             let slots = &self.slots;
             self.lease_fifo.retain(|t| slots[t.slot as usize].ticket == t.ticket);
             self.lease_heap.retain(|t| slots[t.slot as usize].ticket == t.ticket);

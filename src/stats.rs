@@ -44,6 +44,10 @@ pub struct Stats {
     /// How long the job at the head of the ready queue has been waiting to be leased; `None` when no job
     /// is ready.
     pub oldest_ready_age: Option<Duration>,
+    /// Consumers blocked in `lease` or `lease_timeout` right now, waiting for a job.
+    pub consumers_waiting: usize,
+    /// Producers blocked in `push` or `push_timeout` right now, waiting for room (backpressure).
+    pub producers_waiting: usize,
 }
 
 impl Stats {

@@ -1,0 +1,262 @@
+use std::time::Duration;
+
+use leasequeue::{DeadLetterReason, FailureKind, LeaseLost, NackOutcome};
+
+use crate::{queue, secs};
+
+#[test]
+fn ack_removes_the_job() {
+    let (q, _clock) = queue();
+    let id = q.push("a").unwrap();
+    let lease = q.try_lease().unwrap();
+    assert_eq!((lease.id(), lease.attempt(), *lease), (id, 1, "a"));
+    assert_eq!(q.stats().leased, 1);
+    lease.ack().unwrap();
+    let stats = q.stats();
+    assert_eq!((stats.acked, stats.len()), (1, 0));
+    assert!(q.try_lease().unwrap_err().is_empty());
+}
+
+#[test]
+fn a_leased_job_is_hidden_from_other_consumers() {
+    let (q, _clock) = queue();
+    q.push(1).unwrap();
+    let lease = q.try_lease().unwrap();
+    assert!(q.try_lease().unwrap_err().is_empty());
+    lease.ack().unwrap();
+}
+
+#[test]
+fn nack_retries_after_the_backoff_with_the_next_attempt() {
+    let (q, clock) = queue();
+    q.push(1).unwrap();
+    let start = clock.now();
+    let outcome = q.try_lease().unwrap().nack().unwrap();
+    assert_eq!(outcome, NackOutcome::Retrying { at: start + secs(10) });
+    assert_eq!(q.stats().delayed, 1);
+    clock.advance(secs(10) - Duration::from_nanos(1));
+    assert!(q.try_lease().is_err());
+    clock.advance(Duration::from_nanos(1));
+    let lease = q.try_lease().unwrap();
+    assert_eq!(lease.attempt(), 2);
+    lease.ack().unwrap();
+    assert_eq!(q.stats().nacked, 1);
+}
+
+#[test]
+fn nack_after_uses_the_given_delay() {
+    let (q, clock) = queue();
+    q.push(1).unwrap();
+    let outcome = q.try_lease().unwrap().nack_after("429", secs(120)).unwrap();
+    assert_eq!(outcome, NackOutcome::Retrying { at: clock.now() + secs(120) });
+    clock.advance(secs(119));
+    assert!(q.try_lease().is_err());
+    clock.advance(secs(1));
+    q.try_lease().unwrap().ack().unwrap();
+}
+
+#[test]
+fn reject_dead_letters_at_once_with_its_description() {
+    let (q, _clock) = queue();
+    let id = q.push("corrupt").unwrap();
+    q.try_lease().unwrap().reject("not a video").unwrap();
+    let dead = q.drain_dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].id(), dead[0].reason(), dead[0].attempts()), (id, DeadLetterReason::Rejected, 1));
+    assert_eq!(dead[0].history()[0].kind, FailureKind::Rejected);
+    assert_eq!(dead[0].history()[0].message.as_deref(), Some("not a video"));
+    assert_eq!(q.stats().rejected, 1);
+    assert!(q.is_empty());
+}
+
+#[test]
+fn release_does_not_spend_the_attempt() {
+    let (q, _clock) = queue::<u8>();
+    q.push(1).unwrap();
+    for _ in 0..10 {
+        let lease = q.try_lease().unwrap();
+        assert_eq!(lease.attempt(), 1);
+        lease.release().unwrap();
+    }
+    assert_eq!(q.stats().released, 10);
+    assert_eq!(q.stats().ready, 1);
+}
+
+#[test]
+fn release_after_delays_the_job() {
+    let (q, clock) = queue::<u8>();
+    q.push(1).unwrap();
+    q.try_lease().unwrap().release_after(secs(5)).unwrap();
+    assert_eq!(q.stats().delayed, 1);
+    clock.advance(secs(5));
+    assert_eq!(q.try_lease().unwrap().attempt(), 1);
+}
+
+#[test]
+fn drop_counts_as_nack() {
+    let (q, clock) = queue::<u8>();
+    q.push(1).unwrap();
+    drop(q.try_lease().unwrap());
+    let stats = q.stats();
+    assert_eq!((stats.nacked, stats.delayed), (1, 1));
+    clock.advance(secs(10));
+    let lease = q.try_lease().unwrap();
+    assert_eq!(lease.attempt(), 2);
+    lease.reject("give up").unwrap();
+    let dead = q.drain_dead_letters();
+    assert_eq!(dead[0].history()[0].kind, FailureKind::Dropped);
+}
+
+#[test]
+fn a_panicking_worker_does_not_lose_its_job() {
+    let (q, _clock) = queue::<u8>();
+    q.push(1).unwrap();
+    let consumer = q.clone();
+    let result = std::thread::spawn(move || {
+        let _lease = consumer.try_lease().unwrap();
+        panic!("handler bug");
+    })
+    .join();
+    assert!(result.is_err());
+    let stats = q.stats();
+    assert_eq!((stats.nacked, stats.delayed, stats.leased), (1, 1, 0));
+}
+
+#[test]
+fn extend_is_measured_from_now_and_can_shorten() {
+    let (q, clock) = queue::<u8>();
+    q.push(1).unwrap();
+    let mut lease = q.try_lease().unwrap();
+    clock.advance(secs(20));
+    lease.extend(secs(30)).unwrap();
+    assert_eq!(lease.deadline(), clock.now() + secs(30));
+    clock.advance(secs(29));
+    assert_eq!(q.stats().leased, 1);
+    lease.extend(secs(5)).unwrap(); // shorten
+    clock.advance(secs(5));
+    assert_eq!(q.stats().ready, 1);
+    assert_eq!(q.stats().expired, 1);
+    lease.ack().unwrap(); // lapsed, but still current: accepted
+    assert!(q.is_empty());
+}
+
+#[test]
+fn extend_to_zero_lapses_at_once() {
+    let (q, _clock) = queue::<u8>();
+    q.push(1).unwrap();
+    let mut lease = q.try_lease().unwrap();
+    lease.extend(Duration::ZERO).unwrap();
+    assert!(lease.is_expired());
+    let stats = q.stats();
+    assert_eq!((stats.expired, stats.ready), (1, 1));
+    let next = q.try_lease().unwrap();
+    assert_eq!(next.attempt(), 2);
+    assert_eq!(lease.ack(), Err(LeaseLost::Superseded { attempt: 2 }));
+    next.ack().unwrap();
+}
+
+#[test]
+fn extend_with_duration_max_does_not_panic() {
+    let (q, clock) = queue::<u8>();
+    q.push(1).unwrap();
+    let mut lease = q.try_lease().unwrap();
+    lease.extend(Duration::MAX).unwrap();
+    clock.advance(secs(1_000_000_000));
+    assert_eq!(q.stats().leased, 1);
+    lease.ack().unwrap();
+}
+
+#[test]
+fn extend_of_a_lapsed_current_lease_takes_the_job_back() {
+    let (q, clock) = queue::<u8>();
+    q.push(1).unwrap();
+    let mut lease = q.try_lease().unwrap();
+    clock.advance(secs(30));
+    assert_eq!(q.stats().ready, 1);
+    lease.extend(secs(30)).unwrap();
+    let stats = q.stats();
+    assert_eq!((stats.ready, stats.leased, stats.expired), (0, 1, 1));
+    assert!(q.try_lease().is_err());
+    lease.ack().unwrap();
+}
+
+/// Every outcome of a stale lease is refused with the right error and changes nothing.
+#[test]
+fn stale_leases_are_fenced() {
+    type Outcome = fn(leasequeue::Lease<u8>) -> Result<(), LeaseLost>;
+    let outcomes: [(&str, Outcome); 6] = [
+        ("ack", |l| l.ack()),
+        ("nack", |l| l.nack().map(drop)),
+        ("nack_with", |l| l.nack_with("late").map(drop)),
+        ("reject", |l| l.reject("late")),
+        ("release", |l| l.release()),
+        ("extend", |mut l| l.extend(secs(100))),
+    ];
+    for (name, outcome) in outcomes {
+        let (q, clock) = queue::<u8>();
+        q.push(1).unwrap();
+        let stale = q.try_lease().unwrap();
+        clock.advance(secs(30));
+        let current = q.try_lease().unwrap();
+        let before = q.stats();
+        assert_eq!(outcome(stale), Err(LeaseLost::Superseded { attempt: 2 }), "{name}");
+        assert_eq!(q.stats(), before, "{name} changed the queue");
+        assert_eq!(current.attempt(), 2);
+        current.ack().unwrap();
+    }
+}
+
+#[test]
+fn a_lease_of_a_job_that_left_is_gone() {
+    let (q, clock) = queue::<u8>();
+    q.push(1).unwrap();
+    let first = q.try_lease().unwrap();
+    clock.advance(secs(30));
+    let second = q.try_lease().unwrap();
+    second.ack().unwrap();
+    q.push(2).unwrap(); // may reuse the freed slot
+    let before = q.stats();
+    assert_eq!(first.nack(), Err(LeaseLost::Gone));
+    assert_eq!(q.stats(), before);
+}
+
+#[test]
+fn a_late_ack_is_accepted_while_nobody_else_holds_the_job() {
+    let (q, clock) = queue::<u8>();
+    q.push(1).unwrap();
+    let lease = q.try_lease().unwrap();
+    clock.advance(secs(31));
+    assert!(lease.is_expired());
+    assert_eq!(q.stats().ready, 1); // the lapse made it ready again
+    lease.ack().unwrap();
+    let stats = q.stats();
+    assert_eq!((stats.acked, stats.expired, stats.len()), (1, 1, 0));
+}
+
+#[test]
+fn a_late_nack_backs_off_without_counting_the_attempt_twice() {
+    let (q, clock) = queue::<u8>();
+    q.push(1).unwrap();
+    let lease = q.try_lease().unwrap();
+    clock.advance(secs(30));
+    lease.nack_with("slow smtp").unwrap();
+    assert_eq!(q.stats().delayed, 1);
+    clock.advance(secs(10));
+    let lease = q.try_lease().unwrap();
+    assert_eq!(lease.attempt(), 2);
+    lease.reject("stop").unwrap();
+    let dead = q.drain_dead_letters();
+    let history = dead[0].history();
+    assert_eq!(history.len(), 2);
+    assert_eq!((history[0].kind, history[0].message.as_deref()), (FailureKind::Lapsed, Some("slow smtp")));
+}
+
+#[test]
+fn lease_reports_its_deadline_on_the_queue_clock() {
+    let (q, clock) = queue::<u8>();
+    q.push(1).unwrap();
+    let lease = q.try_lease().unwrap();
+    assert_eq!(lease.deadline(), clock.now() + secs(30));
+    assert!(format!("{lease:?}").contains("attempt: 1"));
+    lease.ack().unwrap();
+}
