@@ -45,7 +45,8 @@ struct Slot {
     /// Leases handed out, less releases: the number of the current (or last) attempt.
     attempt: u32,
     phase: Phase,
-    /// Boxed so that a job that never failed pays one pointer for it.
+    /// Boxed so that a job that never failed pays one pointer for it, not a `VecDeque`'s four words.
+    #[allow(clippy::box_collection)]
     history: Option<Box<VecDeque<FailureRecord>>>,
 }
 
@@ -245,9 +246,9 @@ impl State {
         s.attempt = 0;
         debug_assert!(s.history.is_none());
         if ready_at > now {
-            self.to_delayed(slot, ready_at);
+            self.make_delayed(slot, ready_at);
         } else {
-            self.to_ready(slot, now);
+            self.make_ready(slot, now);
         }
         (slot, id)
     }
@@ -265,7 +266,7 @@ impl State {
         s.attempt = s.attempt.saturating_add(1);
         s.epoch = s.epoch.wrapping_add(1);
         let grant = Grant { token: Token { slot, epoch: s.epoch, id: s.id }, attempt: s.attempt, deadline };
-        self.to_leased(slot, deadline);
+        self.make_leased(slot, deadline);
         Some(grant)
     }
 
@@ -321,9 +322,9 @@ impl State {
         let at = now.saturating_add(delay);
         self.unlink(slot);
         if at > now {
-            self.to_delayed(slot, at);
+            self.make_delayed(slot, at);
         } else {
-            self.to_ready(slot, now);
+            self.make_ready(slot, now);
         }
         Ok(Nacked::Retry { at })
     }
@@ -349,9 +350,9 @@ impl State {
         let at = now.saturating_add(delay);
         self.unlink(slot);
         if at > now {
-            self.to_delayed(slot, at);
+            self.make_delayed(slot, at);
         } else {
-            self.to_ready(slot, now);
+            self.make_ready(slot, now);
         }
         Ok(())
     }
@@ -362,7 +363,7 @@ impl State {
         let slot = token.slot;
         let deadline = now.saturating_add(by);
         self.unlink(slot);
-        self.to_leased(slot, deadline);
+        self.make_leased(slot, deadline);
         Ok(deadline)
     }
 
@@ -383,7 +384,7 @@ impl State {
             if delayed <= lease {
                 let t = self.delayed.pop().expect("delayed head exists");
                 self.n_delayed -= 1;
-                self.to_ready(t.slot, t.at);
+                self.make_ready(t.slot, t.at);
             } else {
                 let t = if fifo <= heap { self.lease_fifo.pop_front() } else { self.lease_heap.pop() }
                     .expect("lease head exists");
@@ -407,13 +408,13 @@ impl State {
         if attempt >= self.cfg.max_attempts {
             exits.push(self.exit_unlinked(slot, DeadLetterReason::MaxAttempts, deadline));
         } else {
-            self.to_ready(slot, deadline);
+            self.make_ready(slot, deadline);
         }
     }
 
     // ----- phase changes -----
 
-    fn to_ready(&mut self, slot: u32, since: Tick) {
+    fn make_ready(&mut self, slot: u32, since: Tick) {
         let s = &mut self.slots[slot as usize];
         s.phase = Phase::Ready;
         s.due = since;
@@ -423,7 +424,7 @@ impl State {
         self.wakes.ready += 1;
     }
 
-    fn to_delayed(&mut self, slot: u32, at: Tick) {
+    fn make_delayed(&mut self, slot: u32, at: Tick) {
         if at < self.next_event() {
             self.wakes.rescheduled = true;
         }
@@ -435,7 +436,7 @@ impl State {
         self.n_delayed += 1;
     }
 
-    fn to_leased(&mut self, slot: u32, deadline: Tick) {
+    fn make_leased(&mut self, slot: u32, deadline: Tick) {
         if deadline < self.next_event() {
             self.wakes.rescheduled = true;
         }
