@@ -2,6 +2,12 @@
 //!
 //! Internally a point in time is a [`Tick`]: nanoseconds since the clock's origin, which makes deadlines
 //! eight bytes wide and comparisons a single integer compare. Public APIs speak `std::time::Instant`.
+//!
+//! The system clock reads the CPU's time-stamp counter through `quanta` (about half the cost of
+//! `Instant::now()` here, and the queue reads the clock on every push and lease); `quanta` falls back to
+//! the OS clock where the counter is unreliable. Ticks map to `Instant`s through a pair of origins taken
+//! together, so the two can drift apart by the counter's error (parts per million): enough to matter to
+//! no deadline.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,7 +53,7 @@ pub struct Clock {
 
 #[derive(Clone)]
 enum Kind {
-    System { origin: Instant },
+    System { origin: Instant, counter: quanta::Clock, counter_origin: u64 },
     Test(Arc<TestShared>),
 }
 
@@ -62,7 +68,9 @@ impl Clock {
     /// assert!(clock.now() >= a);
     /// ```
     pub fn system() -> Self {
-        Clock { kind: Kind::System { origin: Instant::now() } }
+        let counter = quanta::Clock::new();
+        let counter_origin = counter.raw();
+        Clock { kind: Kind::System { origin: Instant::now(), counter, counter_origin } }
     }
 
     /// The current time on this clock.
@@ -78,10 +86,7 @@ impl Clock {
     /// assert_eq!(clock.now() - start, Duration::from_secs(5));
     /// ```
     pub fn now(&self) -> Instant {
-        match &self.kind {
-            Kind::System { .. } => Instant::now(),
-            Kind::Test(shared) => shared.instant(shared.offset.load(Ordering::Acquire)),
-        }
+        self.instant(self.tick())
     }
 
     /// Whether this is a manual [`TestClock`].
@@ -99,14 +104,16 @@ impl Clock {
     /// The current tick, never [`NEVER`].
     pub(crate) fn tick(&self) -> Tick {
         match &self.kind {
-            Kind::System { origin } => ticks(origin.elapsed()).min(NEVER - 1),
+            Kind::System { counter, counter_origin, .. } => {
+                counter.delta_as_nanos(*counter_origin, counter.raw()).min(NEVER - 1)
+            }
             Kind::Test(shared) => shared.offset.load(Ordering::Acquire),
         }
     }
 
     fn origin(&self) -> Instant {
         match &self.kind {
-            Kind::System { origin } => *origin,
+            Kind::System { origin, .. } => *origin,
             Kind::Test(shared) => shared.origin,
         }
     }
@@ -128,7 +135,7 @@ impl Clock {
     /// This is the crate's single timed wait.
     pub(crate) fn wait<S>(&self, condvar: &Condvar, guard: &mut MutexGuard<'_, S>, until: Tick) {
         match &self.kind {
-            Kind::System { origin } if until != NEVER => {
+            Kind::System { origin, .. } if until != NEVER => {
                 match origin.checked_add(Duration::from_nanos(until)) {
                     Some(at) => {
                         condvar.wait_until(guard, at);

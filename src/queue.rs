@@ -529,8 +529,14 @@ impl<T: Send + Sync + 'static> Inner<T> {
     fn advance(&self, core: &mut Core<T>, now: Tick, out: &mut Outbox<T>) {
         let mut exits = Vec::new();
         core.st.advance(now, &mut exits);
-        for exit in exits {
-            self.bury(core, exit, out);
+        self.bury_all(core, exits, out);
+    }
+
+    fn bury_all(&self, core: &mut Core<T>, exits: Vec<Exit>, out: &mut Outbox<T>) {
+        if !exits.is_empty() {
+            for exit in exits {
+                self.bury(core, exit, out);
+            }
         }
     }
 
@@ -634,7 +640,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
     }
 
     fn push(&self, job: T, options: &PushOptions, wait: Wait) -> Result<JobId, (T, Fail)> {
-        let job = Arc::new(job);
+        let mut job = Some(Arc::new(job));
         let mut reading = self.clock.tick();
         let mut out = Outbox::new();
         let mut core = self.core.lock();
@@ -660,14 +666,15 @@ impl<T: Send + Sync + 'static> Inner<T> {
             if slot == core.jobs.len() {
                 core.jobs.push(None);
             }
-            core.jobs[slot] = Some(Arc::clone(&job));
+            core.jobs[slot] = job.take();
             break Ok(JobId::from_u64(id));
         };
         self.finish(core, out);
-        match result {
-            Ok(id) => Ok(id),
+        match (result, job.and_then(Arc::into_inner)) {
+            (Ok(id), _) => Ok(id),
             // Nobody else has seen the job: the `Arc` is not shared.
-            Err(fail) => Err((Arc::into_inner(job).expect("an unpushed job is not shared"), fail)),
+            (Err(fail), Some(job)) => Err((job, fail)),
+            (Err(_), None) => unreachable!("a job that was not pushed is still ours"),
         }
     }
 
@@ -776,9 +783,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         let now = core.st.observe(reading);
         core.st.advance(now, &mut exits);
         let result = op(&mut core.st, now, &mut exits);
-        for exit in exits {
-            self.bury(&mut core, exit, &mut out);
-        }
+        self.bury_all(&mut core, exits, &mut out);
         self.finish(core, out);
         result
     }
