@@ -8,6 +8,9 @@
 //! the OS clock where the counter is unreliable. Ticks map to `Instant`s through a pair of origins taken
 //! together, so the two can drift apart by the counter's error (parts per million): enough to matter to
 //! no deadline.
+//!
+//! This is the one module allowed to read the system time (see `clippy.toml`).
+#![allow(clippy::disallowed_methods)]
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -127,3 +127,8 @@ pub use job::{JobId, PushOptions};
 pub use lease::{Lease, NackOutcome};
 pub use queue::{Queue, QueueBuilder};
 pub use stats::Stats;
+
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
