@@ -55,6 +55,8 @@ pub enum FailureKind {
     Lapsed,
     /// The lease was dropped without an outcome (for example while its thread panicked).
     Dropped,
+    /// A [`WorkerPool`](crate::WorkerPool) handler panicked; the message is the panic's.
+    Panicked,
 }
 
 impl fmt::Display for FailureKind {
@@ -64,6 +66,7 @@ impl fmt::Display for FailureKind {
             FailureKind::Rejected => "rejected",
             FailureKind::Lapsed => "lease lapsed",
             FailureKind::Dropped => "lease dropped",
+            FailureKind::Panicked => "handler panicked",
         })
     }
 }

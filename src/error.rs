@@ -316,6 +316,10 @@ pub enum LeaseLost {
     /// The job has left the queue: acked, dead-lettered or purged.
     #[error("the job has left the queue")]
     Gone,
+    /// The lease was taken back and the job returned to the queue, as a
+    /// [`WorkerPool`](crate::WorkerPool) does with the jobs still running when its shutdown grace ends.
+    #[error("the lease was revoked and its job returned to the queue")]
+    Revoked,
 }
 
 /// Invalid configuration given to a builder.

@@ -234,10 +234,20 @@ impl<T: Send + Sync + 'static> Lease<T> {
         self.fail(delay, Some(description.into()))
     }
 
-    fn fail(mut self, delay: Duration, message: Option<String>) -> Result<NackOutcome, LeaseLost> {
+    fn fail(self, delay: Duration, message: Option<String>) -> Result<NackOutcome, LeaseLost> {
+        self.fail_as(FailureKind::Nacked, delay, message)
+    }
+
+    /// A failed attempt of the given kind (for a worker pool's panics).
+    pub(crate) fn fail_as(
+        mut self,
+        kind: FailureKind,
+        delay: Duration,
+        message: Option<String>,
+    ) -> Result<NackOutcome, LeaseLost> {
         self.job = None;
         let inner = &self.queue.inner;
-        let retry = inner.nack(self.token, delay, FailureKind::Nacked, message)?;
+        let retry = inner.nack(self.token, delay, kind, message)?;
         Ok(match retry {
             Some(at) => NackOutcome::Retrying { at: inner.clock.instant(at) },
             None => NackOutcome::DeadLettered,
@@ -333,7 +343,11 @@ impl<T: Send + Sync + 'static> Lease<T> {
         Ok(())
     }
 
-    fn backoff_delay(&self) -> Duration {
+    pub(crate) fn token(&self) -> Token {
+        self.token
+    }
+
+    pub(crate) fn backoff_delay(&self) -> Duration {
         let backoff = self.queue.inner.backoff();
         let id = self.id();
         // A user's backoff function must not turn a nack (or a drop during unwinding) into a panic.

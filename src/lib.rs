@@ -110,8 +110,10 @@ mod backoff;
 mod clock;
 mod dead_letter;
 mod error;
+mod handler;
 mod job;
 mod lease;
+mod pool;
 mod queue;
 mod state;
 mod stats;
@@ -123,8 +125,10 @@ pub use error::{
     BuildError, LeaseError, LeaseLost, LeaseTimeoutError, PushError, PushTimeoutError, TryLeaseError,
     TryPushError,
 };
+pub use handler::{IntoOutcome, Job, Outcome};
 pub use job::{JobId, PushOptions};
 pub use lease::{Lease, NackOutcome};
+pub use pool::{PoolStats, ShutdownReport, WorkerPool, WorkerPoolBuilder, WorkerRange};
 pub use queue::{Queue, QueueBuilder};
 pub use stats::Stats;
 

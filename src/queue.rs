@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::mem;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -79,17 +80,27 @@ impl<T> Outbox<T> {
 
 /// How long a blocking call may wait.
 #[derive(Clone, Copy)]
-enum Wait {
+pub(crate) enum Wait {
     No,
     /// Until this tick; [`NEVER`] waits forever.
     Until(Tick),
 }
 
-enum Fail {
+pub(crate) enum Fail {
     Full,
     Empty,
     Closed,
     Timeout,
+    /// The caller's stop flag was raised.
+    Stopped,
+}
+
+/// How a consumer leases: how long it waits, the lease's visibility timeout if not the queue's, and a
+/// flag that interrupts the wait (see [`Inner::interrupt`]).
+pub(crate) struct LeaseParams<'a> {
+    pub wait: Wait,
+    pub visibility: Option<Tick>,
+    pub stop: Option<&'a AtomicBool>,
 }
 
 impl<T: Send + Sync + 'static> Queue<T> {
@@ -679,20 +690,27 @@ impl<T: Send + Sync + 'static> Inner<T> {
     }
 
     fn lease(self: &Arc<Self>, wait: Wait) -> Result<Lease<T>, Fail> {
+        self.lease_with(LeaseParams { wait, visibility: None, stop: None })
+    }
+
+    pub(crate) fn lease_with(self: &Arc<Self>, params: LeaseParams<'_>) -> Result<Lease<T>, Fail> {
         let mut reading = self.clock.tick();
         let mut out = Outbox::new();
         let mut core = self.core.lock();
         let result = loop {
+            if params.stop.is_some_and(|stop| stop.load(Ordering::Acquire)) {
+                break Err(Fail::Stopped);
+            }
             let now = core.st.observe(reading);
             self.advance(&mut core, now, &mut out);
-            let visibility = core.st.default_visibility();
+            let visibility = params.visibility.unwrap_or_else(|| core.st.default_visibility());
             if let Some(grant) = core.st.lease(now, visibility) {
                 break Ok(self.lease_of(&core, grant));
             }
             if core.st.closed && core.st.live() == 0 {
                 break Err(Fail::Closed);
             }
-            match wait {
+            match params.wait {
                 Wait::Until(until) if now < until => {
                     self.block(&mut core, &mut out, true, until);
                     reading = self.clock.tick();
@@ -703,6 +721,17 @@ impl<T: Send + Sync + 'static> Inner<T> {
         };
         self.finish(core, out);
         result
+    }
+
+    /// Wakes every blocked consumer so that it rechecks its stop flag. Raise the flag first.
+    pub(crate) fn interrupt(&self) {
+        let _core = self.core.lock();
+        self.consumers.notify_all();
+    }
+
+    /// The number of ready jobs, without processing what fell due (a cheap hint for scaling).
+    pub(crate) fn ready_hint(&self) -> usize {
+        self.core.lock().st.counts().0
     }
 
     fn lease_of(self: &Arc<Self>, core: &Core<T>, grant: Grant) -> Lease<T> {
@@ -757,7 +786,12 @@ impl<T: Send + Sync + 'static> Inner<T> {
 
     pub(crate) fn release(&self, token: Token, delay: Duration) -> Result<(), LeaseLost> {
         let delay = ticks(delay);
-        self.settle(|st, now, _| st.release(token, now, delay))
+        self.settle(|st, now, _| st.release(token, now, delay, false))
+    }
+
+    /// Takes a lease back: the job is ready again without spending the attempt, and the lease is stale.
+    pub(crate) fn revoke(&self, token: Token) -> Result<(), LeaseLost> {
+        self.settle(|st, now, _| st.release(token, now, 0, true))
     }
 
     pub(crate) fn extend(&self, token: Token, by: Duration) -> Result<Tick, LeaseLost> {

@@ -45,6 +45,8 @@ struct Slot {
     /// Leases handed out, less releases: the number of the current (or last) attempt.
     attempt: u32,
     phase: Phase,
+    /// Whether the last lease was revoked (its epoch bumped without a new lease), to say so to its holder.
+    revoked: bool,
     /// Boxed so that a job that never failed pays one pointer for it, not a `VecDeque`'s four words.
     #[allow(clippy::box_collection)]
     history: Option<Box<VecDeque<FailureRecord>>>,
@@ -235,6 +237,7 @@ impl State {
                     ticket: 0,
                     attempt: 0,
                     phase: Phase::Free,
+                    revoked: false,
                     history: None,
                 });
                 u32::try_from(self.slots.len() - 1).expect("more than u32::MAX live jobs")
@@ -265,6 +268,7 @@ impl State {
         let s = &mut self.slots[slot as usize];
         s.attempt = s.attempt.saturating_add(1);
         s.epoch = s.epoch.wrapping_add(1);
+        s.revoked = false;
         let grant = Grant { token: Token { slot, epoch: s.epoch, id: s.id }, attempt: s.attempt, deadline };
         self.make_leased(slot, deadline);
         Some(grant)
@@ -282,7 +286,11 @@ impl State {
         if s.id != token.id || s.phase == Phase::Free {
             Err(LeaseLost::Gone)
         } else if s.epoch != token.epoch {
-            Err(LeaseLost::Superseded { attempt: s.attempt })
+            if s.revoked && s.epoch == token.epoch.wrapping_add(1) {
+                Err(LeaseLost::Revoked)
+            } else {
+                Err(LeaseLost::Superseded { attempt: s.attempt })
+            }
         } else {
             Ok(s.phase)
         }
@@ -338,14 +346,20 @@ impl State {
         Ok(self.exit(slot, DeadLetterReason::Rejected, now))
     }
 
-    /// Gives the job back without spending the attempt (unless a lapse already counted it).
-    pub fn release(&mut self, token: Token, now: Tick, delay: Tick) -> Result<(), LeaseLost> {
+    /// Gives the job back without spending the attempt (unless a lapse already counted it). A revoked
+    /// lease is made stale, so that its holder can no longer settle it.
+    pub fn release(&mut self, token: Token, now: Tick, delay: Tick, revoke: bool) -> Result<(), LeaseLost> {
         let phase = self.current(token)?;
         let slot = token.slot;
         self.counters.released += 1;
         if phase == Phase::Leased {
             let s = &mut self.slots[slot as usize];
             s.attempt = s.attempt.saturating_sub(1);
+        }
+        if revoke {
+            let s = &mut self.slots[slot as usize];
+            s.epoch = s.epoch.wrapping_add(1);
+            s.revoked = true;
         }
         let at = now.saturating_add(delay);
         self.unlink(slot);

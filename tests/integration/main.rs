@@ -7,6 +7,7 @@ mod drop_count;
 mod lapse;
 mod lease;
 mod model;
+mod pool;
 mod push;
 mod send_sync;
 mod threads;

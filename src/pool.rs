@@ -1,0 +1,858 @@
+//! `WorkerPool`: competing-consumer threads running a handler over a queue.
+
+use std::any::Any;
+use std::fmt;
+use std::mem;
+use std::ops::RangeInclusive;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::clock::{ticks, Listener, NEVER};
+use crate::handler::{IntoOutcome, Job, Outcome};
+use crate::queue::{Fail, LeaseParams, Wait};
+use crate::state::Token;
+use crate::{BuildError, FailureKind, JobId, Lease, NackOutcome, Queue};
+
+type Handler<T> = Box<dyn Fn(Job<'_, T>) -> Outcome + Send + Sync>;
+type PanicHook = Box<dyn Fn(JobId, &str) + Send + Sync>;
+type WorkerHook = Box<dyn Fn(usize) + Send + Sync>;
+
+/// A pool of worker threads, each leasing jobs from one queue and running a handler on them (competing
+/// consumers: each job goes to one worker at a time).
+///
+/// The handler's return value settles the job (see [`IntoOutcome`]): `Ok` acks, `Err` retries with
+/// backoff (the error's text goes into the job's history), and an [`Outcome`] can also dead-letter the
+/// job now or defer it without spending an attempt. A panicking handler is caught: the attempt counts as
+/// failed with the panic's message, and the worker goes on.
+///
+/// The pool scales between a minimum and a maximum number of workers: a worker that leases a job while
+/// at least [`scale_up_depth`](WorkerPoolBuilder::scale_up_depth) more are ready starts another worker,
+/// and a worker idle for [`idle_timeout`](WorkerPoolBuilder::idle_timeout) retires, down to the minimum.
+///
+/// [`shutdown`](WorkerPool::shutdown) stops gracefully. Dropping the pool without it only signals the
+/// workers to stop (it never blocks): they stop leasing, running handlers see
+/// [`Job::is_cancelled`], and each job still settles through its handler's outcome (or, if the handler
+/// hangs, its lease lapses and the job is delivered again). Jobs still queued stay in the queue. Nothing
+/// is lost either way.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use leasequeue::{Queue, WorkerPool};
+///
+/// fn send_email(to: &str) -> Result<(), String> {
+///     println!("welcome, {to}");
+///     Ok(())
+/// }
+///
+/// let queue: Queue<&str> = Queue::new();
+/// let pool = WorkerPool::builder(queue.clone()).workers(4).build(|job| send_email(&job)).unwrap();
+/// queue.push("ada@example.com").unwrap();
+/// queue.close();       // no more jobs: the workers drain the queue and exit
+/// let stats = pool.join();
+/// assert_eq!(stats.succeeded, 1);
+/// ```
+pub struct WorkerPool<T: Send + Sync + 'static> {
+    shared: Arc<Shared<T>>,
+}
+
+struct Shared<T: Send + Sync + 'static> {
+    queue: Queue<T>,
+    handler: Handler<T>,
+    cfg: Config,
+    /// Workers stop leasing.
+    stopping: AtomicBool,
+    /// Running handlers are asked to stop.
+    cancelled: AtomicBool,
+    state: Mutex<PoolState>,
+    /// Signalled when a worker thread finishes, and when a test clock advances.
+    changed: Condvar,
+    busy: AtomicUsize,
+    counters: Counters,
+}
+
+struct Config {
+    min: usize,
+    max: usize,
+    name: String,
+    job_timeout: Option<Duration>,
+    heartbeat: bool,
+    idle_timeout: Duration,
+    scale_up_depth: usize,
+    on_panic: Option<PanicHook>,
+    on_start: Option<WorkerHook>,
+    on_stop: Option<WorkerHook>,
+}
+
+#[derive(Default)]
+struct PoolState {
+    /// Workers counted for scaling (a retiring worker leaves this count before its thread ends).
+    workers: usize,
+    /// Worker threads not yet finished.
+    alive: usize,
+    next_index: usize,
+    threads: Vec<Worker>,
+}
+
+struct Worker {
+    slot: Arc<WorkerSlot>,
+    handle: JoinHandle<()>,
+}
+
+struct WorkerSlot {
+    index: usize,
+    /// The lease of the job this worker is running, for shutdown to take back.
+    running: Mutex<Option<Token>>,
+    finished: AtomicBool,
+}
+
+#[derive(Default)]
+struct Counters {
+    processed: AtomicU64,
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    panicked: AtomicU64,
+    dead_lettered: AtomicU64,
+    deferred: AtomicU64,
+    lost: AtomicU64,
+}
+
+/// Counters of a [`WorkerPool`].
+///
+/// # Examples
+///
+/// ```
+/// let queue = leasequeue::Queue::<u8>::new();
+/// let pool = leasequeue::WorkerPool::builder(queue).workers(2).build(|_job| ()).unwrap();
+/// assert_eq!(pool.stats().workers, 2);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// Workers now.
+    pub workers: usize,
+    /// Workers running a handler now.
+    pub busy: usize,
+    /// Handler runs finished (any outcome, panics included).
+    pub processed: u64,
+    /// Jobs acked.
+    pub succeeded: u64,
+    /// Retryable failures (nacks), panics included.
+    pub failed: u64,
+    /// Handler panics.
+    pub panicked: u64,
+    /// Jobs dead-lettered: rejected, or failed on their last attempt.
+    pub dead_lettered: u64,
+    /// Jobs deferred (released without spending an attempt).
+    pub deferred: u64,
+    /// Outcomes refused because the lease was no longer current (it lapsed and the job was leased
+    /// again, or shutdown took it back).
+    pub lost: u64,
+}
+
+/// What [`WorkerPool::shutdown`] did.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let queue = leasequeue::Queue::<u8>::new();
+/// let pool = leasequeue::WorkerPool::builder(queue).workers(2).build(|_job| ()).unwrap();
+/// let report = pool.shutdown(Duration::from_secs(1));
+/// assert_eq!((report.completed, report.released, report.threads_left), (0, 0, 0));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Jobs whose handlers finished during the grace period.
+    pub completed: u64,
+    /// Jobs still running when the grace period ended, whose leases were released (no attempt spent):
+    /// they are ready in the queue again.
+    pub released: usize,
+    /// Worker threads still running a handler when the grace period ended, left to finish on their own
+    /// (threads are never killed; their late outcomes are refused).
+    pub threads_left: usize,
+}
+
+/// How many workers a pool runs: a fixed number (`4`) or a range to scale in (`2..=8`).
+///
+/// # Examples
+///
+/// ```
+/// use leasequeue::WorkerRange;
+/// assert_eq!(WorkerRange::from(4), WorkerRange::from(4..=4));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkerRange {
+    min: usize,
+    max: usize,
+}
+
+impl From<usize> for WorkerRange {
+    fn from(n: usize) -> Self {
+        WorkerRange { min: n, max: n }
+    }
+}
+
+impl From<RangeInclusive<usize>> for WorkerRange {
+    fn from(range: RangeInclusive<usize>) -> Self {
+        WorkerRange { min: *range.start(), max: *range.end() }
+    }
+}
+
+impl<T: Send + Sync + 'static> WorkerPool<T> {
+    /// A builder for a pool over `queue`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::<String>::new();
+    /// let pool = leasequeue::WorkerPool::builder(queue).workers(1..=8).build(|job| {
+    ///     println!("{}", *job);
+    /// });
+    /// assert!(pool.is_ok());
+    /// ```
+    pub fn builder(queue: Queue<T>) -> WorkerPoolBuilder<T> {
+        WorkerPoolBuilder::new(queue)
+    }
+
+    /// The number of workers now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = leasequeue::WorkerPool::builder(leasequeue::Queue::<u8>::new())
+    ///     .workers(3)
+    ///     .build(|_job| ())
+    ///     .unwrap();
+    /// assert_eq!(pool.workers(), 3);
+    /// ```
+    pub fn workers(&self) -> usize {
+        self.shared.state.lock().workers
+    }
+
+    /// The pool's counters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = leasequeue::WorkerPool::builder(leasequeue::Queue::<u8>::new())
+    ///     .workers(1)
+    ///     .build(|_job| ())
+    ///     .unwrap();
+    /// assert_eq!(pool.stats().processed, 0);
+    /// ```
+    pub fn stats(&self) -> PoolStats {
+        self.shared.stats()
+    }
+
+    /// The queue the pool works on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::<u8>::new();
+    /// let pool = leasequeue::WorkerPool::builder(queue.clone()).workers(1).build(|_job| ()).unwrap();
+    /// pool.queue().push(1).unwrap();
+    /// ```
+    pub fn queue(&self) -> &Queue<T> {
+        &self.shared.queue
+    }
+
+    /// Stops gracefully: stop leasing, raise cancellation ([`Job::is_cancelled`]), wait up to `grace`
+    /// (on the queue's clock) for running jobs to finish, release the leases of jobs still running (no
+    /// attempt spent), join the threads that finished, and report. Jobs still queued stay in the queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let queue = leasequeue::Queue::<u8>::new();
+    /// let pool = leasequeue::WorkerPool::builder(queue.clone()).workers(2).build(|_job| ()).unwrap();
+    /// let report = pool.shutdown(Duration::from_secs(25)); // Sidekiq's default grace
+    /// assert_eq!(report.threads_left, 0);
+    /// ```
+    pub fn shutdown(self, grace: Duration) -> ShutdownReport {
+        let shared = &self.shared;
+        let before = shared.counters.processed.load(Ordering::Acquire);
+        shared.stop();
+        let clock = &shared.queue.inner.clock;
+        let deadline = clock.tick().saturating_add(ticks(grace));
+        let mut state = shared.state.lock();
+        while state.alive > 0 && clock.tick() < deadline {
+            clock.wait(&shared.changed, &mut state, deadline);
+        }
+        let threads = mem::take(&mut state.threads);
+        drop(state);
+
+        // Take back the jobs still running. A worker whose slot is empty runs no handler: it is on its
+        // way out (one that leased a job just now sees the stop flag and releases it unrun).
+        let mut released = 0;
+        let mut running = Vec::with_capacity(threads.len());
+        for worker in &threads {
+            let token = worker.slot.running.lock().take();
+            if let Some(token) = token {
+                if shared.queue.inner.revoke(token).is_ok() {
+                    released += 1;
+                }
+            }
+            running.push(token.is_some());
+        }
+        let completed = shared.counters.processed.load(Ordering::Acquire) - before;
+        let mut threads_left = 0;
+        for (worker, was_running) in threads.into_iter().zip(running) {
+            if was_running && !worker.slot.finished.load(Ordering::Acquire) {
+                threads_left += 1; // left to finish its handler on its own
+            } else {
+                let _ = worker.handle.join();
+            }
+        }
+        ShutdownReport { completed, released, threads_left }
+    }
+
+    /// Waits until every worker has exited on its own, which they do once the queue is closed and
+    /// drained, and returns the final counters. Blocks forever if the queue is never closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::new();
+    /// let pool = leasequeue::WorkerPool::builder(queue.clone()).workers(2).build(|_job| ()).unwrap();
+    /// for i in 0..10 {
+    ///     queue.push(i).unwrap();
+    /// }
+    /// queue.close();
+    /// assert_eq!(pool.join().succeeded, 10);
+    /// ```
+    pub fn join(self) -> PoolStats {
+        let shared = &self.shared;
+        let mut state = shared.state.lock();
+        while state.alive > 0 {
+            shared.changed.wait(&mut state);
+        }
+        let threads = mem::take(&mut state.threads);
+        drop(state);
+        join_finished(threads);
+        shared.stats()
+    }
+}
+
+/// Joins the threads that finished; returns how many had not.
+fn join_finished(threads: Vec<Worker>) -> usize {
+    let mut left = 0;
+    for worker in threads {
+        if worker.slot.finished.load(Ordering::Acquire) {
+            // The thread has left user code: joining waits at most for its last instructions.
+            let _ = worker.handle.join();
+        } else {
+            left += 1;
+        }
+    }
+    left
+}
+
+impl<T: Send + Sync + 'static> Drop for WorkerPool<T> {
+    fn drop(&mut self) {
+        self.shared.stop();
+    }
+}
+
+impl<T: Send + Sync + 'static> fmt::Debug for WorkerPool<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerPool")
+            .field("name", &self.shared.cfg.name)
+            .field("min", &self.shared.cfg.min)
+            .field("max", &self.shared.cfg.max)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + Sync + 'static> Shared<T> {
+    fn stats(&self) -> PoolStats {
+        let c = &self.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Acquire);
+        PoolStats {
+            workers: self.state.lock().workers,
+            busy: self.busy.load(Ordering::Acquire),
+            processed: load(&c.processed),
+            succeeded: load(&c.succeeded),
+            failed: load(&c.failed),
+            panicked: load(&c.panicked),
+            dead_lettered: load(&c.dead_lettered),
+            deferred: load(&c.deferred),
+            lost: load(&c.lost),
+        }
+    }
+
+    fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.cancelled.store(true, Ordering::Release);
+        self.queue.inner.interrupt();
+    }
+
+    /// Starts one worker thread. The caller holds the state lock.
+    fn spawn(self: &Arc<Self>, state: &mut PoolState) -> std::io::Result<()> {
+        let slot = Arc::new(WorkerSlot {
+            index: state.next_index,
+            running: Mutex::new(None),
+            finished: AtomicBool::new(false),
+        });
+        let shared = Arc::clone(self);
+        let worker_slot = Arc::clone(&slot);
+        let handle = thread::Builder::new()
+            .name(format!("{}-{}", self.cfg.name, state.next_index))
+            .spawn(move || shared.work(&worker_slot))?;
+        state.next_index += 1;
+        state.workers += 1;
+        state.alive += 1;
+        state.threads.push(Worker { slot, handle });
+        Ok(())
+    }
+
+    /// A worker thread's life.
+    fn work(self: &Arc<Self>, slot: &WorkerSlot) {
+        if let Some(hook) = &self.cfg.on_start {
+            hook(slot.index);
+        }
+        let inner = &self.queue.inner;
+        let visibility = self.cfg.heartbeat.then(|| self.cfg.job_timeout.map_or(NEVER, ticks));
+        let mut counted = true;
+        loop {
+            let may_retire = self.state.lock().workers > self.cfg.min;
+            let wait = if may_retire {
+                Wait::Until(inner.clock.tick().saturating_add(ticks(self.cfg.idle_timeout)))
+            } else {
+                Wait::Until(NEVER)
+            };
+            match inner.lease_with(LeaseParams { wait, visibility, stop: Some(&self.stopping) }) {
+                Ok(lease) => {
+                    *slot.running.lock() = Some(lease.token());
+                    if self.stopping.load(Ordering::Acquire) {
+                        // Shutdown began while this job was being leased: give it back unrun.
+                        let _ = lease.release();
+                        *slot.running.lock() = None;
+                        break;
+                    }
+                    self.scale_up();
+                    self.run(slot, lease);
+                }
+                Err(Fail::Timeout) => {
+                    let mut state = self.state.lock();
+                    if state.workers > self.cfg.min {
+                        state.workers -= 1;
+                        counted = false;
+                        break;
+                    }
+                }
+                Err(_) => break, // stopped, or the queue is closed and drained
+            }
+        }
+        if counted {
+            self.state.lock().workers -= 1;
+        }
+        if let Some(hook) = &self.cfg.on_stop {
+            hook(slot.index);
+        }
+        slot.finished.store(true, Ordering::Release);
+        let mut state = self.state.lock();
+        state.alive -= 1;
+        self.changed.notify_all();
+    }
+
+    fn scale_up(self: &Arc<Self>) {
+        if self.cfg.max == self.cfg.min || self.queue.inner.ready_hint() < self.cfg.scale_up_depth {
+            return;
+        }
+        let mut state = self.state.lock();
+        if state.workers < self.cfg.max && !self.stopping.load(Ordering::Acquire) {
+            // A failed spawn (out of threads) leaves the pool as it is; the next lease tries again.
+            let _ = self.spawn(&mut state);
+            let finished: Vec<Worker> = extract_finished(&mut state.threads);
+            drop(state);
+            join_finished(finished);
+        }
+    }
+
+    /// Runs the handler on one job and settles the job with its outcome.
+    fn run(&self, slot: &WorkerSlot, mut lease: Lease<T>) {
+        let id = lease.id();
+        self.busy.fetch_add(1, Ordering::AcqRel);
+        let clock = &self.queue.inner.clock;
+        let timeout_at = self.cfg.job_timeout.map_or(NEVER, |d| clock.tick().saturating_add(ticks(d)));
+        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            let job = Job { lease: &mut lease, clock, cancelled: &self.cancelled, timeout_at };
+            (self.handler)(job)
+        }));
+        let c = &self.counters;
+        let settled = match result {
+            Ok(outcome) => self.settle(lease, outcome),
+            Err(payload) => {
+                let message = panic_message(&*payload);
+                drop(payload);
+                c.panicked.fetch_add(1, Ordering::AcqRel);
+                if let Some(hook) = &self.cfg.on_panic {
+                    let _ = panic::catch_unwind(AssertUnwindSafe(|| hook(id, &message)));
+                }
+                let delay = lease.backoff_delay();
+                let nacked =
+                    lease.fail_as(FailureKind::Panicked, delay, Some(format!("panicked: {message}")));
+                c.failed.fetch_add(1, Ordering::AcqRel);
+                nacked.map(|n| {
+                    if n == NackOutcome::DeadLettered {
+                        c.dead_lettered.fetch_add(1, Ordering::AcqRel);
+                    }
+                })
+            }
+        };
+        if settled.is_err() {
+            c.lost.fetch_add(1, Ordering::AcqRel);
+        }
+        *slot.running.lock() = None;
+        self.busy.fetch_sub(1, Ordering::AcqRel);
+        c.processed.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn settle(&self, lease: Lease<T>, outcome: Outcome) -> Result<(), crate::LeaseLost> {
+        let c = &self.counters;
+        let count = |counter: &AtomicU64| {
+            counter.fetch_add(1, Ordering::AcqRel);
+        };
+        match outcome {
+            Outcome::Done => lease.ack().map(|()| count(&c.succeeded)),
+            Outcome::Retry { reason, delay } => {
+                let nacked = match delay {
+                    Some(delay) => lease.nack_after(reason, delay),
+                    None => lease.nack_with(reason),
+                };
+                nacked.map(|n| {
+                    count(&c.failed);
+                    if n == NackOutcome::DeadLettered {
+                        count(&c.dead_lettered);
+                    }
+                })
+            }
+            Outcome::Reject { reason } => lease.reject(reason).map(|()| count(&c.dead_lettered)),
+            Outcome::Defer { delay } => lease.release_after(delay).map(|()| count(&c.deferred)),
+        }
+    }
+}
+
+fn extract_finished(threads: &mut Vec<Worker>) -> Vec<Worker> {
+    let (finished, running) =
+        mem::take(threads).into_iter().partition(|w| w.slot.finished.load(Ordering::Acquire));
+    *threads = running;
+    finished
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
+    }
+}
+
+impl<T: Send + Sync + 'static> Listener for Shared<T> {
+    fn on_advance(&self) {
+        let _state = self.state.lock();
+        self.changed.notify_all();
+    }
+}
+
+/// Configures and builds a [`WorkerPool`]. Every option has a default; [`build`](WorkerPoolBuilder::build)
+/// checks them.
+///
+/// | option | default |
+/// |---|---|
+/// | [`workers`](WorkerPoolBuilder::workers) | the number of CPUs, fixed |
+/// | [`name`](WorkerPoolBuilder::name) | `"leasequeue-worker"` (threads `leasequeue-worker-0`, ...) |
+/// | [`job_timeout`](WorkerPoolBuilder::job_timeout) | none |
+/// | [`heartbeat`](WorkerPoolBuilder::heartbeat) | off: the queue's visibility timeout applies |
+/// | [`scale_up_depth`](WorkerPoolBuilder::scale_up_depth) | 1 ready job |
+/// | [`idle_timeout`](WorkerPoolBuilder::idle_timeout) | 60 s |
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use leasequeue::{Queue, WorkerPool};
+///
+/// let queue = Queue::<String>::new();
+/// let pool = WorkerPool::builder(queue)
+///     .workers(2..=16)
+///     .name("thumbnails")
+///     .job_timeout(Duration::from_secs(120))
+///     .heartbeat(true)
+///     .on_panic(|id, message| eprintln!("job {id} panicked: {message}"))
+///     .build(|job| -> Result<(), std::io::Error> {
+///         println!("thumbnail for {}", *job);
+///         Ok(())
+///     })
+///     .unwrap();
+/// # drop(pool);
+/// ```
+pub struct WorkerPoolBuilder<T: Send + Sync + 'static> {
+    queue: Queue<T>,
+    workers: WorkerRange,
+    name: String,
+    job_timeout: Option<Duration>,
+    heartbeat: bool,
+    idle_timeout: Duration,
+    scale_up_depth: usize,
+    on_panic: Option<PanicHook>,
+    on_start: Option<WorkerHook>,
+    on_stop: Option<WorkerHook>,
+}
+
+impl<T: Send + Sync + 'static> WorkerPoolBuilder<T> {
+    fn new(queue: Queue<T>) -> Self {
+        let cpus = thread::available_parallelism().map_or(1, |n| n.get());
+        WorkerPoolBuilder {
+            queue,
+            workers: WorkerRange::from(cpus),
+            name: "leasequeue-worker".to_owned(),
+            job_timeout: None,
+            heartbeat: false,
+            idle_timeout: Duration::from_secs(60),
+            scale_up_depth: 1,
+            on_panic: None,
+            on_start: None,
+            on_stop: None,
+        }
+    }
+
+    /// How many workers: a number (`4`) or a range to scale in (`2..=8`). The minimum must be at least 1.
+    /// Default: the number of CPUs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = leasequeue::WorkerPool::builder(leasequeue::Queue::<u8>::new()).workers(1..=4);
+    /// # let _ = b;
+    /// ```
+    pub fn workers(mut self, workers: impl Into<WorkerRange>) -> Self {
+        self.workers = workers.into();
+        self
+    }
+
+    /// The prefix of the worker threads' names. Default `"leasequeue-worker"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = leasequeue::WorkerPool::builder(leasequeue::Queue::<u8>::new()).name("mailer");
+    /// # let _ = b;
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// A job's own time limit, on the queue's clock: once it passes, [`Job::is_cancelled`] is true (the
+    /// handler is expected to stop; threads are never killed), and with
+    /// [`heartbeat`](WorkerPoolBuilder::heartbeat) the lease stops being kept alive. Default none. Must
+    /// not be zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let b = leasequeue::WorkerPool::builder(leasequeue::Queue::<u8>::new())
+    ///     .job_timeout(Duration::from_secs(300));
+    /// # let _ = b;
+    /// ```
+    pub fn job_timeout(mut self, timeout: Duration) -> Self {
+        self.job_timeout = Some(timeout);
+        self
+    }
+
+    /// Keeps the lease of a running job alive for as long as the handler runs, up to the job timeout:
+    /// a job that outruns the queue's visibility timeout is not redelivered while its handler works, but
+    /// a hung handler's job lapses at the job timeout and is delivered elsewhere. Without a job timeout
+    /// the lease is kept for as long as the handler runs. Default off: the queue's visibility timeout
+    /// applies and the handler extends it with [`Job::extend`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let b = leasequeue::WorkerPool::builder(leasequeue::Queue::<u8>::new())
+    ///     .job_timeout(Duration::from_secs(600))
+    ///     .heartbeat(true);
+    /// # let _ = b;
+    /// ```
+    pub fn heartbeat(mut self, on: bool) -> Self {
+        self.heartbeat = on;
+        self
+    }
+
+    /// Scaling up: a worker that leases a job while at least `depth` more are ready starts another
+    /// worker, up to the maximum. Default 1. Must not be zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = leasequeue::WorkerPool::builder(leasequeue::Queue::<u8>::new())
+    ///     .workers(1..=8)
+    ///     .scale_up_depth(100);
+    /// # let _ = b;
+    /// ```
+    pub fn scale_up_depth(mut self, depth: usize) -> Self {
+        self.scale_up_depth = depth;
+        self
+    }
+
+    /// Scaling down: a worker that finds no job for this long (on the queue's clock) retires, down to
+    /// the minimum. Default 60 s. Must not be zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let b = leasequeue::WorkerPool::builder(leasequeue::Queue::<u8>::new())
+    ///     .idle_timeout(Duration::from_secs(5));
+    /// # let _ = b;
+    /// ```
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Called with the job id and the panic message when a handler panics (after the panic is caught,
+    /// outside every lock).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = leasequeue::WorkerPool::builder(leasequeue::Queue::<u8>::new())
+    ///     .on_panic(|id, message| eprintln!("job {id}: {message}"));
+    /// # let _ = b;
+    /// ```
+    pub fn on_panic(mut self, hook: impl Fn(JobId, &str) + Send + Sync + 'static) -> Self {
+        self.on_panic = Some(Box::new(hook));
+        self
+    }
+
+    /// Called on each worker thread when it starts, with the worker's index.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = leasequeue::WorkerPool::builder(leasequeue::Queue::<u8>::new())
+    ///     .on_worker_start(|i| println!("worker {i} up"));
+    /// # let _ = b;
+    /// ```
+    pub fn on_worker_start(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Self {
+        self.on_start = Some(Box::new(hook));
+        self
+    }
+
+    /// Called on each worker thread when it stops, with the worker's index.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = leasequeue::WorkerPool::builder(leasequeue::Queue::<u8>::new())
+    ///     .on_worker_stop(|i| println!("worker {i} down"));
+    /// # let _ = b;
+    /// ```
+    pub fn on_worker_stop(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Self {
+        self.on_stop = Some(Box::new(hook));
+        self
+    }
+
+    /// Starts the minimum number of workers, running `handler` on each job.
+    ///
+    /// # Errors
+    ///
+    /// A minimum of zero workers, a maximum below the minimum, a zero job timeout, idle timeout or
+    /// scale-up depth, or a worker thread that could not be spawned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::<u32>::new();
+    /// let err = leasequeue::WorkerPool::builder(queue).workers(0).build(|_job| ()).unwrap_err();
+    /// assert_eq!(err.option(), "workers");
+    /// ```
+    pub fn build<F, R>(self, handler: F) -> Result<WorkerPool<T>, BuildError>
+    where
+        F: Fn(Job<'_, T>) -> R + Send + Sync + 'static,
+        R: IntoOutcome,
+    {
+        let invalid = |option, message| Err(BuildError::new("worker pool", option, message));
+        let WorkerRange { min, max } = self.workers;
+        if min == 0 {
+            return invalid("workers", "must be at least 1");
+        }
+        if max < min {
+            return invalid("workers", "must not have a maximum below its minimum");
+        }
+        if self.job_timeout == Some(Duration::ZERO) {
+            return invalid("job_timeout", "must not be zero");
+        }
+        if self.idle_timeout.is_zero() {
+            return invalid("idle_timeout", "must not be zero");
+        }
+        if self.scale_up_depth == 0 {
+            return invalid("scale_up_depth", "must be at least 1");
+        }
+        let shared = Arc::new(Shared {
+            queue: self.queue,
+            handler: Box::new(move |job| handler(job).into_outcome()),
+            cfg: Config {
+                min,
+                max,
+                name: self.name,
+                job_timeout: self.job_timeout,
+                heartbeat: self.heartbeat,
+                idle_timeout: self.idle_timeout,
+                scale_up_depth: self.scale_up_depth,
+                on_panic: self.on_panic,
+                on_start: self.on_start,
+                on_stop: self.on_stop,
+            },
+            stopping: AtomicBool::new(false),
+            cancelled: AtomicBool::new(false),
+            state: Mutex::new(PoolState::default()),
+            changed: Condvar::new(),
+            busy: AtomicUsize::new(0),
+            counters: Counters::default(),
+        });
+        let listener: Arc<dyn Listener> = shared.clone();
+        shared.queue.inner.clock.register(Arc::downgrade(&listener) as Weak<dyn Listener>);
+        let pool = WorkerPool { shared };
+        {
+            let mut state = pool.shared.state.lock();
+            for _ in 0..min {
+                if pool.shared.spawn(&mut state).is_err() {
+                    drop(state);
+                    return invalid("workers", "could not all be spawned as threads");
+                }
+            }
+        }
+        Ok(pool)
+    }
+}
+
+impl<T: Send + Sync + 'static> fmt::Debug for WorkerPoolBuilder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerPoolBuilder")
+            .field("workers", &self.workers)
+            .field("name", &self.name)
+            .field("job_timeout", &self.job_timeout)
+            .field("heartbeat", &self.heartbeat)
+            .field("scale_up_depth", &self.scale_up_depth)
+            .field("idle_timeout", &self.idle_timeout)
+            .finish_non_exhaustive()
+    }
+}
