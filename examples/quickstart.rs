@@ -1,6 +1,6 @@
-//! "Send welcome email" jobs, consumed by three worker threads on the system clock. Some sends fail
-//! transiently and are retried with backoff; one address is malformed, so its job is rejected as poison
-//! and lands in the dead-letter queue. Runs in about a second.
+//! "Send welcome email" jobs, handled by a pool of three worker threads on the system clock. Some sends
+//! fail transiently and are retried with backoff; one address is malformed, so its job is rejected as
+//! poison and lands in the dead-letter queue. Runs in about a second.
 //!
 //! ```sh
 //! cargo run --example quickstart
@@ -9,12 +9,17 @@
 use std::thread;
 use std::time::Duration;
 
-use leasequeue::{Backoff, DeadLetter, NackOutcome, Queue};
+use leasequeue::{Backoff, DeadLetter, Job, Outcome, Queue, WorkerPool};
 
 #[derive(Debug)]
 struct WelcomeEmail {
     user: u32,
     address: String,
+}
+
+enum SendError {
+    Transient(String),
+    Permanent(String),
 }
 
 /// Pretends to talk to an SMTP server: every third user's first attempt hits a transient error, and an
@@ -32,9 +37,23 @@ fn send(email: &WelcomeEmail, attempt: u32) -> Result<(), SendError> {
     Ok(())
 }
 
-enum SendError {
-    Transient(String),
-    Permanent(String),
+/// The handler: its `Outcome` tells the pool what to do with the job.
+fn handle(job: Job<'_, WelcomeEmail>) -> Outcome {
+    let worker = thread::current().name().unwrap_or("?").to_owned();
+    match send(&job, job.attempt()) {
+        Ok(()) => {
+            println!("{worker}: sent to {} (attempt {})", job.address, job.attempt());
+            Outcome::Done
+        }
+        Err(SendError::Transient(why)) => {
+            println!("{worker}: user {} failed ({why}), will retry", job.user);
+            Outcome::retry(why)
+        }
+        Err(SendError::Permanent(why)) => {
+            println!("{worker}: user {} is poison: {why}", job.user);
+            Outcome::reject(why)
+        }
+    }
 }
 
 fn main() {
@@ -46,40 +65,7 @@ fn main() {
         .dead_letter(dead_letters.clone())
         .build()
         .expect("valid configuration");
-
-    let workers: Vec<_> = (1..=3)
-        .map(|worker| {
-            let queue = queue.clone();
-            thread::spawn(move || {
-                // `lease` blocks until a job is ready, and fails once the queue is closed and drained.
-                while let Ok(lease) = queue.lease() {
-                    match send(&lease, lease.attempt()) {
-                        Ok(()) => {
-                            println!(
-                                "worker {worker}: sent to {} (attempt {})",
-                                lease.address,
-                                lease.attempt()
-                            );
-                            lease.ack().expect("our lease is current");
-                        }
-                        Err(SendError::Transient(why)) => {
-                            let user = lease.user;
-                            if let Ok(NackOutcome::Retrying { at }) = lease.nack_with(why.clone()) {
-                                let wait = at.saturating_duration_since(queue.clock().now());
-                                println!(
-                                    "worker {worker}: user {user} failed ({why}), retrying in {wait:.0?}"
-                                );
-                            }
-                        }
-                        Err(SendError::Permanent(why)) => {
-                            println!("worker {worker}: user {} is poison: {why}", lease.user);
-                            lease.reject(why).expect("our lease is current");
-                        }
-                    }
-                }
-            })
-        })
-        .collect();
+    let pool = WorkerPool::builder(queue.clone()).workers(3).name("mailer").build(handle).expect("pool");
 
     for user in 1..=12 {
         let address =
@@ -88,11 +74,9 @@ fn main() {
     }
     println!("pushed 12 welcome emails; the producer is free to go on");
 
-    // Stop taking new jobs; workers drain everything, retries included, then `lease` fails and they exit.
+    // No more jobs: the workers drain everything, retries included, then exit.
     queue.close();
-    for worker in workers {
-        worker.join().expect("worker thread");
-    }
+    let pool_stats = pool.join();
 
     while let Ok(dead) = dead_letters.try_lease() {
         let history = dead.history().iter().map(|f| f.message.as_deref().unwrap_or("-")).collect::<Vec<_>>();
@@ -101,12 +85,16 @@ fn main() {
     }
     let stats = queue.stats();
     println!(
-        "stats: pushed {}, acked {}, nacked {}, dead-lettered {}, left {}",
+        "queue: pushed {}, acked {}, nacked {}, dead-lettered {}, left {}",
         stats.pushed,
         stats.acked,
         stats.nacked,
         stats.dead_lettered,
         stats.len()
+    );
+    println!(
+        "pool: {} handler runs, {} succeeded, {} retried, {} dead-lettered",
+        pool_stats.processed, pool_stats.succeeded, pool_stats.failed, pool_stats.dead_lettered
     );
     assert_eq!((stats.acked, stats.dead_lettered, stats.len()), (11, 1, 0));
 }

@@ -425,7 +425,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
         let visibility = self.cfg.heartbeat.then(|| self.cfg.job_timeout.map_or(NEVER, ticks));
         let mut counted = true;
         loop {
-            let may_retire = self.state.lock().workers > self.cfg.min;
+            let may_retire = self.cfg.max > self.cfg.min && self.state.lock().workers > self.cfg.min;
             let wait = if may_retire {
                 Wait::Until(inner.clock.tick().saturating_add(ticks(self.cfg.idle_timeout)))
             } else {

@@ -1,0 +1,173 @@
+//! A chaos soak that checks nothing is lost. Producers push N uniquely numbered jobs while a worker pool
+//! handles them with random transient failures, random panics and random stalls past the visibility
+//! timeout; in the middle the pool is shut down and a new one started. At the end every job is
+//! classified as in the Jepsen RabbitMQ checker:
+//!
+//! - lost: pushed, but neither acked nor dead-lettered;
+//! - unexpected: handled, but never pushed;
+//! - duplicated: handled successfully more than once (allowed only through a lapsed or revoked lease,
+//!   and counted);
+//! - dead-lettered.
+//!
+//! It prints the table and exits non-zero if anything was lost or unexpected.
+//!
+//! ```sh
+//! cargo run --release --example soak -- 1000000      # jobs (default 100000)
+//! ```
+#![allow(clippy::disallowed_methods)] // stalls are real sleeps on the system clock
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use leasequeue::{Backoff, DeadLetter, Jitter, Job, Outcome, Queue, WorkerPool};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+const PRODUCERS: u64 = 2;
+const WORKERS: usize = 8;
+const VISIBILITY: Duration = Duration::from_millis(100);
+const STALL: Duration = Duration::from_millis(150); // longer than the visibility timeout
+
+struct Chaos {
+    /// Successful handler runs per job number.
+    successes: Vec<AtomicU32>,
+    unexpected: AtomicU32,
+    /// Silences the default panic message of the deliberate panics.
+    quiet: AtomicBool,
+}
+
+fn handle(chaos: &Chaos, job: Job<'_, u64>, n: u64) -> Outcome {
+    let number = *job;
+    let Some(successes) = chaos.successes.get(number as usize) else {
+        chaos.unexpected.fetch_add(1, Ordering::Relaxed);
+        return Outcome::Done;
+    };
+    // One generator per delivery: the chaos is reproducible from the job number and attempt.
+    let mut rng =
+        SmallRng::seed_from_u64(number.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(job.attempt()) ^ n);
+    let roll: f64 = rng.random();
+    if roll < 0.05 {
+        return Outcome::retry("transient failure");
+    }
+    if roll < 0.06 {
+        panic!("chaos panic on job {number}");
+    }
+    if roll < 0.0605 {
+        thread::sleep(STALL); // the lease lapses; the job is delivered again meanwhile
+    }
+    successes.fetch_add(1, Ordering::Relaxed);
+    Outcome::Done
+}
+
+fn main() -> ExitCode {
+    let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let begin = Instant::now();
+    let (dead_tx, dead_rx) = crossbeam_channel::unbounded::<DeadLetter<u64>>();
+    let queue: Queue<u64> = Queue::builder()
+        .visibility_timeout(VISIBILITY)
+        .max_attempts(5)
+        .backoff(
+            Backoff::exponential(Duration::from_millis(1), 2.0)
+                .max(Duration::from_millis(20))
+                .jitter(Jitter::Full),
+        )
+        .capacity(50_000)
+        .dead_letter(dead_tx)
+        .build()
+        .expect("valid queue");
+    let chaos = Arc::new(Chaos {
+        successes: (0..n).map(|_| AtomicU32::new(0)).collect(),
+        unexpected: AtomicU32::new(0),
+        quiet: AtomicBool::new(true),
+    });
+    let quiet = Arc::clone(&chaos);
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !quiet.quiet.load(Ordering::Relaxed) {
+            default_hook(info);
+        }
+    }));
+
+    let start_pool = |chaos: &Arc<Chaos>| {
+        let chaos = Arc::clone(chaos);
+        WorkerPool::builder(queue.clone())
+            .workers(WORKERS)
+            .name("soak")
+            .build(move |job| handle(&chaos, job, n))
+    };
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|p| {
+            let queue = queue.clone();
+            thread::spawn(move || {
+                for number in (p..n).step_by(PRODUCERS as usize) {
+                    queue.push(number).expect("the queue is open");
+                }
+            })
+        })
+        .collect();
+
+    let pool = start_pool(&chaos).expect("valid pool");
+    while pool.stats().processed < n / 2 {
+        thread::sleep(Duration::from_millis(5));
+    }
+    let first = pool.stats();
+    let report = pool.shutdown(Duration::from_millis(20));
+    println!(
+        "mid-run shutdown: {} completed in the grace period, {} leases released, {} threads left behind",
+        report.completed, report.released, report.threads_left
+    );
+    let pool = start_pool(&chaos).expect("valid pool");
+
+    for producer in producers {
+        producer.join().expect("producer");
+    }
+    queue.close();
+    let stats = pool.join();
+    thread::sleep(STALL * 2); // let the threads the first pool left behind finish their stalls
+    chaos.quiet.store(false, Ordering::Relaxed);
+
+    let dead: Vec<u64> = dead_rx.try_iter().map(|d| *d.job()).collect();
+    let mut is_dead = vec![false; n as usize];
+    for &number in &dead {
+        is_dead[number as usize] = true;
+    }
+    let successes: Vec<u32> = chaos.successes.iter().map(|s| s.load(Ordering::Relaxed)).collect();
+    let lost = (0..n as usize).filter(|&i| successes[i] == 0 && !is_dead[i]).count();
+    let duplicated = successes.iter().filter(|&&s| s > 1).count();
+    let unexpected = chaos.unexpected.load(Ordering::Relaxed);
+    let q = queue.stats();
+
+    println!();
+    println!("| class | jobs |");
+    println!("|---|---|");
+    println!("| pushed | {} |", q.pushed);
+    println!("| acked | {} |", q.acked);
+    println!("| dead-lettered | {} |", dead.len());
+    println!("| lost | {lost} |");
+    println!("| unexpected | {unexpected} |");
+    println!("| duplicated (through lapses or revocations) | {duplicated} |");
+    println!();
+    println!(
+        "lapses {}, nacks {}, panics {}, released {}; {:.1?} for {n} jobs",
+        q.expired,
+        q.nacked,
+        first.panicked + stats.panicked,
+        q.released,
+        begin.elapsed()
+    );
+    let consistent = q.pushed == n && q.acked + q.dead_lettered == n && q.is_empty();
+    // A job runs twice only when a lease lapsed or shutdown took it back.
+    let explained = duplicated as u64 <= q.expired + q.released;
+    if lost != 0 || unexpected != 0 || !consistent || !explained {
+        eprintln!(
+            "FAILED: lost {lost}, unexpected {unexpected}, queue consistent: {consistent}, \
+             duplicates explained by lapses and revocations: {explained}"
+        );
+        return ExitCode::FAILURE;
+    }
+    println!("nothing lost, nothing unexpected");
+    ExitCode::SUCCESS
+}
