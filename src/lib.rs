@@ -65,6 +65,34 @@
 //! dead-letter queue), called outside every lock. Without a sink, or when the sink hands one back, dead
 //! letters are kept in the queue's built-in store ([`Queue::dead_letters`], [`Queue::drain_dead_letters`]).
 //!
+//! # Worker pools
+//!
+//! Most users hand a handler to a [`WorkerPool`] instead of writing the lease loop: N threads lease from
+//! one queue (competing consumers) and run the handler, whose return value settles the job: `Ok` acks,
+//! `Err` retries with backoff (the error's text goes into the history), and an [`Outcome`] can also
+//! dead-letter the job now or defer it without spending an attempt. A panicking handler is caught and
+//! counted as a failure with the panic's message; the worker goes on. The handler's [`Job`] carries the
+//! attempt, the id, a heartbeat ([`Job::extend`]) and a cooperative cancellation flag raised at shutdown or
+//! when the job's own timeout passes.
+//!
+//! ```
+//! use std::time::Duration;
+//! use leasequeue::{Queue, WorkerPool};
+//!
+//! let queue: Queue<String> = Queue::new();
+//! let pool = WorkerPool::builder(queue.clone())
+//!     .workers(2..=8) // scales with the backlog
+//!     .build(|job| -> Result<(), String> {
+//!         println!("thumbnail for {}", *job);
+//!         Ok(())
+//!     })
+//!     .unwrap();
+//! queue.push("cat.png".to_string()).unwrap();
+//! // ...
+//! let report = pool.shutdown(Duration::from_secs(25)); // stop, wait, release what still runs
+//! assert_eq!(report.threads_left, 0);
+//! ```
+//!
 //! # Deterministic testing
 //!
 //! Build the queue on a [`TestClock`]. Time stands still until the test calls [`TestClock::advance`],
