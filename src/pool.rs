@@ -77,9 +77,9 @@ struct Shared<T: Send + Sync + 'static> {
     counters: Counters,
 }
 
+/// The pool's configuration: what the builder collects, checked by `build`.
 struct Config {
-    min: usize,
-    max: usize,
+    workers: WorkerRange,
     name: String,
     job_timeout: Option<Duration>,
     heartbeat: bool,
@@ -367,8 +367,7 @@ impl<T: Send + Sync + 'static> fmt::Debug for WorkerPool<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WorkerPool")
             .field("name", &self.shared.cfg.name)
-            .field("min", &self.shared.cfg.min)
-            .field("max", &self.shared.cfg.max)
+            .field("workers", &self.shared.cfg.workers)
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
@@ -425,7 +424,8 @@ impl<T: Send + Sync + 'static> Shared<T> {
         let visibility = self.cfg.heartbeat.then(|| self.cfg.job_timeout.map_or(NEVER, ticks));
         let mut counted = true;
         loop {
-            let may_retire = self.cfg.max > self.cfg.min && self.state.lock().workers > self.cfg.min;
+            let may_retire = self.cfg.workers.max > self.cfg.workers.min
+                && self.state.lock().workers > self.cfg.workers.min;
             let wait = if may_retire {
                 Wait::Until(inner.clock.tick().saturating_add(ticks(self.cfg.idle_timeout)))
             } else {
@@ -445,7 +445,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
                 }
                 Err(Fail::Timeout) => {
                     let mut state = self.state.lock();
-                    if state.workers > self.cfg.min {
+                    if state.workers > self.cfg.workers.min {
                         state.workers -= 1;
                         counted = false;
                         break;
@@ -467,11 +467,13 @@ impl<T: Send + Sync + 'static> Shared<T> {
     }
 
     fn scale_up(self: &Arc<Self>) {
-        if self.cfg.max == self.cfg.min || self.queue.inner.ready_hint() < self.cfg.scale_up_depth {
+        if self.cfg.workers.max == self.cfg.workers.min
+            || self.queue.inner.ready_hint() < self.cfg.scale_up_depth
+        {
             return;
         }
         let mut state = self.state.lock();
-        if state.workers < self.cfg.max && !self.stopping.load(Ordering::Acquire) {
+        if state.workers < self.cfg.workers.max && !self.stopping.load(Ordering::Acquire) {
             // A failed spawn (out of threads) leaves the pool as it is; the next lease tries again.
             let _ = self.spawn(&mut state);
             let finished: Vec<Worker> = extract_finished(&mut state.threads);
@@ -602,15 +604,7 @@ impl<T: Send + Sync + 'static> Listener for Shared<T> {
 /// ```
 pub struct WorkerPoolBuilder<T: Send + Sync + 'static> {
     queue: Queue<T>,
-    workers: WorkerRange,
-    name: String,
-    job_timeout: Option<Duration>,
-    heartbeat: bool,
-    idle_timeout: Duration,
-    scale_up_depth: usize,
-    on_panic: Option<PanicHook>,
-    on_start: Option<WorkerHook>,
-    on_stop: Option<WorkerHook>,
+    cfg: Config,
 }
 
 impl<T: Send + Sync + 'static> WorkerPoolBuilder<T> {
@@ -618,15 +612,17 @@ impl<T: Send + Sync + 'static> WorkerPoolBuilder<T> {
         let cpus = thread::available_parallelism().map_or(1, |n| n.get());
         WorkerPoolBuilder {
             queue,
-            workers: WorkerRange::from(cpus),
-            name: "leasequeue-worker".to_owned(),
-            job_timeout: None,
-            heartbeat: false,
-            idle_timeout: Duration::from_secs(60),
-            scale_up_depth: 1,
-            on_panic: None,
-            on_start: None,
-            on_stop: None,
+            cfg: Config {
+                workers: WorkerRange::from(cpus),
+                name: "leasequeue-worker".to_owned(),
+                job_timeout: None,
+                heartbeat: false,
+                idle_timeout: Duration::from_secs(60),
+                scale_up_depth: 1,
+                on_panic: None,
+                on_start: None,
+                on_stop: None,
+            },
         }
     }
 
@@ -640,7 +636,7 @@ impl<T: Send + Sync + 'static> WorkerPoolBuilder<T> {
     /// # let _ = b;
     /// ```
     pub fn workers(mut self, workers: impl Into<WorkerRange>) -> Self {
-        self.workers = workers.into();
+        self.cfg.workers = workers.into();
         self
     }
 
@@ -653,7 +649,7 @@ impl<T: Send + Sync + 'static> WorkerPoolBuilder<T> {
     /// # let _ = b;
     /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
+        self.cfg.name = name.into();
         self
     }
 
@@ -671,7 +667,7 @@ impl<T: Send + Sync + 'static> WorkerPoolBuilder<T> {
     /// # let _ = b;
     /// ```
     pub fn job_timeout(mut self, timeout: Duration) -> Self {
-        self.job_timeout = Some(timeout);
+        self.cfg.job_timeout = Some(timeout);
         self
     }
 
@@ -691,7 +687,7 @@ impl<T: Send + Sync + 'static> WorkerPoolBuilder<T> {
     /// # let _ = b;
     /// ```
     pub fn heartbeat(mut self, on: bool) -> Self {
-        self.heartbeat = on;
+        self.cfg.heartbeat = on;
         self
     }
 
@@ -707,7 +703,7 @@ impl<T: Send + Sync + 'static> WorkerPoolBuilder<T> {
     /// # let _ = b;
     /// ```
     pub fn scale_up_depth(mut self, depth: usize) -> Self {
-        self.scale_up_depth = depth;
+        self.cfg.scale_up_depth = depth;
         self
     }
 
@@ -723,7 +719,7 @@ impl<T: Send + Sync + 'static> WorkerPoolBuilder<T> {
     /// # let _ = b;
     /// ```
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
-        self.idle_timeout = timeout;
+        self.cfg.idle_timeout = timeout;
         self
     }
 
@@ -738,7 +734,7 @@ impl<T: Send + Sync + 'static> WorkerPoolBuilder<T> {
     /// # let _ = b;
     /// ```
     pub fn on_panic(mut self, hook: impl Fn(JobId, &str) + Send + Sync + 'static) -> Self {
-        self.on_panic = Some(Box::new(hook));
+        self.cfg.on_panic = Some(Box::new(hook));
         self
     }
 
@@ -752,7 +748,7 @@ impl<T: Send + Sync + 'static> WorkerPoolBuilder<T> {
     /// # let _ = b;
     /// ```
     pub fn on_worker_start(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Self {
-        self.on_start = Some(Box::new(hook));
+        self.cfg.on_start = Some(Box::new(hook));
         self
     }
 
@@ -766,7 +762,7 @@ impl<T: Send + Sync + 'static> WorkerPoolBuilder<T> {
     /// # let _ = b;
     /// ```
     pub fn on_worker_stop(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Self {
-        self.on_stop = Some(Box::new(hook));
+        self.cfg.on_stop = Some(Box::new(hook));
         self
     }
 
@@ -790,37 +786,27 @@ impl<T: Send + Sync + 'static> WorkerPoolBuilder<T> {
         R: IntoOutcome,
     {
         let invalid = |option, message| Err(BuildError::new("worker pool", option, message));
-        let WorkerRange { min, max } = self.workers;
+        let cfg = self.cfg;
+        let WorkerRange { min, max } = cfg.workers;
         if min == 0 {
             return invalid("workers", "must be at least 1");
         }
         if max < min {
             return invalid("workers", "must not have a maximum below its minimum");
         }
-        if self.job_timeout == Some(Duration::ZERO) {
+        if cfg.job_timeout == Some(Duration::ZERO) {
             return invalid("job_timeout", "must not be zero");
         }
-        if self.idle_timeout.is_zero() {
+        if cfg.idle_timeout.is_zero() {
             return invalid("idle_timeout", "must not be zero");
         }
-        if self.scale_up_depth == 0 {
+        if cfg.scale_up_depth == 0 {
             return invalid("scale_up_depth", "must be at least 1");
         }
         let shared = Arc::new(Shared {
             queue: self.queue,
             handler: Box::new(move |job| handler(job).into_outcome()),
-            cfg: Config {
-                min,
-                max,
-                name: self.name,
-                job_timeout: self.job_timeout,
-                heartbeat: self.heartbeat,
-                idle_timeout: self.idle_timeout,
-                scale_up_depth: self.scale_up_depth,
-                on_panic: self.on_panic,
-                on_start: self.on_start,
-                on_stop: self.on_stop,
-            },
+            cfg,
             stopping: AtomicBool::new(false),
             cancelled: AtomicBool::new(false),
             state: Mutex::new(PoolState::default()),
@@ -846,13 +832,14 @@ impl<T: Send + Sync + 'static> WorkerPoolBuilder<T> {
 
 impl<T: Send + Sync + 'static> fmt::Debug for WorkerPoolBuilder<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cfg = &self.cfg;
         f.debug_struct("WorkerPoolBuilder")
-            .field("workers", &self.workers)
-            .field("name", &self.name)
-            .field("job_timeout", &self.job_timeout)
-            .field("heartbeat", &self.heartbeat)
-            .field("scale_up_depth", &self.scale_up_depth)
-            .field("idle_timeout", &self.idle_timeout)
+            .field("workers", &cfg.workers)
+            .field("name", &cfg.name)
+            .field("job_timeout", &cfg.job_timeout)
+            .field("heartbeat", &cfg.heartbeat)
+            .field("scale_up_depth", &cfg.scale_up_depth)
+            .field("idle_timeout", &cfg.idle_timeout)
             .finish_non_exhaustive()
     }
 }
