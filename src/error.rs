@@ -16,7 +16,10 @@ macro_rules! debug_without_payload {
     };
 }
 
-/// The error of [`Queue::push`](crate::Queue::push): the queue is closed. The job comes back inside.
+/// The error of [`Queue::push`](crate::Queue::push). The job comes back inside.
+///
+/// A blocking push fails only when the queue is closed, or, under
+/// [`Overflow::RejectNew`](crate::Overflow::RejectNew), when a bounded queue is full.
 ///
 /// # Examples
 ///
@@ -24,12 +27,20 @@ macro_rules! debug_without_payload {
 /// let queue = leasequeue::Queue::new();
 /// queue.close();
 /// let err = queue.push("welcome email").unwrap_err();
+/// assert!(err.is_closed());
 /// assert_eq!(err.to_string(), "queue is closed");
 /// assert_eq!(err.into_inner(), "welcome email");
 /// ```
 #[derive(Error, PartialEq, Eq, Clone, Copy)]
-#[error("queue is closed")]
-pub struct PushError<T>(pub T);
+pub enum PushError<T> {
+    /// A bounded queue is full and its overflow policy rejects new jobs.
+    #[error("queue is full")]
+    Full(T),
+    /// The queue is closed.
+    #[error("queue is closed")]
+    Closed(T),
+}
+debug_without_payload!(PushError { Full, Closed });
 
 impl<T> PushError<T> {
     /// The job that was not pushed.
@@ -37,16 +48,34 @@ impl<T> PushError<T> {
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(leasequeue::PushError(5).into_inner(), 5);
+    /// assert_eq!(leasequeue::PushError::Closed(5).into_inner(), 5);
     /// ```
     pub fn into_inner(self) -> T {
-        self.0
+        match self {
+            PushError::Full(job) | PushError::Closed(job) => job,
+        }
     }
-}
 
-impl<T> fmt::Debug for PushError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PushError(..)")
+    /// Whether the queue was full.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(leasequeue::PushError::Full(()).is_full());
+    /// ```
+    pub fn is_full(&self) -> bool {
+        matches!(self, PushError::Full(_))
+    }
+
+    /// Whether the queue was closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(leasequeue::PushError::Closed(()).is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        matches!(self, PushError::Closed(_))
     }
 }
 
@@ -126,11 +155,14 @@ pub enum PushTimeoutError<T> {
     /// The queue stayed full until the timeout.
     #[error("timed out waiting for room in the queue")]
     Timeout(T),
+    /// The queue is full and its overflow policy rejects new jobs.
+    #[error("queue is full")]
+    Full(T),
     /// The queue is closed.
     #[error("queue is closed")]
     Closed(T),
 }
-debug_without_payload!(PushTimeoutError { Timeout, Closed });
+debug_without_payload!(PushTimeoutError { Timeout, Full, Closed });
 
 impl<T> PushTimeoutError<T> {
     /// The job that was not pushed.
@@ -142,7 +174,9 @@ impl<T> PushTimeoutError<T> {
     /// ```
     pub fn into_inner(self) -> T {
         match self {
-            PushTimeoutError::Timeout(job) | PushTimeoutError::Closed(job) => job,
+            PushTimeoutError::Timeout(job) | PushTimeoutError::Full(job) | PushTimeoutError::Closed(job) => {
+                job
+            }
         }
     }
 
@@ -166,18 +200,6 @@ impl<T> PushTimeoutError<T> {
     /// ```
     pub fn is_closed(&self) -> bool {
         matches!(self, PushTimeoutError::Closed(_))
-    }
-}
-
-impl<T> From<PushError<T>> for TryPushError<T> {
-    fn from(err: PushError<T>) -> Self {
-        TryPushError::Closed(err.0)
-    }
-}
-
-impl<T> From<PushError<T>> for PushTimeoutError<T> {
-    fn from(err: PushError<T>) -> Self {
-        PushTimeoutError::Closed(err.0)
     }
 }
 

@@ -139,6 +139,7 @@ mod clock;
 mod dead_letter;
 mod error;
 mod handler;
+mod index;
 mod job;
 mod lease;
 mod pool;
@@ -154,10 +155,10 @@ pub use error::{
     TryPushError,
 };
 pub use handler::{IntoOutcome, Job, Outcome};
-pub use job::{JobId, PushOptions};
+pub use job::{JobId, PushOptions, Pushed};
 pub use lease::{Lease, NackOutcome};
 pub use pool::{PoolStats, ShutdownReport, WorkerPool, WorkerPoolBuilder, WorkerRange};
-pub use queue::{Queue, QueueBuilder};
+pub use queue::{Overflow, Queue, QueueBuilder};
 pub use stats::Stats;
 
 /// The README's examples, compiled and run as doc tests.

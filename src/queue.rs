@@ -15,7 +15,7 @@ use crate::lease::Lease;
 use crate::state::{Config, Exit, Grant, Nacked, State, Token};
 use crate::{
     Backoff, BuildError, Clock, DeadLetter, DeadLetterSink, Failure, FailureKind, JobId, LeaseError,
-    LeaseLost, LeaseTimeoutError, PushError, PushOptions, PushTimeoutError, Stats, TryLeaseError,
+    LeaseLost, LeaseTimeoutError, PushError, PushOptions, PushTimeoutError, Pushed, Stats, TryLeaseError,
     TryPushError,
 };
 
@@ -57,6 +57,9 @@ pub(crate) struct Inner<T> {
     backoff: Backoff,
     sink: Option<Box<dyn DeadLetterSink<T>>>,
     capacity: Option<usize>,
+    overflow: Overflow,
+    /// The queue-wide time to live.
+    ttl: Option<Duration>,
     /// The number of ready jobs as of the last operation: read without the lock by consumers that spin
     /// a little before they block.
     ready_hint: AtomicUsize,
@@ -144,11 +147,12 @@ impl<T: Send + Sync + 'static> Queue<T> {
 
     // ----- push -----
 
-    /// Pushes a job, ready at once, and returns its id. Blocks while a bounded queue is full.
+    /// Pushes a job, ready at once, and returns its id. Blocks while a bounded queue is full (under the
+    /// default [`Overflow::Block`]).
     ///
     /// # Errors
     ///
-    /// The queue is closed; the job comes back inside the error.
+    /// The queue is closed, or full under [`Overflow::RejectNew`]; the job comes back inside the error.
     ///
     /// # Examples
     ///
@@ -158,14 +162,17 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(queue.try_lease().unwrap().id(), id);
     /// ```
     pub fn push(&self, job: T) -> Result<JobId, PushError<T>> {
-        self.push_with(job, PushOptions::new())
+        self.push_with(job, PushOptions::new()).map(Pushed::id)
     }
 
-    /// Pushes a job with options (a delay or a ready time). Blocks while a bounded queue is full.
+    /// Pushes a job with options: a delay or a ready time, a priority, a group, a dedup key, a time to
+    /// live (see [`PushOptions`]). Blocks while a bounded queue is full (under the default
+    /// [`Overflow::Block`]). Returns [`Pushed::Duplicate`] when the dedup key is already reserved: the job
+    /// is then dropped, not enqueued.
     ///
     /// # Errors
     ///
-    /// The queue is closed; the job comes back inside the error.
+    /// The queue is closed, or full under [`Overflow::RejectNew`]; the job comes back inside the error.
     ///
     /// # Examples
     ///
@@ -175,8 +182,11 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// queue.push_with(1, leasequeue::PushOptions::new().delay(Duration::from_secs(10))).unwrap();
     /// assert!(queue.try_lease().is_err());
     /// ```
-    pub fn push_with(&self, job: T, options: PushOptions) -> Result<JobId, PushError<T>> {
-        self.inner.push(job, &options, Wait::Until(NEVER)).map_err(|(job, _)| PushError(job))
+    pub fn push_with(&self, job: T, options: PushOptions) -> Result<Pushed, PushError<T>> {
+        self.inner.push(job, &options, Wait::Until(NEVER)).map_err(|(job, fail)| match fail {
+            Fail::Full => PushError::Full(job),
+            _ => PushError::Closed(job),
+        })
     }
 
     /// Pushes a job if there is room now; never blocks.
@@ -193,10 +203,11 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert!(queue.try_push("b").unwrap_err().is_full());
     /// ```
     pub fn try_push(&self, job: T) -> Result<JobId, TryPushError<T>> {
-        self.try_push_with(job, PushOptions::new())
+        self.try_push_with(job, PushOptions::new()).map(Pushed::id)
     }
 
-    /// Pushes a job with options if there is room now; never blocks.
+    /// Pushes a job with options (see [`push_with`](Queue::push_with)) if there is room now; never
+    /// blocks.
     ///
     /// # Errors
     ///
@@ -210,7 +221,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// let opts = leasequeue::PushOptions::new().delay(Duration::from_secs(1));
     /// queue.try_push_with("later", opts).unwrap();
     /// ```
-    pub fn try_push_with(&self, job: T, options: PushOptions) -> Result<JobId, TryPushError<T>> {
+    pub fn try_push_with(&self, job: T, options: PushOptions) -> Result<Pushed, TryPushError<T>> {
         self.inner.push(job, &options, Wait::No).map_err(|(job, fail)| match fail {
             Fail::Closed => TryPushError::Closed(job),
             _ => TryPushError::Full(job),
@@ -256,10 +267,12 @@ impl<T: Send + Sync + 'static> Queue<T> {
     }
 
     fn push_until(&self, job: T, until: Tick) -> Result<JobId, PushTimeoutError<T>> {
-        self.inner.push(job, &PushOptions::new(), Wait::Until(until)).map_err(|(job, fail)| match fail {
-            Fail::Closed => PushTimeoutError::Closed(job),
-            _ => PushTimeoutError::Timeout(job),
-        })
+        match self.inner.push(job, &PushOptions::new(), Wait::Until(until)) {
+            Ok(pushed) => Ok(pushed.id()),
+            Err((job, Fail::Closed)) => Err(PushTimeoutError::Closed(job)),
+            Err((job, Fail::Full)) => Err(PushTimeoutError::Full(job)),
+            Err((job, _)) => Err(PushTimeoutError::Timeout(job)),
+        }
     }
 
     // ----- lease -----
@@ -437,13 +450,14 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// ```
     pub fn stats(&self) -> Stats {
         self.inner.observe(|core| {
-            let (ready, delayed, leased) = core.st.counts();
+            let counts = core.st.counts();
             let now = core.st.now();
             let c = core.st.counters;
             Stats {
-                ready,
-                delayed,
-                leased,
+                ready: counts.ready,
+                delayed: counts.delayed + counts.waiting,
+                waiting: counts.waiting,
+                leased: counts.leased,
                 dead: core.dead.len(),
                 pushed: c.pushed,
                 acked: c.acked,
@@ -452,6 +466,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
                 rejected: c.rejected,
                 expired: c.expired,
                 dead_lettered: c.dead_lettered,
+                deduplicated: c.deduplicated,
                 oldest_ready_age: core.st.oldest_ready_since().map(|t| Duration::from_nanos(now - t)),
                 consumers_waiting: core.st.waiting_consumers,
                 producers_waiting: core.st.waiting_producers,
@@ -518,11 +533,11 @@ impl<T> Clone for Queue<T> {
 impl<T> fmt::Debug for Queue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let core = self.inner.core.lock();
-        let (ready, delayed, leased) = core.st.counts();
+        let counts = core.st.counts();
         f.debug_struct("Queue")
-            .field("ready", &ready)
-            .field("delayed", &delayed)
-            .field("leased", &leased)
+            .field("ready", &counts.ready)
+            .field("delayed", &(counts.delayed + counts.waiting))
+            .field("leased", &counts.leased)
             .field("dead", &core.dead.len())
             .field("capacity", &self.inner.capacity)
             .field("closed", &core.st.closed)
@@ -592,7 +607,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
     /// Wakes the threads owed a wake-up, releases the lock, then hands dead letters to the sink.
     fn finish(&self, mut core: MutexGuard<'_, Core<T>>, out: Outbox<T>) {
         self.wake(&mut core.st);
-        self.ready_hint.store(core.st.counts().0, Ordering::Relaxed);
+        self.ready_hint.store(core.st.counts().ready, Ordering::Relaxed);
         drop(core);
         self.deliver(out);
     }
@@ -659,7 +674,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         }
     }
 
-    fn push(&self, job: T, options: &PushOptions, wait: Wait) -> Result<JobId, (T, Fail)> {
+    fn push(&self, job: T, options: &PushOptions, wait: Wait) -> Result<Pushed, (T, Fail)> {
         let mut job = Some(Arc::new(job));
         let mut reading = self.clock.tick();
         let mut out = Outbox::new();
@@ -670,7 +685,20 @@ impl<T: Send + Sync + 'static> Inner<T> {
                 break Err(Fail::Closed);
             }
             self.advance(&mut core, now, &mut out);
+            if let Some(id) = options.dedup().and_then(|key| core.st.deduplicate(now, key)) {
+                break Ok(Pushed::Duplicate(JobId::from_u64(id)));
+            }
             if self.capacity.is_some_and(|cap| core.st.live() >= cap) {
+                match self.overflow {
+                    Overflow::RejectNew => break Err(Fail::Full),
+                    Overflow::DropOldest => {
+                        if let Some(exit) = core.st.evict(now) {
+                            self.bury(&mut core, exit, &mut out);
+                            continue;
+                        }
+                    }
+                    Overflow::Block => {}
+                }
                 match wait {
                     Wait::Until(until) if now < until => {
                         self.block(&mut core, &mut out, false, until);
@@ -681,17 +709,21 @@ impl<T: Send + Sync + 'static> Inner<T> {
                     Wait::No => break Err(Fail::Full),
                 }
             }
-            let (slot, id) = core.st.push(now, options.ready_tick(now, &self.clock));
+            let (slot, id) = core.st.push(now, options.placement(now, &self.clock, self.ttl));
+            if let Some(key) = options.dedup() {
+                core.st.reserve(now, Arc::clone(key), id);
+            }
             let slot = slot as usize;
             if slot == core.jobs.len() {
                 core.jobs.push(None);
             }
             core.jobs[slot] = job.take();
-            break Ok(JobId::from_u64(id));
+            break Ok(Pushed::Enqueued(JobId::from_u64(id)));
         };
         self.finish(core, out);
         match (result, job.and_then(Arc::into_inner)) {
-            (Ok(id), _) => Ok(id),
+            // A duplicate is dropped here, outside the lock.
+            (Ok(pushed), _) => Ok(pushed),
             // Nobody else has seen the job: the `Arc` is not shared.
             (Err(fail), Some(job)) => Err((job, fail)),
             (Err(_), None) => unreachable!("a job that was not pushed is still ours"),
@@ -760,7 +792,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
 
     /// The number of ready jobs, without processing what fell due (a cheap hint for scaling).
     pub(crate) fn ready_hint(&self) -> usize {
-        self.core.lock().st.counts().0
+        self.ready_hint.load(Ordering::Relaxed)
     }
 
     fn lease_of(self: &Arc<Self>, core: &Core<T>, grant: Grant) -> Lease<T> {
@@ -815,12 +847,18 @@ impl<T: Send + Sync + 'static> Inner<T> {
 
     pub(crate) fn release(&self, token: Token, delay: Duration) -> Result<(), LeaseLost> {
         let delay = ticks(delay);
-        self.settle(|st, now, _| st.release(token, now, delay, false))
+        self.settle(|st, now, exits| {
+            exits.extend(st.release(token, now, delay, false)?);
+            Ok(())
+        })
     }
 
     /// Takes a lease back: the job is ready again without spending the attempt, and the lease is stale.
     pub(crate) fn revoke(&self, token: Token) -> Result<(), LeaseLost> {
-        self.settle(|st, now, _| st.release(token, now, 0, true))
+        self.settle(|st, now, exits| {
+            exits.extend(st.release(token, now, 0, true)?);
+            Ok(())
+        })
     }
 
     pub(crate) fn extend(&self, token: Token, by: Duration) -> Result<Tick, LeaseLost> {
@@ -868,6 +906,33 @@ impl<T: Send + Sync + 'static> Listener for Inner<T> {
 
 // ----- builder -----
 
+/// What a push to a full bounded queue does.
+///
+/// # Examples
+///
+/// ```
+/// use leasequeue::{DeadLetterReason, Overflow, Queue};
+/// let queue = Queue::builder().capacity(2).overflow(Overflow::DropOldest).build().unwrap();
+/// for job in ["a", "b", "c"] {
+///     queue.push(job).unwrap();
+/// }
+/// let dropped = queue.drain_dead_letters();
+/// assert_eq!((*dropped[0].job(), dropped[0].reason()), ("a", DeadLetterReason::Overflow));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Overflow {
+    /// Backpressure: `push` blocks until there is room, `try_push` fails with the job.
+    #[default]
+    Block,
+    /// Every push fails at once with the job (`PushError::Full`).
+    RejectNew,
+    /// The oldest ready job of the lowest priority level is dead-lettered with reason
+    /// [`Overflow`](crate::DeadLetterReason::Overflow) to make room. When no job is ready (all are leased
+    /// or delayed) the push waits as under `Block`.
+    DropOldest,
+}
+
 /// Configures and builds a [`Queue`]. Every option has a default; [`build`](QueueBuilder::build) checks
 /// them.
 ///
@@ -878,6 +943,9 @@ impl<T: Send + Sync + 'static> Listener for Inner<T> {
 /// | [`backoff`](QueueBuilder::backoff) | exponential from 1 s, ×2, capped at 15 min, ±20 % jitter |
 /// | [`dead_letter`](QueueBuilder::dead_letter) | none: the built-in dead-letter store |
 /// | [`capacity`](QueueBuilder::capacity) | unbounded |
+/// | [`overflow`](QueueBuilder::overflow) | [`Overflow::Block`] |
+/// | [`ttl`](QueueBuilder::ttl) | none |
+/// | [`dedup_window`](QueueBuilder::dedup_window) | 5 minutes (as SQS) |
 /// | [`clock`](QueueBuilder::clock) | the system's monotonic clock |
 /// | [`history_limit`](QueueBuilder::history_limit) | 16 failures per job |
 ///
@@ -903,8 +971,11 @@ pub struct QueueBuilder<T> {
     backoff: Backoff,
     sink: Option<Box<dyn DeadLetterSink<T>>>,
     capacity: Option<usize>,
+    overflow: Overflow,
     clock: Clock,
     history_limit: usize,
+    dedup_window: Duration,
+    ttl: Option<Duration>,
 }
 
 impl<T: Send + Sync + 'static> QueueBuilder<T> {
@@ -915,8 +986,11 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
             backoff: Backoff::default(),
             sink: None,
             capacity: None,
+            overflow: Overflow::Block,
             clock: Clock::system(),
             history_limit: 16,
+            dedup_window: Duration::from_secs(5 * 60),
+            ttl: None,
         }
     }
 
@@ -980,8 +1054,9 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
         self
     }
 
-    /// Bounds the number of live jobs (ready, delayed and leased); a full queue blocks `push` and fails
-    /// `try_push`. Default unbounded. Must not be zero.
+    /// Bounds the number of live jobs (ready, delayed and leased: every job the queue holds); what a push
+    /// to a full queue does is the [`overflow`](QueueBuilder::overflow) policy. Default unbounded. Must
+    /// not be zero.
     ///
     /// # Examples
     ///
@@ -1005,6 +1080,52 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
     /// ```
     pub fn clock(mut self, clock: impl Into<Clock>) -> Self {
         self.clock = clock.into();
+        self
+    }
+
+    /// What a push to a full bounded queue does. Default [`Overflow::Block`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leasequeue::{Overflow, Queue};
+    /// let queue = Queue::builder().capacity(1).overflow(Overflow::RejectNew).build().unwrap();
+    /// queue.push(1).unwrap();
+    /// assert!(queue.push(2).unwrap_err().is_full()); // does not block
+    /// ```
+    pub fn overflow(mut self, policy: Overflow) -> Self {
+        self.overflow = policy;
+        self
+    }
+
+    /// How long a dedup key stays reserved after its push (see [`PushOptions::dedup_key`]). Default 5
+    /// minutes, as SQS.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let b = leasequeue::Queue::<u8>::builder().dedup_window(Duration::from_secs(3600));
+    /// # let _ = b;
+    /// ```
+    pub fn dedup_window(mut self, window: Duration) -> Self {
+        self.dedup_window = window;
+        self
+    }
+
+    /// A time to live for every job, from its push: a job not done by then is dead-lettered with reason
+    /// [`Expired`](crate::DeadLetterReason::Expired) (see [`PushOptions::ttl`]; with both, the lower
+    /// wins). Default none. Must not be zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let b = leasequeue::Queue::<u8>::builder().ttl(Duration::from_secs(24 * 3600));
+    /// # let _ = b;
+    /// ```
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
         self
     }
 
@@ -1048,6 +1169,9 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
         if self.capacity == Some(0) {
             return invalid("capacity", "must be at least 1");
         }
+        if self.ttl == Some(Duration::ZERO) {
+            return invalid("ttl", "must not be zero");
+        }
         Ok(self.build_unchecked())
     }
 
@@ -1056,6 +1180,7 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
             visibility: ticks(self.visibility),
             max_attempts: self.max_attempts,
             history_limit: self.history_limit,
+            dedup_window: ticks(self.dedup_window),
         };
         let inner = Arc::new(Inner {
             core: Mutex::new(Core { st: State::new(cfg), jobs: Vec::new(), dead: VecDeque::new() }),
@@ -1065,6 +1190,8 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
             backoff: self.backoff,
             sink: self.sink,
             capacity: self.capacity,
+            overflow: self.overflow,
+            ttl: self.ttl,
             ready_hint: AtomicUsize::new(0),
         });
         let listener: Arc<dyn Listener> = inner.clone();
@@ -1081,8 +1208,11 @@ impl<T> fmt::Debug for QueueBuilder<T> {
             .field("backoff", &self.backoff)
             .field("dead_letter", &self.sink.as_ref().map(|_| "custom sink"))
             .field("capacity", &self.capacity)
+            .field("overflow", &self.overflow)
             .field("clock", &self.clock)
             .field("history_limit", &self.history_limit)
+            .field("dedup_window", &self.dedup_window)
+            .field("ttl", &self.ttl)
             .finish()
     }
 }

@@ -1,21 +1,27 @@
 //! The queue's bookkeeping, free of the job type so it is compiled once.
 //!
 //! Jobs live in a slab of [`Slot`]s addressed by a `u32` index. A slot is in one [`Phase`]; the indices
-//! that order jobs (the ready FIFO, the delayed heap, the lease-deadline FIFO and heap) hold
-//! `(slot, ticket)` entries and are cleaned lazily: every phase change bumps the slot's `ticket`, so an
-//! entry whose ticket no longer matches is stale and skipped. Stale entries are popped when they reach the
-//! front and compacted away when they outnumber live ones, so every operation is O(1) or O(log n)
-//! amortised.
+//! that order jobs (a ready FIFO per priority level, the delayed heap, the lease-deadline FIFO and heap,
+//! the expiry heap) hold small entries and are cleaned lazily (see [`crate::index`]): every phase change
+//! bumps the slot's `ticket`, so an entry whose ticket no longer matches is stale and skipped.
 //!
 //! Fencing uses the slot's `epoch`, bumped when a lease is handed out and when the job leaves: a lease is
 //! current exactly while the epoch it was handed out with still matches. A lapse does not bump it, so a
 //! late outcome from a lapsed lease is accepted until someone else leases the job.
+//!
+//! Groups keep only their head job in the indices; later jobs of the group wait in the group's own FIFO
+//! (phase `Waiting`) until the head leaves the queue.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
 
 use crate::clock::{Tick, NEVER};
+use crate::index::Lazy;
 use crate::{DeadLetterReason, FailureKind, LeaseLost};
+
+/// Priority levels: 0 (the default, lowest) to `PRIORITY_LEVELS - 1` (highest).
+pub(crate) const PRIORITY_LEVELS: usize = 8;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -23,6 +29,8 @@ pub(crate) enum Phase {
     Ready,
     Delayed,
     Leased,
+    /// Held back behind an earlier job of its group.
+    Waiting,
 }
 
 /// A failure as recorded; turned into a public [`crate::Failure`] when the job is dead-lettered.
@@ -34,25 +42,37 @@ pub(crate) struct FailureRecord {
     pub message: Option<String>,
 }
 
+// Slot flags.
+/// The last lease was revoked (its epoch bumped without a new lease), to say so to its holder.
+const REVOKED: u8 = 1;
+/// The lease deadline is in the lease heap, not the FIFO.
+const IN_HEAP: u8 = 1 << 1;
+/// The job belongs to a group (see `State::slot_groups`).
+const GROUPED: u8 = 1 << 2;
+/// The job has an entry in the expiry heap.
+const HAS_TTL: u8 = 1 << 3;
+/// The job's time to live passed while it was leased: it is not delivered again.
+const TTL_PASSED: u8 = 1 << 4;
+
 struct Slot {
     /// The job's id; 0 while the slot is free.
     id: u64,
     pushed_at: Tick,
-    /// Ready: since when. Delayed: when it becomes ready. Leased: the lease deadline.
+    /// Ready: since when. Delayed and Waiting: when it may become ready. Leased: the lease deadline.
     due: Tick,
     epoch: u32,
     ticket: u32,
     /// Leases handed out, less releases: the number of the current (or last) attempt.
     attempt: u32,
     phase: Phase,
-    /// Whether the last lease was revoked (its epoch bumped without a new lease), to say so to its holder.
-    revoked: bool,
+    priority: u8,
+    flags: u8,
     /// Boxed so that a job that never failed pays one pointer for it, not a `VecDeque`'s four words.
     #[allow(clippy::box_collection)]
     history: Option<Box<VecDeque<FailureRecord>>>,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct Entry {
     slot: u32,
     ticket: u32,
@@ -111,6 +131,15 @@ pub(crate) enum Nacked {
     Dead(Exit),
 }
 
+/// Where and when a new job goes.
+pub(crate) struct Placement {
+    pub ready_at: Tick,
+    pub priority: u8,
+    pub group: Option<Arc<str>>,
+    /// When its time to live runs out, or [`NEVER`].
+    pub expires_at: Tick,
+}
+
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub(crate) struct Counters {
     pub pushed: u64,
@@ -120,6 +149,16 @@ pub(crate) struct Counters {
     pub rejected: u64,
     pub expired: u64,
     pub dead_lettered: u64,
+    pub deduplicated: u64,
+}
+
+/// Live jobs by phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub ready: usize,
+    pub delayed: usize,
+    pub waiting: usize,
+    pub leased: usize,
 }
 
 /// Wake-ups owed to blocked threads since they were last handed out.
@@ -137,22 +176,38 @@ pub(crate) struct Config {
     pub visibility: Tick,
     pub max_attempts: u32,
     pub history_limit: usize,
+    pub dedup_window: Tick,
+}
+
+#[derive(Default)]
+struct Group {
+    /// The job of the group now in the queue's indices (ready, delayed or leased).
+    head: Option<u32>,
+    /// Later jobs, in push order, as `(slot, id)`; entries of jobs that left are skipped.
+    waiting: VecDeque<(u32, u64)>,
 }
 
 pub(crate) struct State {
     slots: Vec<Slot>,
     free: Vec<u32>,
-    ready: VecDeque<Entry>,
-    ready_stale: usize,
-    delayed: BinaryHeap<Timed>,
-    delayed_stale: usize,
+    ready: [Lazy<VecDeque<Entry>>; PRIORITY_LEVELS],
+    /// Bit `l` is set while level `l`'s FIFO may hold live entries.
+    ready_levels: u32,
+    delayed: Lazy<BinaryHeap<Timed>>,
     /// Deadlines of leases in the order they were taken: with one visibility timeout they are sorted.
-    lease_fifo: VecDeque<Timed>,
+    lease_fifo: Lazy<VecDeque<Timed>>,
     /// Deadlines that would break the FIFO's order (extended or shortened leases).
-    lease_heap: BinaryHeap<Timed>,
-    lease_stale: usize,
+    lease_heap: Lazy<BinaryHeap<Timed>>,
+    /// Times to live, keyed by job id (an entry is live while its job is).
+    expiry: Lazy<BinaryHeap<Timed>>,
+    groups: HashMap<Arc<str>, Group>,
+    slot_groups: HashMap<u32, Arc<str>>,
+    /// Dedup keys reserved, with the job id and when the reservation ends.
+    dedup: HashMap<Arc<str>, (u64, Tick)>,
+    dedup_order: VecDeque<(Tick, Arc<str>)>,
     n_ready: usize,
     n_delayed: usize,
+    n_waiting: usize,
     n_leased: usize,
     pub counters: Counters,
     next_id: u64,
@@ -164,23 +219,34 @@ pub(crate) struct State {
     cfg: Config,
 }
 
-/// Below this many stale entries an index is never compacted.
-const COMPACT_MIN: usize = 64;
+/// Which timed event comes next; at equal times an expiry goes first (a job past its time to live is
+/// never delivered), then a delayed job, then a lapse.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Event {
+    Expiry,
+    Delayed,
+    LeaseFifo,
+    LeaseHeap,
+}
 
 impl State {
     pub fn new(cfg: Config) -> Self {
         State {
             slots: Vec::new(),
             free: Vec::new(),
-            ready: VecDeque::new(),
-            ready_stale: 0,
-            delayed: BinaryHeap::new(),
-            delayed_stale: 0,
-            lease_fifo: VecDeque::new(),
-            lease_heap: BinaryHeap::new(),
-            lease_stale: 0,
+            ready: Default::default(),
+            ready_levels: 0,
+            delayed: Lazy::default(),
+            lease_fifo: Lazy::default(),
+            lease_heap: Lazy::default(),
+            expiry: Lazy::default(),
+            groups: HashMap::new(),
+            slot_groups: HashMap::new(),
+            dedup: HashMap::new(),
+            dedup_order: VecDeque::new(),
             n_ready: 0,
             n_delayed: 0,
+            n_waiting: 0,
             n_leased: 0,
             counters: Counters::default(),
             next_id: 1,
@@ -205,24 +271,56 @@ impl State {
     }
 
     pub fn live(&self) -> usize {
-        self.n_ready + self.n_delayed + self.n_leased
+        self.n_ready + self.n_delayed + self.n_waiting + self.n_leased
     }
 
-    pub fn counts(&self) -> (usize, usize, usize) {
-        (self.n_ready, self.n_delayed, self.n_leased)
+    pub fn counts(&self) -> Counts {
+        Counts {
+            ready: self.n_ready,
+            delayed: self.n_delayed,
+            waiting: self.n_waiting,
+            leased: self.n_leased,
+        }
     }
 
-    /// How long the job at the head of the ready FIFO has been ready.
+    /// Since when the longest-waiting ready job has been ready.
     pub fn oldest_ready_since(&mut self) -> Option<Tick> {
-        self.clean_ready_front();
-        self.ready.front().map(|e| self.slots[e.slot as usize].due)
+        let slots = &self.slots;
+        let live = |e: &Entry| slots[e.slot as usize].ticket == e.ticket;
+        self.ready.iter_mut().filter_map(|level| level.head(live)).map(|e| slots[e.slot as usize].due).min()
     }
 
     // ----- push -----
 
-    /// Adds a job, ready now or delayed until `ready_at`. The caller has checked capacity and closing, and
-    /// has called [`advance`](State::advance) at `now`.
-    pub fn push(&mut self, now: Tick, ready_at: Tick) -> (u32, u64) {
+    /// The job a dedup key is reserved for, if the reservation has not ended by `now`.
+    pub fn deduplicate(&mut self, now: Tick, key: &str) -> Option<u64> {
+        while let Some((at, _)) = self.dedup_order.front() {
+            if *at > now {
+                break;
+            }
+            if let Some((at, key)) = self.dedup_order.pop_front() {
+                if self.dedup.get(&key).is_some_and(|&(_, until)| until == at) {
+                    self.dedup.remove(&key);
+                }
+            }
+        }
+        let id = self.dedup.get(key).map(|&(id, _)| id);
+        if id.is_some() {
+            self.counters.deduplicated += 1;
+        }
+        id
+    }
+
+    /// Reserves a dedup key for job `id` for the queue's dedup window from `now`.
+    pub fn reserve(&mut self, now: Tick, key: Arc<str>, id: u64) {
+        let until = now.saturating_add(self.cfg.dedup_window);
+        self.dedup.insert(Arc::clone(&key), (id, until));
+        self.dedup_order.push_back((until, key));
+    }
+
+    /// Adds a job. The caller has checked capacity and closing, and has called
+    /// [`advance`](State::advance) at `now`.
+    pub fn push(&mut self, now: Tick, place: Placement) -> (u32, u64) {
         let id = self.next_id;
         self.next_id += 1;
         self.counters.pushed += 1;
@@ -237,41 +335,83 @@ impl State {
                     ticket: 0,
                     attempt: 0,
                     phase: Phase::Free,
-                    revoked: false,
+                    priority: 0,
+                    flags: 0,
                     history: None,
                 });
-                u32::try_from(self.slots.len() - 1).expect("more than u32::MAX live jobs")
+                u32::try_from(self.slots.len() - 1).expect("fewer than u32::MAX live jobs")
             }
         };
         let s = &mut self.slots[slot as usize];
         s.id = id;
         s.pushed_at = now;
         s.attempt = 0;
-        debug_assert!(s.history.is_none());
-        if ready_at > now {
-            self.make_delayed(slot, ready_at);
+        s.priority = place.priority.min(PRIORITY_LEVELS as u8 - 1);
+        s.flags = 0;
+        if place.expires_at != NEVER {
+            s.flags |= HAS_TTL;
+            self.expiry.push(Timed { at: place.expires_at, id, slot, ticket: 0 });
+        }
+        if let Some(key) = place.group {
+            self.slots[slot as usize].flags |= GROUPED;
+            let group = self.groups.entry(Arc::clone(&key)).or_default();
+            self.slot_groups.insert(slot, key);
+            if group.head.is_some() {
+                group.waiting.push_back((slot, id));
+                let s = &mut self.slots[slot as usize];
+                s.phase = Phase::Waiting;
+                s.due = place.ready_at;
+                self.n_waiting += 1;
+                return (slot, id);
+            }
+            group.head = Some(slot);
+        }
+        if place.ready_at > now {
+            self.make_delayed(slot, place.ready_at);
         } else {
             self.make_ready(slot, now);
         }
         (slot, id)
     }
 
+    /// Makes room in a full queue: dead-letters the oldest ready job of the lowest priority level that
+    /// has one, with reason `Overflow`.
+    pub fn evict(&mut self, now: Tick) -> Option<Exit> {
+        let slots = &self.slots;
+        let live = |e: &Entry| slots[e.slot as usize].ticket == e.ticket;
+        let entry = self.ready.iter_mut().find_map(|level| level.head(live).copied())?;
+        Some(self.exit(entry.slot, DeadLetterReason::Overflow, now))
+    }
+
     // ----- lease -----
 
-    /// Hands out the job at the head of the ready FIFO. The caller has called `advance` at `now`.
+    /// Hands out the oldest ready job of the highest priority level that has one. The caller has called
+    /// `advance` at `now`.
     pub fn lease(&mut self, now: Tick, visibility: Tick) -> Option<Grant> {
-        self.clean_ready_front();
-        let entry = self.ready.pop_front()?;
+        let entry = self.pop_ready()?;
         let slot = entry.slot;
         self.n_ready -= 1;
         let deadline = now.saturating_add(visibility);
         let s = &mut self.slots[slot as usize];
         s.attempt = s.attempt.saturating_add(1);
         s.epoch = s.epoch.wrapping_add(1);
-        s.revoked = false;
+        s.flags &= !REVOKED;
         let grant = Grant { token: Token { slot, epoch: s.epoch, id: s.id }, attempt: s.attempt, deadline };
         self.make_leased(slot, deadline);
         Some(grant)
+    }
+
+    fn pop_ready(&mut self) -> Option<Entry> {
+        let slots = &self.slots;
+        let live = |e: &Entry| slots[e.slot as usize].ticket == e.ticket;
+        while self.ready_levels != 0 {
+            let level = (u32::BITS - 1 - self.ready_levels.leading_zeros()) as usize;
+            if let Some(entry) = self.ready[level].pop(live) {
+                return Some(entry);
+            }
+            self.ready_levels &= !(1 << level);
+        }
+        None
     }
 
     pub fn default_visibility(&self) -> Tick {
@@ -286,7 +426,7 @@ impl State {
         if s.id != token.id || s.phase == Phase::Free {
             Err(LeaseLost::Gone)
         } else if s.epoch != token.epoch {
-            if s.revoked && s.epoch == token.epoch.wrapping_add(1) {
+            if s.flags & REVOKED != 0 && s.epoch == token.epoch.wrapping_add(1) {
                 Err(LeaseLost::Revoked)
             } else {
                 Err(LeaseLost::Superseded { attempt: s.attempt })
@@ -298,10 +438,9 @@ impl State {
 
     pub fn ack(&mut self, token: Token) -> Result<(), LeaseLost> {
         self.current(token)?;
-        let slot = token.slot;
         self.counters.acked += 1;
-        self.unlink(slot);
-        self.free_slot(slot);
+        self.unlink(token.slot);
+        self.free_slot(token.slot);
         Ok(())
     }
 
@@ -327,13 +466,12 @@ impl State {
             // The lapse already counted this attempt as failed: keep the holder's description of it.
             self.describe_last_failure(slot, message);
         }
+        if self.ttl_passed(slot) {
+            return Ok(Nacked::Dead(self.exit(slot, DeadLetterReason::Expired, now)));
+        }
         let at = now.saturating_add(delay);
         self.unlink(slot);
-        if at > now {
-            self.make_delayed(slot, at);
-        } else {
-            self.make_ready(slot, now);
-        }
+        self.schedule(slot, now, at);
         Ok(Nacked::Retry { at })
     }
 
@@ -347,69 +485,94 @@ impl State {
     }
 
     /// Gives the job back without spending the attempt (unless a lapse already counted it). A revoked
-    /// lease is made stale, so that its holder can no longer settle it.
-    pub fn release(&mut self, token: Token, now: Tick, delay: Tick, revoke: bool) -> Result<(), LeaseLost> {
+    /// lease is made stale, so that its holder can no longer settle it. Returns the job if it was
+    /// dead-lettered instead because its time to live passed while it was leased.
+    pub fn release(
+        &mut self,
+        token: Token,
+        now: Tick,
+        delay: Tick,
+        revoke: bool,
+    ) -> Result<Option<Exit>, LeaseLost> {
         let phase = self.current(token)?;
         let slot = token.slot;
         self.counters.released += 1;
+        let s = &mut self.slots[slot as usize];
         if phase == Phase::Leased {
-            let s = &mut self.slots[slot as usize];
             s.attempt = s.attempt.saturating_sub(1);
         }
         if revoke {
-            let s = &mut self.slots[slot as usize];
             s.epoch = s.epoch.wrapping_add(1);
-            s.revoked = true;
+            s.flags |= REVOKED;
+        }
+        if self.ttl_passed(slot) {
+            return Ok(Some(self.exit(slot, DeadLetterReason::Expired, now)));
         }
         let at = now.saturating_add(delay);
         self.unlink(slot);
-        if at > now {
-            self.make_delayed(slot, at);
-        } else {
-            self.make_ready(slot, now);
-        }
-        Ok(())
+        self.schedule(slot, now, at);
+        Ok(None)
     }
 
     /// Moves the lease deadline to `now + by`; a lapsed but current lease is taken back.
     pub fn extend(&mut self, token: Token, now: Tick, by: Tick) -> Result<Tick, LeaseLost> {
         self.current(token)?;
-        let slot = token.slot;
         let deadline = now.saturating_add(by);
-        self.unlink(slot);
-        self.make_leased(slot, deadline);
+        self.unlink(token.slot);
+        self.make_leased(token.slot, deadline);
         Ok(deadline)
     }
 
     // ----- time -----
 
-    /// Processes every timed event due at or before `now`, in time order: delayed jobs become ready,
-    /// lapsed leases become ready or are dead-lettered (pushed to `exits`).
+    /// Processes every timed event due at or before `now`, in time order: jobs past their time to live
+    /// are dead-lettered, delayed jobs become ready, lapsed leases become ready or are dead-lettered. Jobs
+    /// that leave are pushed to `exits`.
     pub fn advance(&mut self, now: Tick, exits: &mut Vec<Exit>) {
-        loop {
-            let delayed = self.delayed_head();
-            let fifo = self.lease_fifo_head();
-            let heap = self.lease_heap_head();
-            let lease = fifo.min(heap);
-            let next = delayed.min(lease);
-            if next > now {
-                return;
-            }
-            if delayed <= lease {
-                let t = self.delayed.pop().expect("delayed head exists");
-                self.n_delayed -= 1;
-                self.make_ready(t.slot, t.at);
-            } else {
-                let t = if fifo <= heap { self.lease_fifo.pop_front() } else { self.lease_heap.pop() }
-                    .expect("lease head exists");
-                self.lapse(t.slot, t.at, exits);
+        while let Some((at, event)) = self.next_due(now) {
+            match event {
+                Event::Expiry => {
+                    let Some(t) = self.expiry.pop(|_: &Timed| true) else { return };
+                    self.expire(t.slot, at, exits);
+                }
+                Event::Delayed => {
+                    let Some(t) = self.delayed.pop(|_: &Timed| true) else { return };
+                    self.n_delayed -= 1;
+                    self.make_ready(t.slot, t.at);
+                }
+                Event::LeaseFifo => {
+                    let Some(t) = self.lease_fifo.pop(|_: &Timed| true) else { return };
+                    self.lapse(t.slot, t.at, exits);
+                }
+                Event::LeaseHeap => {
+                    let Some(t) = self.lease_heap.pop(|_: &Timed| true) else { return };
+                    self.lapse(t.slot, t.at, exits);
+                }
             }
         }
     }
 
     /// The earliest time at which [`advance`](State::advance) would do something, or [`NEVER`].
     pub fn next_event(&mut self) -> Tick {
-        self.delayed_head().min(self.lease_fifo_head()).min(self.lease_heap_head())
+        self.heads().into_iter().map(|(at, _)| at).min().unwrap_or(NEVER)
+    }
+
+    fn next_due(&mut self, now: Tick) -> Option<(Tick, Event)> {
+        self.heads().into_iter().min().filter(|&(at, _)| at <= now)
+    }
+
+    /// The time of the first live entry of each timed index.
+    fn heads(&mut self) -> [(Tick, Event); 4] {
+        let slots = &self.slots;
+        let by_ticket = |t: &Timed| slots[t.slot as usize].ticket == t.ticket;
+        let by_id = |t: &Timed| slots[t.slot as usize].id == t.id;
+        let at = |t: Option<&Timed>| t.map_or(NEVER, |t| t.at);
+        [
+            (at(self.expiry.head(by_id)), Event::Expiry),
+            (at(self.delayed.head(by_ticket)), Event::Delayed),
+            (at(self.lease_fifo.head(by_ticket)), Event::LeaseFifo),
+            (at(self.lease_heap.head(by_ticket)), Event::LeaseHeap),
+        ]
     }
 
     fn lapse(&mut self, slot: u32, deadline: Tick, exits: &mut Vec<Exit>) {
@@ -419,21 +582,50 @@ impl State {
         s.phase = Phase::Free; // unlinked: its index entry was just popped
         let attempt = s.attempt;
         self.record(slot, FailureRecord { attempt, at: deadline, kind: FailureKind::Lapsed, message: None });
-        if attempt >= self.cfg.max_attempts {
+        if self.ttl_passed(slot) {
+            exits.push(self.exit_unlinked(slot, DeadLetterReason::Expired, deadline));
+        } else if attempt >= self.cfg.max_attempts {
             exits.push(self.exit_unlinked(slot, DeadLetterReason::MaxAttempts, deadline));
         } else {
             self.make_ready(slot, deadline);
         }
     }
 
+    /// A job's time to live ran out: dead-letter it unless it is leased, in which case it is not
+    /// delivered again.
+    fn expire(&mut self, slot: u32, at: Tick, exits: &mut Vec<Exit>) {
+        let s = &mut self.slots[slot as usize];
+        s.flags &= !HAS_TTL; // its entry was just popped
+        if s.phase == Phase::Leased {
+            s.flags |= TTL_PASSED;
+            return;
+        }
+        exits.push(self.exit(slot, DeadLetterReason::Expired, at));
+    }
+
+    fn ttl_passed(&self, slot: u32) -> bool {
+        self.slots[slot as usize].flags & TTL_PASSED != 0
+    }
+
     // ----- phase changes -----
+
+    /// Ready at `at` if it is in the future, otherwise now.
+    fn schedule(&mut self, slot: u32, now: Tick, at: Tick) {
+        if at > now {
+            self.make_delayed(slot, at);
+        } else {
+            self.make_ready(slot, now);
+        }
+    }
 
     fn make_ready(&mut self, slot: u32, since: Tick) {
         let s = &mut self.slots[slot as usize];
         s.phase = Phase::Ready;
         s.due = since;
         s.ticket = s.ticket.wrapping_add(1);
-        self.ready.push_back(Entry { slot, ticket: s.ticket });
+        let level = s.priority as usize;
+        self.ready[level].push(Entry { slot, ticket: s.ticket });
+        self.ready_levels |= 1 << level;
         self.n_ready += 1;
         self.wakes.ready += 1;
     }
@@ -454,14 +646,17 @@ impl State {
         if deadline < self.next_event() {
             self.wakes.rescheduled = true;
         }
+        let in_order = self.lease_fifo.back_at().is_none_or(|back| back <= deadline);
         let s = &mut self.slots[slot as usize];
         s.phase = Phase::Leased;
         s.due = deadline;
         s.ticket = s.ticket.wrapping_add(1);
         let entry = Timed { at: deadline, id: s.id, slot, ticket: s.ticket };
-        if self.lease_fifo.back().is_none_or(|b| b.at <= deadline) {
-            self.lease_fifo.push_back(entry);
+        if in_order {
+            s.flags &= !IN_HEAP;
+            self.lease_fifo.push(entry);
         } else {
+            s.flags |= IN_HEAP;
             self.lease_heap.push(entry);
         }
         self.n_leased += 1;
@@ -470,32 +665,34 @@ impl State {
     /// Takes a job out of whichever index holds it, leaving its entry there stale.
     fn unlink(&mut self, slot: u32) {
         let s = &mut self.slots[slot as usize];
-        let (phase, ticket) = (s.phase, s.ticket);
+        let (phase, due, id, flags) = (s.phase, s.due, s.id, s.flags);
+        let old = Timed { at: due, id, slot, ticket: s.ticket };
         s.phase = Phase::Free;
         s.ticket = s.ticket.wrapping_add(1);
+        let slots = &self.slots;
+        let by_ticket = |t: &Timed| slots[t.slot as usize].ticket == t.ticket;
         match phase {
             Phase::Ready => {
                 self.n_ready -= 1;
-                if self.ready.front().is_some_and(|e| e.slot == slot && e.ticket == ticket) {
-                    self.ready.pop_front();
-                } else {
-                    self.ready_stale += 1;
-                    self.maybe_compact_ready();
-                }
+                let level = slots[slot as usize].priority as usize;
+                let entry = Entry { slot, ticket: old.ticket };
+                self.ready[level].remove(&entry, |e: &Entry| slots[e.slot as usize].ticket == e.ticket);
             }
             Phase::Delayed => {
                 self.n_delayed -= 1;
-                self.delayed_stale += 1;
-                self.maybe_compact_delayed();
+                self.delayed.remove(&old, by_ticket);
             }
             Phase::Leased => {
                 self.n_leased -= 1;
-                if self.lease_fifo.front().is_some_and(|e| e.slot == slot && e.ticket == ticket) {
-                    self.lease_fifo.pop_front();
+                if flags & IN_HEAP != 0 {
+                    self.lease_heap.remove(&old, by_ticket);
                 } else {
-                    self.lease_stale += 1;
-                    self.maybe_compact_leases();
+                    self.lease_fifo.remove(&old, by_ticket);
                 }
+            }
+            Phase::Waiting => {
+                // Its entry in the group's FIFO is skipped when the group moves on.
+                self.n_waiting -= 1;
             }
             Phase::Free => {}
         }
@@ -540,90 +737,58 @@ impl State {
         exit
     }
 
+    /// Frees the slot of a job that left the queue (already unlinked), and lets its group move on.
     fn free_slot(&mut self, slot: u32) {
         let s = &mut self.slots[slot as usize];
+        let flags = s.flags;
+        let id = s.id;
         s.id = 0;
         s.phase = Phase::Free;
         s.epoch = s.epoch.wrapping_add(1);
+        s.flags = 0;
         s.history = None;
         self.free.push(slot);
         self.wakes.freed += 1;
+        if flags & HAS_TTL != 0 {
+            let slots = &self.slots;
+            let gone = Timed { at: NEVER, id, slot, ticket: 0 }; // never the head: counted stale
+            self.expiry.remove(&gone, |t: &Timed| slots[t.slot as usize].id == t.id);
+        }
+        if flags & GROUPED != 0 {
+            self.leave_group(slot);
+        }
     }
 
-    // ----- index maintenance -----
-
-    fn is_current(&self, slot: u32, ticket: u32) -> bool {
-        self.slots[slot as usize].ticket == ticket
-    }
-
-    fn clean_ready_front(&mut self) {
-        while let Some(e) = self.ready.front() {
-            if self.is_current(e.slot, e.ticket) {
+    /// A job of a group left the queue: if it was the group's head, the next waiting job takes its place.
+    fn leave_group(&mut self, slot: u32) {
+        let Some(key) = self.slot_groups.remove(&slot) else { return };
+        let Some(group) = self.groups.get_mut(&key) else { return };
+        if group.head != Some(slot) {
+            return; // a waiting job left (its time to live ran out): skipped when the group moves on
+        }
+        group.head = None;
+        while let Some((next, id)) = group.waiting.pop_front() {
+            let s = &self.slots[next as usize];
+            if s.id == id && s.phase == Phase::Waiting {
+                group.head = Some(next);
                 break;
             }
-            self.ready.pop_front();
-            self.ready_stale -= 1;
         }
+        let Some(next) = group.head else {
+            self.groups.remove(&key);
+            return;
+        };
+        self.n_waiting -= 1;
+        let (now, ready_at) = (self.now, self.slots[next as usize].due);
+        self.schedule(next, now, ready_at);
     }
+}
 
-    fn delayed_head(&mut self) -> Tick {
-        while let Some(t) = self.delayed.peek() {
-            if self.is_current(t.slot, t.ticket) {
-                return t.at;
-            }
-            self.delayed.pop();
-            self.delayed_stale -= 1;
-        }
-        NEVER
-    }
-
-    fn lease_fifo_head(&mut self) -> Tick {
-        while let Some(t) = self.lease_fifo.front() {
-            if self.is_current(t.slot, t.ticket) {
-                return t.at;
-            }
-            self.lease_fifo.pop_front();
-            self.lease_stale -= 1;
-        }
-        NEVER
-    }
-
-    fn lease_heap_head(&mut self) -> Tick {
-        while let Some(t) = self.lease_heap.peek() {
-            if self.is_current(t.slot, t.ticket) {
-                return t.at;
-            }
-            self.lease_heap.pop();
-            self.lease_stale -= 1;
-        }
-        NEVER
-    }
-
-    fn maybe_compact_ready(&mut self) {
-        if self.ready_stale >= COMPACT_MIN && self.ready_stale * 2 > self.ready.len() {
-            let slots = &self.slots;
-            self.ready.retain(|e| slots[e.slot as usize].ticket == e.ticket);
-            self.ready_stale = 0;
-        }
-    }
-
-    fn maybe_compact_delayed(&mut self) {
-        if self.delayed_stale >= COMPACT_MIN && self.delayed_stale * 2 > self.delayed.len() {
-            let slots = &self.slots;
-            self.delayed.retain(|t| slots[t.slot as usize].ticket == t.ticket);
-            self.delayed_stale = 0;
-        }
-    }
-
-    fn maybe_compact_leases(&mut self) {
-        if self.lease_stale >= COMPACT_MIN
-            && self.lease_stale * 2 > self.lease_fifo.len() + self.lease_heap.len()
-        {
-            let slots = &self.slots;
-            self.lease_fifo.retain(|t| slots[t.slot as usize].ticket == t.ticket);
-            self.lease_heap.retain(|t| slots[t.slot as usize].ticket == t.ticket);
-            self.lease_stale = 0;
-        }
+impl Lazy<VecDeque<Timed>> {
+    /// The deadline at the back of the lease FIFO, stale or not: new deadlines keep the FIFO sorted if
+    /// they are not earlier.
+    fn back_at(&self) -> Option<Tick> {
+        self.back().map(|t| t.at)
     }
 }
 
@@ -632,22 +797,26 @@ mod tests {
     use super::*;
 
     fn state(max_attempts: u32) -> State {
-        State::new(Config { visibility: 10, max_attempts, history_limit: 4 })
+        State::new(Config { visibility: 10, max_attempts, history_limit: 4, dedup_window: 100 })
+    }
+
+    fn place(ready_at: Tick) -> Placement {
+        Placement { ready_at, priority: 0, group: None, expires_at: NEVER }
     }
 
     #[test]
-    fn stale_entries_are_compacted() {
+    fn out_of_order_acks_leave_the_lease_index_small() {
         let mut st = state(5);
         let mut grants = Vec::new();
         for _ in 0..1000 {
-            st.push(0, 0);
+            st.push(0, place(0));
             grants.push(st.lease(0, 10).unwrap());
         }
         // Ack newest first: each ack leaves a stale entry behind live ones until compaction.
         for g in grants.iter().rev() {
             st.ack(g.token).unwrap();
         }
-        assert!(st.lease_fifo.len() + st.lease_heap.len() <= 2 * COMPACT_MIN);
+        assert!(st.lease_fifo.len::<Timed>() + st.lease_heap.len::<Timed>() <= 200);
         assert_eq!(st.live(), 0);
         assert_eq!(st.next_event(), NEVER);
     }
@@ -655,10 +824,10 @@ mod tests {
     #[test]
     fn lapses_and_delays_are_processed_in_time_order() {
         let mut st = state(5);
-        let (a, _) = st.push(0, 0);
+        let (a, _) = st.push(0, place(0));
         let g = st.lease(0, 10).unwrap(); // deadline 10
         assert_eq!(g.token.slot, a);
-        let (b, _) = st.push(0, 5); // ready at 5
+        let (b, _) = st.push(0, place(5)); // ready at 5
         let mut exits = Vec::new();
         st.advance(20, &mut exits);
         assert!(exits.is_empty());
@@ -670,7 +839,7 @@ mod tests {
     #[test]
     fn history_is_bounded() {
         let mut st = state(100);
-        st.push(0, 0);
+        st.push(0, place(0));
         for i in 0..10 {
             let g = st.lease(i, 10).unwrap();
             st.nack(g.token, i, 0, FailureKind::Nacked, Some(i.to_string())).unwrap();
@@ -680,5 +849,10 @@ mod tests {
         assert_eq!(exit.history.len(), 4);
         assert_eq!(exit.history[0].message.as_deref(), Some("7"));
         assert_eq!(exit.attempts, 11);
+    }
+
+    #[test]
+    fn the_slot_stays_small() {
+        assert!(std::mem::size_of::<Slot>() <= 48, "{}", std::mem::size_of::<Slot>());
     }
 }

@@ -21,8 +21,11 @@ use std::time::Duration;
 pub struct Stats {
     /// Jobs that can be leased now.
     pub ready: usize,
-    /// Jobs not yet visible: scheduled for later, or backing off after a failure.
+    /// Jobs not yet visible: scheduled for later, backing off after a failure, or waiting behind an
+    /// earlier job of their group.
     pub delayed: usize,
+    /// Of `delayed`, the jobs waiting behind an earlier job of their group.
+    pub waiting: usize,
     /// Jobs in flight under a lease.
     pub leased: usize,
     /// Dead letters held in the queue's built-in store.
@@ -41,6 +44,8 @@ pub struct Stats {
     pub expired: u64,
     /// Jobs dead-lettered, for any reason, to the sink or the built-in store.
     pub dead_lettered: u64,
+    /// Pushes dropped as duplicates of a reserved dedup key.
+    pub deduplicated: u64,
     /// How long the job at the head of the ready queue has been waiting to be leased; `None` when no job
     /// is ready.
     pub oldest_ready_age: Option<Duration>,

@@ -146,7 +146,7 @@ fn run(ops: Vec<Op>) {
             Op::Push { delay } => {
                 let index = model.jobs.len();
                 let id = match delay {
-                    Some(d) => queue.push_with(index, PushOptions::new().delay(ms(d))).unwrap(),
+                    Some(d) => queue.push_with(index, PushOptions::new().delay(ms(d))).unwrap().id(),
                     None => queue.push(index).unwrap(),
                 };
                 assert_eq!(id.as_u64(), index as u64 + 1);

@@ -1,0 +1,167 @@
+//! Lazily cleaned indices: queues and heaps of entries that may go stale.
+//!
+//! The state keeps jobs in slots and orders them through indices of small entries. Taking a job out of
+//! the middle of an index would cost O(n), so instead the job's slot changes (its ticket, or its id) and
+//! the entry goes stale: [`Lazy::head`] drops stale entries when they reach the front, and [`Lazy::remove`]
+//! compacts the whole index once stale entries outnumber live ones. Every operation stays O(1) or
+//! O(log n) amortised.
+
+use std::collections::{BinaryHeap, VecDeque};
+
+/// Below this many stale entries an index is never compacted.
+const COMPACT_MIN: usize = 64;
+
+/// A container an index can be built on: a FIFO (`VecDeque`) or a min-heap (`BinaryHeap` of entries
+/// whose order is reversed).
+pub(crate) trait Container<E>: Default {
+    fn first(&self) -> Option<&E>;
+    fn pop_first(&mut self) -> Option<E>;
+    fn insert(&mut self, entry: E);
+    fn len(&self) -> usize;
+    fn keep(&mut self, live: impl FnMut(&E) -> bool);
+}
+
+impl<E> Container<E> for VecDeque<E> {
+    fn first(&self) -> Option<&E> {
+        self.front()
+    }
+    fn pop_first(&mut self) -> Option<E> {
+        self.pop_front()
+    }
+    fn insert(&mut self, entry: E) {
+        self.push_back(entry);
+    }
+    fn len(&self) -> usize {
+        VecDeque::len(self)
+    }
+    fn keep(&mut self, live: impl FnMut(&E) -> bool) {
+        self.retain(live);
+    }
+}
+
+impl<E: Ord> Container<E> for BinaryHeap<E> {
+    fn first(&self) -> Option<&E> {
+        self.peek()
+    }
+    fn pop_first(&mut self) -> Option<E> {
+        self.pop()
+    }
+    fn insert(&mut self, entry: E) {
+        self.push(entry);
+    }
+    fn len(&self) -> usize {
+        BinaryHeap::len(self)
+    }
+    fn keep(&mut self, live: impl FnMut(&E) -> bool) {
+        self.retain(live);
+    }
+}
+
+/// An index whose stale entries are dropped lazily. `live` tells a current entry from a stale one.
+#[derive(Default)]
+pub(crate) struct Lazy<C> {
+    items: C,
+    stale: usize,
+}
+
+impl<C> Lazy<C> {
+    /// The first live entry, dropping the stale ones before it.
+    pub fn head<E>(&mut self, live: impl Fn(&E) -> bool) -> Option<&E>
+    where
+        C: Container<E>,
+    {
+        while let Some(first) = self.items.first() {
+            if live(first) {
+                break;
+            }
+            self.items.pop_first();
+            // The count is a hint for compaction: an entry may go stale without being counted.
+            self.stale = self.stale.saturating_sub(1);
+        }
+        self.items.first()
+    }
+
+    /// Removes and returns the first live entry.
+    pub fn pop<E>(&mut self, live: impl Fn(&E) -> bool) -> Option<E>
+    where
+        C: Container<E>,
+    {
+        self.head(&live)?;
+        self.items.pop_first()
+    }
+
+    pub fn push<E>(&mut self, entry: E)
+    where
+        C: Container<E>,
+    {
+        self.items.insert(entry);
+    }
+
+    /// Entries, stale ones included.
+    #[cfg(test)]
+    pub fn len<E>(&self) -> usize
+    where
+        C: Container<E>,
+    {
+        self.items.len()
+    }
+
+    /// Accounts for `entry`, which was live until now and is stale from now on: popped at once when it is
+    /// first, otherwise left for later and the index compacted when stale entries outnumber live ones.
+    /// `live` must already call `entry` stale.
+    pub fn remove<E: PartialEq>(&mut self, entry: &E, live: impl Fn(&E) -> bool)
+    where
+        C: Container<E>,
+    {
+        if self.items.first() == Some(entry) {
+            self.items.pop_first();
+            return;
+        }
+        self.stale += 1;
+        if self.stale >= COMPACT_MIN && self.stale * 2 > self.items.len() {
+            self.items.keep(|e| live(e));
+            self.stale = 0;
+        }
+    }
+}
+
+impl<E> Lazy<VecDeque<E>> {
+    /// The last entry, stale or not.
+    pub fn back(&self) -> Option<&E> {
+        self.items.back()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_entries_are_dropped_at_the_head_and_compacted() {
+        let mut index: Lazy<VecDeque<u32>> = Lazy::default();
+        for i in 0..1000 {
+            index.push(i);
+        }
+        // Entries go stale from the back, so none can be popped at once: compaction keeps the size down.
+        let removed = std::cell::Cell::new(1000);
+        for i in (400..1000).rev() {
+            removed.set(i);
+            index.remove(&i, |e| *e < removed.get());
+        }
+        assert!(index.len() <= 500, "not compacted: {}", index.len());
+        assert_eq!(index.pop(|e| *e < 400), Some(0));
+        // Stale entries at the head are skipped.
+        assert_eq!(index.head(|e| *e >= 7 && *e < 400), Some(&7));
+    }
+
+    #[test]
+    fn removing_the_head_pops_it() {
+        let mut index: Lazy<BinaryHeap<std::cmp::Reverse<u32>>> = Lazy::default();
+        for i in [3, 1, 2] {
+            index.push(std::cmp::Reverse(i));
+        }
+        index.remove(&std::cmp::Reverse(1), |e| e.0 != 1);
+        assert_eq!(index.len(), 2);
+        assert_eq!(index.head(|_| true), Some(&std::cmp::Reverse(2)));
+    }
+}
