@@ -191,6 +191,17 @@ impl<T> PushTimeoutError<T> {
         matches!(self, PushTimeoutError::Timeout(_))
     }
 
+    /// Whether the queue was full and its overflow policy rejects new jobs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(leasequeue::PushTimeoutError::Full(()).is_full());
+    /// ```
+    pub fn is_full(&self) -> bool {
+        matches!(self, PushTimeoutError::Full(_))
+    }
+
     /// Whether the queue was closed.
     ///
     /// # Examples

@@ -440,7 +440,8 @@ impl State {
         self.current(token)?;
         self.counters.acked += 1;
         self.unlink(token.slot);
-        self.free_slot(token.slot);
+        // No clock reading: the state's time is the latest any operation observed.
+        self.free_slot(token.slot, self.now);
         Ok(())
     }
 
@@ -733,12 +734,12 @@ impl State {
             at,
             history: s.history.take().map(|h| Vec::from(*h)).unwrap_or_default(),
         };
-        self.free_slot(slot);
+        self.free_slot(slot, at);
         exit
     }
 
-    /// Frees the slot of a job that left the queue (already unlinked), and lets its group move on.
-    fn free_slot(&mut self, slot: u32) {
+    /// Frees the slot of a job that left the queue (already unlinked) at `at`, and lets its group move on.
+    fn free_slot(&mut self, slot: u32, at: Tick) {
         let s = &mut self.slots[slot as usize];
         let flags = s.flags;
         let id = s.id;
@@ -755,12 +756,13 @@ impl State {
             self.expiry.remove(&gone, |t: &Timed| slots[t.slot as usize].id == t.id);
         }
         if flags & GROUPED != 0 {
-            self.leave_group(slot);
+            self.leave_group(slot, at);
         }
     }
 
-    /// A job of a group left the queue: if it was the group's head, the next waiting job takes its place.
-    fn leave_group(&mut self, slot: u32) {
+    /// A job of a group left the queue at `at`: if it was the group's head, the next waiting job takes its
+    /// place, ready from `at` (or later, if it was pushed with a later ready time).
+    fn leave_group(&mut self, slot: u32, at: Tick) {
         let Some(key) = self.slot_groups.remove(&slot) else { return };
         let Some(group) = self.groups.get_mut(&key) else { return };
         if group.head != Some(slot) {
@@ -779,8 +781,8 @@ impl State {
             return;
         };
         self.n_waiting -= 1;
-        let (now, ready_at) = (self.now, self.slots[next as usize].due);
-        self.schedule(next, now, ready_at);
+        let ready_at = self.slots[next as usize].due;
+        self.schedule(next, at, ready_at);
     }
 }
 
