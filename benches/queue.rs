@@ -5,8 +5,10 @@
 
 use std::hint::black_box;
 
+use std::sync::Arc;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use leasequeue::{Queue, TestClock};
+use leasequeue::{PushOptions, Queue, TestClock};
 
 fn uncontended_cycle(c: &mut Criterion) {
     let mut group = c.benchmark_group("uncontended_cycle");
@@ -57,5 +59,45 @@ fn uncontended_resident(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, uncontended_cycle, uncontended_resident);
+/// The cycle with the scheduling features in use: mixed priorities, and 1 000 active groups.
+fn uncontended_scheduling(c: &mut Criterion) {
+    let mut group = c.benchmark_group("uncontended_scheduling");
+    group.bench_function("push_lease_ack_8_priorities", |b| {
+        let queue = Queue::new();
+        for i in 0..1_000u64 {
+            queue.push_with(i, PushOptions::new().priority((i % 8) as u8)).unwrap();
+        }
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            queue.push_with(black_box(i), PushOptions::new().priority((i % 8) as u8)).unwrap();
+            let lease = queue.try_lease().unwrap();
+            black_box(*lease);
+            lease.ack().unwrap();
+        });
+    });
+    group.bench_function("push_lease_ack_1000_groups", |b| {
+        let keys: Vec<Arc<str>> = (0..1_000).map(|g| Arc::from(format!("customer-{g}"))).collect();
+        let queue = Queue::new();
+        // Every group has a job in flight or ready, and one waiting behind it.
+        for round in 0..2 {
+            for key in &keys {
+                queue.push_with(round, PushOptions::new().group(Arc::clone(key))).unwrap();
+            }
+        }
+        let mut i = 0usize;
+        b.iter(|| {
+            i += 1;
+            queue
+                .push_with(black_box(1), PushOptions::new().group(Arc::clone(&keys[i % keys.len()])))
+                .unwrap();
+            let lease = queue.try_lease().unwrap();
+            black_box(*lease);
+            lease.ack().unwrap(); // the group's next job becomes ready
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, uncontended_cycle, uncontended_resident, uncontended_scheduling);
 criterion_main!(benches);

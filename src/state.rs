@@ -205,6 +205,9 @@ pub(crate) struct State {
     /// Dedup keys reserved, with the job id and when the reservation ends.
     dedup: HashMap<Arc<str>, (u64, Tick)>,
     dedup_order: VecDeque<(Tick, Arc<str>)>,
+    /// No timed event is due before this: a lower bound of the earliest entry of the timed indices,
+    /// lowered on every insertion and made exact whenever `advance` processes events.
+    next_at: Tick,
     n_ready: usize,
     n_delayed: usize,
     n_waiting: usize,
@@ -244,6 +247,7 @@ impl State {
             slot_groups: HashMap::new(),
             dedup: HashMap::new(),
             dedup_order: VecDeque::new(),
+            next_at: NEVER,
             n_ready: 0,
             n_delayed: 0,
             n_waiting: 0,
@@ -351,6 +355,7 @@ impl State {
         if place.expires_at != NEVER {
             s.flags |= HAS_TTL;
             self.expiry.push(Timed { at: place.expires_at, id, slot, ticket: 0 });
+            self.schedule_event(place.expires_at);
         }
         if let Some(key) = place.group {
             self.slots[slot as usize].flags |= GROUPED;
@@ -530,6 +535,9 @@ impl State {
     /// are dead-lettered, delayed jobs become ready, lapsed leases become ready or are dead-lettered. Jobs
     /// that leave are pushed to `exits`.
     pub fn advance(&mut self, now: Tick, exits: &mut Vec<Exit>) {
+        if now < self.next_at {
+            return; // the common case, in one comparison
+        }
         while let Some((at, event)) = self.next_due(now) {
             match event {
                 Event::Expiry => {
@@ -551,6 +559,7 @@ impl State {
                 }
             }
         }
+        self.next_at = self.next_event();
     }
 
     /// The earliest time at which [`advance`](State::advance) would do something, or [`NEVER`].
@@ -631,10 +640,16 @@ impl State {
         self.wakes.ready += 1;
     }
 
-    fn make_delayed(&mut self, slot: u32, at: Tick) {
-        if at < self.next_event() {
+    /// Blocked consumers wait until the earliest timed event: one that comes earlier must wake them.
+    fn schedule_event(&mut self, at: Tick) {
+        if self.waiting_consumers > 0 && at < self.next_event() {
             self.wakes.rescheduled = true;
         }
+        self.next_at = self.next_at.min(at);
+    }
+
+    fn make_delayed(&mut self, slot: u32, at: Tick) {
+        self.schedule_event(at);
         let s = &mut self.slots[slot as usize];
         s.phase = Phase::Delayed;
         s.due = at;
@@ -644,9 +659,7 @@ impl State {
     }
 
     fn make_leased(&mut self, slot: u32, deadline: Tick) {
-        if deadline < self.next_event() {
-            self.wakes.rescheduled = true;
-        }
+        self.schedule_event(deadline);
         let in_order = self.lease_fifo.back_at().is_none_or(|back| back <= deadline);
         let s = &mut self.slots[slot as usize];
         s.phase = Phase::Leased;
