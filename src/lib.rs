@@ -56,6 +56,26 @@
 //! other jitters are available. Jitter is drawn from a generator seeded by the backoff's seed, the job id
 //! and the attempt, so a seeded test is reproducible.
 //!
+//! # Scheduling
+//!
+//! [`Queue::push_with`] takes [`PushOptions`]: a delay or a ready time; a priority (0 to 7, strict
+//! between levels, FIFO within one); a group key (jobs of a group are delivered one at a time, in push
+//! order, as SQS FIFO message groups); a dedup key (a second push within the queue's dedup window is
+//! dropped and reported as [`Pushed::Duplicate`]); and a time to live (a job not done by then is
+//! dead-lettered as expired). A bounded queue's [`Overflow`] policy decides what a push to a full queue
+//! does: wait, fail, or drop the oldest ready job.
+//!
+//! ```
+//! use std::time::Duration;
+//! use leasequeue::{PushOptions, Queue};
+//!
+//! let queue = Queue::new();
+//! queue.push_with("nightly report", PushOptions::new().delay(Duration::from_secs(3600))).unwrap();
+//! queue.push_with("password reset", PushOptions::new().priority(7)).unwrap();
+//! queue.push("welcome email").unwrap();
+//! assert_eq!(*queue.try_lease().unwrap(), "password reset");
+//! ```
+//!
 //! # Dead letters
 //!
 //! A job that fails its last attempt ([`QueueBuilder::max_attempts`], 10 by default) or is rejected
