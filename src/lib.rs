@@ -158,6 +158,7 @@ mod backoff;
 mod clock;
 mod dead_letter;
 mod error;
+mod event;
 mod handler;
 mod index;
 mod job;
@@ -174,6 +175,7 @@ pub use error::{
     BuildError, LeaseError, LeaseLost, LeaseTimeoutError, PushError, PushTimeoutError, TryLeaseError,
     TryPushError,
 };
+pub use event::{Event, EventKind};
 pub use handler::{IntoOutcome, Job, Outcome};
 pub use job::{JobId, PushOptions, Pushed};
 pub use lease::{Lease, NackOutcome};

@@ -14,7 +14,7 @@ use crate::clock::{ticks, Listener, Tick, NEVER};
 use crate::lease::Lease;
 use crate::state::{Config, Exit, Grant, Nacked, State, Token};
 use crate::{
-    Backoff, BuildError, Clock, DeadLetter, DeadLetterSink, Failure, FailureKind, JobId, LeaseError,
+    Backoff, BuildError, Clock, DeadLetter, DeadLetterSink, Event, Failure, FailureKind, JobId, LeaseError,
     LeaseLost, LeaseTimeoutError, PushError, PushOptions, PushTimeoutError, Pushed, Stats, TryLeaseError,
     TryPushError,
 };
@@ -56,6 +56,7 @@ pub(crate) struct Inner<T> {
     pub(crate) clock: Clock,
     backoff: Backoff,
     sink: Option<Box<dyn DeadLetterSink<T>>>,
+    observer: Option<Observer>,
     capacity: Option<usize>,
     overflow: Overflow,
     /// The queue-wide time to live.
@@ -78,16 +79,23 @@ struct Core<T> {
     dead: VecDeque<DeadLetter<T>>,
 }
 
-/// Dead letters to hand to the sink once the lock is released.
+/// Dead letters and events to hand to the sink and the observer once the lock is released.
 struct Outbox<T> {
     dead: Vec<DeadLetter<T>>,
+    events: Vec<Event>,
 }
 
 impl<T> Outbox<T> {
     fn new() -> Self {
-        Outbox { dead: Vec::new() }
+        Outbox { dead: Vec::new(), events: Vec::new() }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.dead.is_empty() && self.events.is_empty()
     }
 }
+
+type Observer = Box<dyn Fn(&Event) + Send + Sync>;
 
 /// How long a blocking call may wait.
 #[derive(Clone, Copy)]
@@ -604,8 +612,10 @@ impl<T: Send + Sync + 'static> Inner<T> {
         }
     }
 
-    /// Wakes the threads owed a wake-up, releases the lock, then hands dead letters to the sink.
-    fn finish(&self, mut core: MutexGuard<'_, Core<T>>, out: Outbox<T>) {
+    /// Wakes the threads owed a wake-up, releases the lock, then hands events to the observer and dead
+    /// letters to the sink.
+    fn finish(&self, mut core: MutexGuard<'_, Core<T>>, mut out: Outbox<T>) {
+        self.collect_events(&mut core.st, &mut out);
         self.wake(&mut core.st);
         self.ready_hint.store(core.st.counts().ready, Ordering::Relaxed);
         drop(core);
@@ -630,21 +640,44 @@ impl<T: Send + Sync + 'static> Inner<T> {
         }
     }
 
-    /// Hands dead letters to the sink, outside every lock. What the sink hands back goes to the store.
-    /// A panicking sink loses the dead letter it was given; the panic is re-raised once the others are
-    /// delivered (unless this thread is already unwinding, as in a lease dropped during a panic).
-    fn deliver(&self, out: Outbox<T>) {
-        if out.dead.is_empty() {
+    fn collect_events(&self, st: &mut State, out: &mut Outbox<T>) {
+        if st.events.is_empty() {
             return;
         }
-        let Some(sink) = &self.sink else { return };
+        let clock = &self.clock;
+        out.events.extend(st.events.drain(..).map(|(kind, id, attempt, at)| Event {
+            kind,
+            id: JobId::from_u64(id),
+            attempt,
+            at: clock.instant(at),
+        }));
+    }
+
+    /// Hands events to the observer and dead letters to the sink, outside every lock. What the sink hands
+    /// back goes to the store. A panicking sink loses the dead letter it was given; a panic of the sink or
+    /// the observer is re-raised once everything is delivered (unless this thread is already unwinding, as
+    /// in a lease dropped during a panic).
+    fn deliver(&self, out: Outbox<T>) {
+        if out.is_empty() {
+            return;
+        }
         let mut first_panic = None;
-        for dead in out.dead {
-            match panic::catch_unwind(AssertUnwindSafe(|| sink.send(dead))) {
-                Ok(Ok(())) => {}
-                Ok(Err(dead)) => self.core.lock().dead.push_back(dead),
-                Err(payload) => {
+        if let Some(observer) = &self.observer {
+            for event in &out.events {
+                if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| observer(event))) {
                     first_panic.get_or_insert(payload);
+                }
+            }
+        }
+        // Dead letters are only collected here when there is a sink; without one they went to the store.
+        if let Some(sink) = &self.sink {
+            for dead in out.dead {
+                match panic::catch_unwind(AssertUnwindSafe(|| sink.send(dead))) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(dead)) => self.core.lock().dead.push_back(dead),
+                    Err(payload) => {
+                        first_panic.get_or_insert(payload);
+                    }
                 }
             }
         }
@@ -657,7 +690,8 @@ impl<T: Send + Sync + 'static> Inner<T> {
 
     /// Blocks on `condvar` until woken or `until` (or the next timed event, for consumers) passes.
     fn block(&self, core: &mut MutexGuard<'_, Core<T>>, out: &mut Outbox<T>, consumer: bool, until: Tick) {
-        if !out.dead.is_empty() {
+        self.collect_events(&mut core.st, out);
+        if !out.is_empty() {
             let pending = mem::replace(out, Outbox::new());
             MutexGuard::unlocked(core, || self.deliver(pending));
             return; // the state may have changed: look again before waiting
@@ -754,7 +788,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
             }
             match params.wait {
                 Wait::Until(until) if now < until => {
-                    if round < SPIN_ROUNDS + YIELD_ROUNDS && out.dead.is_empty() {
+                    if round < SPIN_ROUNDS + YIELD_ROUNDS && out.is_empty() {
                         MutexGuard::unlocked(&mut core, || self.spin(round));
                         round += 1;
                     } else {
@@ -970,6 +1004,7 @@ pub struct QueueBuilder<T> {
     max_attempts: u32,
     backoff: Backoff,
     sink: Option<Box<dyn DeadLetterSink<T>>>,
+    observer: Option<Observer>,
     capacity: Option<usize>,
     overflow: Overflow,
     clock: Clock,
@@ -985,6 +1020,7 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
             max_attempts: 10,
             backoff: Backoff::default(),
             sink: None,
+            observer: None,
             capacity: None,
             overflow: Overflow::Block,
             clock: Clock::system(),
@@ -1080,6 +1116,26 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
     /// ```
     pub fn clock(mut self, clock: impl Into<Clock>) -> Self {
         self.clock = clock.into();
+        self
+    }
+
+    /// Called with every [`Event`] (pushed, leased, acked, nacked, rejected, released, lapsed,
+    /// dead-lettered, deduplicated), in order, outside every lock, on the thread whose operation caused it
+    /// (or the one that advanced a test clock). It should be quick; it may call back into the queue.
+    /// Without an observer, events cost nothing. Default none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leasequeue::{Event, Queue};
+    /// let queue = Queue::builder()
+    ///     .observer(|e: &Event| println!("{} {} (attempt {})", e.id, e.kind, e.attempt))
+    ///     .build()
+    ///     .unwrap();
+    /// queue.push("job").unwrap();
+    /// ```
+    pub fn observer(mut self, observer: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Box::new(observer));
         self
     }
 
@@ -1182,13 +1238,16 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
             history_limit: self.history_limit,
             dedup_window: ticks(self.dedup_window),
         };
+        let mut st = State::new(cfg);
+        st.observing = self.observer.is_some();
         let inner = Arc::new(Inner {
-            core: Mutex::new(Core { st: State::new(cfg), jobs: Vec::new(), dead: VecDeque::new() }),
+            core: Mutex::new(Core { st, jobs: Vec::new(), dead: VecDeque::new() }),
             consumers: Condvar::new(),
             producers: Condvar::new(),
             clock: self.clock,
             backoff: self.backoff,
             sink: self.sink,
+            observer: self.observer,
             capacity: self.capacity,
             overflow: self.overflow,
             ttl: self.ttl,
@@ -1207,6 +1266,7 @@ impl<T> fmt::Debug for QueueBuilder<T> {
             .field("max_attempts", &self.max_attempts)
             .field("backoff", &self.backoff)
             .field("dead_letter", &self.sink.as_ref().map(|_| "custom sink"))
+            .field("observer", &self.observer.as_ref().map(|_| "custom observer"))
             .field("capacity", &self.capacity)
             .field("overflow", &self.overflow)
             .field("clock", &self.clock)

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use crate::clock::{Tick, NEVER};
 use crate::index::Lazy;
-use crate::{DeadLetterReason, FailureKind, LeaseLost};
+use crate::{DeadLetterReason, EventKind, FailureKind, LeaseLost};
 
 /// Priority levels: 0 (the default, lowest) to `PRIORITY_LEVELS - 1` (highest).
 pub(crate) const PRIORITY_LEVELS: usize = 8;
@@ -219,13 +219,16 @@ pub(crate) struct State {
     pub waiting_consumers: usize,
     pub waiting_producers: usize,
     pub wakes: Wakes,
+    /// Whether to record events (an observer is registered), and those recorded since the last drain.
+    pub observing: bool,
+    pub events: Vec<(EventKind, u64, u32, Tick)>,
     cfg: Config,
 }
 
 /// Which timed event comes next; at equal times an expiry goes first (a job past its time to live is
 /// never delivered), then a delayed job, then a lapse.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Event {
+enum Timer {
     Expiry,
     Delayed,
     LeaseFifo,
@@ -259,7 +262,16 @@ impl State {
             waiting_consumers: 0,
             waiting_producers: 0,
             wakes: Wakes::default(),
+            observing: false,
+            events: Vec::new(),
             cfg,
+        }
+    }
+
+    fn note(&mut self, kind: EventKind, slot: u32, at: Tick) {
+        if self.observing {
+            let s = &self.slots[slot as usize];
+            self.events.push((kind, s.id, s.attempt, at));
         }
     }
 
@@ -309,8 +321,11 @@ impl State {
             }
         }
         let id = self.dedup.get(key).map(|&(id, _)| id);
-        if id.is_some() {
+        if let Some(id) = id {
             self.counters.deduplicated += 1;
+            if self.observing {
+                self.events.push((EventKind::Deduplicated, id, 0, now));
+            }
         }
         id
     }
@@ -352,6 +367,8 @@ impl State {
         s.attempt = 0;
         s.priority = place.priority.min(PRIORITY_LEVELS as u8 - 1);
         s.flags = 0;
+        self.note(EventKind::Pushed, slot, now);
+        let s = &mut self.slots[slot as usize];
         if place.expires_at != NEVER {
             s.flags |= HAS_TTL;
             self.expiry.push(Timed { at: place.expires_at, id, slot, ticket: 0 });
@@ -403,6 +420,7 @@ impl State {
         s.flags &= !REVOKED;
         let grant = Grant { token: Token { slot, epoch: s.epoch, id: s.id }, attempt: s.attempt, deadline };
         self.make_leased(slot, deadline);
+        self.note(EventKind::Leased, slot, now);
         Some(grant)
     }
 
@@ -444,6 +462,7 @@ impl State {
     pub fn ack(&mut self, token: Token) -> Result<(), LeaseLost> {
         self.current(token)?;
         self.counters.acked += 1;
+        self.note(EventKind::Acked, token.slot, self.now);
         self.unlink(token.slot);
         // No clock reading: the state's time is the latest any operation observed.
         self.free_slot(token.slot, self.now);
@@ -462,6 +481,7 @@ impl State {
         let phase = self.current(token)?;
         let slot = token.slot;
         self.counters.nacked += 1;
+        self.note(EventKind::Nacked, slot, now);
         let attempt = self.slots[slot as usize].attempt;
         if phase == Phase::Leased {
             self.record(slot, FailureRecord { attempt, at: now, kind, message });
@@ -485,6 +505,7 @@ impl State {
         self.current(token)?;
         let slot = token.slot;
         self.counters.rejected += 1;
+        self.note(EventKind::Rejected, slot, now);
         let attempt = self.slots[slot as usize].attempt;
         self.record(slot, FailureRecord { attempt, at: now, kind: FailureKind::Rejected, message });
         Ok(self.exit(slot, DeadLetterReason::Rejected, now))
@@ -503,6 +524,7 @@ impl State {
         let phase = self.current(token)?;
         let slot = token.slot;
         self.counters.released += 1;
+        self.note(EventKind::Released, slot, now);
         let s = &mut self.slots[slot as usize];
         if phase == Phase::Leased {
             s.attempt = s.attempt.saturating_sub(1);
@@ -540,20 +562,20 @@ impl State {
         }
         while let Some((at, event)) = self.next_due(now) {
             match event {
-                Event::Expiry => {
+                Timer::Expiry => {
                     let Some(t) = self.expiry.pop(|_: &Timed| true) else { return };
                     self.expire(t.slot, at, exits);
                 }
-                Event::Delayed => {
+                Timer::Delayed => {
                     let Some(t) = self.delayed.pop(|_: &Timed| true) else { return };
                     self.n_delayed -= 1;
                     self.make_ready(t.slot, t.at);
                 }
-                Event::LeaseFifo => {
+                Timer::LeaseFifo => {
                     let Some(t) = self.lease_fifo.pop(|_: &Timed| true) else { return };
                     self.lapse(t.slot, t.at, exits);
                 }
-                Event::LeaseHeap => {
+                Timer::LeaseHeap => {
                     let Some(t) = self.lease_heap.pop(|_: &Timed| true) else { return };
                     self.lapse(t.slot, t.at, exits);
                 }
@@ -567,27 +589,28 @@ impl State {
         self.heads().into_iter().map(|(at, _)| at).min().unwrap_or(NEVER)
     }
 
-    fn next_due(&mut self, now: Tick) -> Option<(Tick, Event)> {
+    fn next_due(&mut self, now: Tick) -> Option<(Tick, Timer)> {
         self.heads().into_iter().min().filter(|&(at, _)| at <= now)
     }
 
     /// The time of the first live entry of each timed index.
-    fn heads(&mut self) -> [(Tick, Event); 4] {
+    fn heads(&mut self) -> [(Tick, Timer); 4] {
         let slots = &self.slots;
         let by_ticket = |t: &Timed| slots[t.slot as usize].ticket == t.ticket;
         let by_id = |t: &Timed| slots[t.slot as usize].id == t.id;
         let at = |t: Option<&Timed>| t.map_or(NEVER, |t| t.at);
         [
-            (at(self.expiry.head(by_id)), Event::Expiry),
-            (at(self.delayed.head(by_ticket)), Event::Delayed),
-            (at(self.lease_fifo.head(by_ticket)), Event::LeaseFifo),
-            (at(self.lease_heap.head(by_ticket)), Event::LeaseHeap),
+            (at(self.expiry.head(by_id)), Timer::Expiry),
+            (at(self.delayed.head(by_ticket)), Timer::Delayed),
+            (at(self.lease_fifo.head(by_ticket)), Timer::LeaseFifo),
+            (at(self.lease_heap.head(by_ticket)), Timer::LeaseHeap),
         ]
     }
 
     fn lapse(&mut self, slot: u32, deadline: Tick, exits: &mut Vec<Exit>) {
         self.n_leased -= 1;
         self.counters.expired += 1;
+        self.note(EventKind::Lapsed, slot, deadline);
         let s = &mut self.slots[slot as usize];
         s.phase = Phase::Free; // unlinked: its index entry was just popped
         let attempt = s.attempt;
@@ -737,6 +760,7 @@ impl State {
 
     fn exit_unlinked(&mut self, slot: u32, reason: DeadLetterReason, at: Tick) -> Exit {
         self.counters.dead_lettered += 1;
+        self.note(EventKind::DeadLettered(reason), slot, at);
         let s = &mut self.slots[slot as usize];
         let exit = Exit {
             slot,
