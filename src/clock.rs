@@ -13,7 +13,7 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -157,6 +157,19 @@ impl Clock {
         }
     }
 
+    /// The test clock behind this handle, if it is one.
+    pub(crate) fn test_clock(&self) -> Option<TestClock> {
+        match &self.kind {
+            Kind::Test(shared) => Some(TestClock { shared: Arc::clone(shared) }),
+            Kind::System { .. } => None,
+        }
+    }
+
+    /// Whether this is a test clock that jumps ahead when its queues are idle.
+    pub(crate) fn auto_advances(&self) -> bool {
+        matches!(&self.kind, Kind::Test(shared) if shared.auto_advance.load(Ordering::Acquire))
+    }
+
     /// Registers a listener to be called after each advance of a test clock. No-op on the system clock.
     pub(crate) fn register(&self, listener: Weak<dyn Listener>) {
         if let Kind::Test(shared) = &self.kind {
@@ -210,6 +223,7 @@ pub(crate) trait Listener: Send + Sync {
 struct TestShared {
     origin: Instant,
     offset: AtomicU64,
+    auto_advance: AtomicBool,
     listeners: Mutex<Vec<Weak<dyn Listener>>>,
 }
 
@@ -263,6 +277,7 @@ impl TestClock {
             shared: Arc::new(TestShared {
                 origin: Instant::now(),
                 offset: AtomicU64::new(0),
+                auto_advance: AtomicBool::new(false),
                 listeners: Mutex::new(Vec::new()),
             }),
         }
@@ -332,6 +347,45 @@ impl TestClock {
         for listener in listeners.iter().filter_map(Weak::upgrade) {
             listener.on_advance();
         }
+    }
+
+    /// A test clock that advances on its own when nothing can happen before the next deadline (see
+    /// [`set_auto_advance`](TestClock::set_auto_advance)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use leasequeue::{PushOptions, Queue, TestClock};
+    ///
+    /// let clock = TestClock::auto_advancing();
+    /// let queue = Queue::builder().clock(clock.clone()).build().unwrap();
+    /// queue.push_with("in a day", PushOptions::new().delay(Duration::from_secs(86_400))).unwrap();
+    /// let lease = queue.lease().unwrap(); // no job is leased and none is ready: the clock jumps a day
+    /// assert_eq!(clock.elapsed(), Duration::from_secs(86_400));
+    /// lease.ack().unwrap();
+    /// ```
+    pub fn auto_advancing() -> Self {
+        let clock = TestClock::new();
+        clock.set_auto_advance(true);
+        clock
+    }
+
+    /// Turns auto-advance on or off (off by default). With it on, a consumer about to block in `lease`
+    /// (or `lease_timeout`) on a queue of this clock that has no ready job and no job leased (so no
+    /// worker is busy) moves the clock straight to the earliest of the queue's next timed event (a
+    /// delayed job or retry coming due, a time to live running out) and the consumer's own timeout,
+    /// instead of waiting: tokio's paused clock, for threads. Hours of backoff then run through a real
+    /// [`WorkerPool`](crate::WorkerPool) in microseconds, with the same outcome every run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let clock = leasequeue::TestClock::new();
+    /// clock.set_auto_advance(true);
+    /// ```
+    pub fn set_auto_advance(&self, on: bool) {
+        self.shared.auto_advance.store(on, Ordering::Release);
     }
 
     /// Moves the clock forward to `at`; does nothing if `at` is not in the clock's future.

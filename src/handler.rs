@@ -1,12 +1,14 @@
 //! What a worker pool's handler sees (`Job`) and returns (`Outcome`).
 
+use std::any::Any;
 use std::fmt;
 use std::ops::Deref;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::clock::{Tick, NEVER};
-use crate::{Clock, JobId, Lease, LeaseLost};
+use crate::{Clock, FailureKind, JobId, Lease, LeaseLost, NackOutcome};
 
 /// A job as a [`WorkerPool`](crate::WorkerPool) handler sees it: dereferences to the job, and carries its
 /// context (attempt, id, heartbeat, cancellation).
@@ -276,5 +278,74 @@ impl<E: fmt::Display> IntoOutcome for Result<(), E> {
 impl<E: fmt::Display> IntoOutcome for Result<Outcome, E> {
     fn into_outcome(self) -> Outcome {
         self.unwrap_or_else(Outcome::retry)
+    }
+}
+
+/// A handler as the pool and the inline runner hold it.
+pub(crate) type Handler<T> = dyn Fn(Job<'_, T>) -> Outcome + Send + Sync;
+
+/// What running a handler on one job gave.
+pub(crate) enum Ran {
+    Returned(Outcome),
+    Panicked(String),
+}
+
+/// How a job was settled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Settled {
+    Acked,
+    /// A failed attempt, to be retried.
+    Retrying,
+    /// A failed last attempt: dead-lettered.
+    Exhausted,
+    /// Rejected: dead-lettered.
+    Rejected,
+    Deferred,
+}
+
+/// Runs `handler` on the leased job, catching a panic.
+pub(crate) fn run<T: Send + Sync + 'static, H: Fn(Job<'_, T>) -> Outcome + ?Sized>(
+    handler: &H,
+    lease: &mut Lease<T>,
+    clock: &Clock,
+    cancelled: &AtomicBool,
+    timeout_at: Tick,
+) -> Ran {
+    let result =
+        panic::catch_unwind(AssertUnwindSafe(|| handler(Job { lease, clock, cancelled, timeout_at })));
+    match result {
+        Ok(outcome) => Ran::Returned(outcome),
+        Err(payload) => Ran::Panicked(panic_message(&*payload)),
+    }
+}
+
+/// Settles the job as the handler decided; a panic is a failed attempt with the panic's message.
+pub(crate) fn settle<T: Send + Sync + 'static>(lease: Lease<T>, ran: Ran) -> Result<Settled, LeaseLost> {
+    let retried = |n: NackOutcome| match n {
+        NackOutcome::DeadLettered => Settled::Exhausted,
+        _ => Settled::Retrying,
+    };
+    match ran {
+        Ran::Returned(Outcome::Done) => lease.ack().map(|()| Settled::Acked),
+        Ran::Returned(Outcome::Retry { reason, delay: Some(delay) }) => {
+            lease.nack_after(reason, delay).map(retried)
+        }
+        Ran::Returned(Outcome::Retry { reason, delay: None }) => lease.nack_with(reason).map(retried),
+        Ran::Returned(Outcome::Reject { reason }) => lease.reject(reason).map(|()| Settled::Rejected),
+        Ran::Returned(Outcome::Defer { delay }) => lease.release_after(delay).map(|()| Settled::Deferred),
+        Ran::Panicked(message) => {
+            let delay = lease.backoff_delay();
+            lease.fail_as(FailureKind::Panicked, delay, Some(format!("panicked: {message}"))).map(retried)
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
     }
 }

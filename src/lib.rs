@@ -167,6 +167,7 @@ mod pool;
 mod queue;
 mod state;
 mod stats;
+mod testing;
 
 pub use backoff::{Backoff, Jitter};
 pub use clock::{Clock, TestClock};
@@ -182,6 +183,7 @@ pub use lease::{Lease, NackOutcome};
 pub use pool::{PoolStats, ShutdownReport, WorkerPool, WorkerPoolBuilder, WorkerRange};
 pub use queue::{Overflow, Queue, QueueBuilder};
 pub use stats::Stats;
+pub use testing::{assert_dead_lettered, Attempt, Inline, JobInfo, JobState, Summary, MAX_RUNS};
 
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]

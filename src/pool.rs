@@ -1,6 +1,5 @@
 //! `WorkerPool`: competing-consumer threads running a handler over a queue.
 
-use std::any::Any;
 use std::fmt;
 use std::mem;
 use std::ops::RangeInclusive;
@@ -13,12 +12,11 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 
 use crate::clock::{ticks, Listener, NEVER};
-use crate::handler::{IntoOutcome, Job, Outcome};
+use crate::handler::{self, Handler, IntoOutcome, Job, Ran, Settled};
 use crate::queue::{Fail, LeaseParams, Wait};
 use crate::state::Token;
-use crate::{BuildError, FailureKind, JobId, Lease, NackOutcome, Queue};
+use crate::{BuildError, JobId, Lease, Queue};
 
-type Handler<T> = Box<dyn Fn(Job<'_, T>) -> Outcome + Send + Sync>;
 type PanicHook = Box<dyn Fn(JobId, &str) + Send + Sync>;
 type WorkerHook = Box<dyn Fn(usize) + Send + Sync>;
 
@@ -64,7 +62,7 @@ pub struct WorkerPool<T: Send + Sync + 'static> {
 
 struct Shared<T: Send + Sync + 'static> {
     queue: Queue<T>,
-    handler: Handler<T>,
+    handler: Box<Handler<T>>,
     cfg: Config,
     /// Workers stop leasing.
     stopping: AtomicBool,
@@ -316,6 +314,52 @@ impl<T: Send + Sync + 'static> WorkerPool<T> {
         ShutdownReport { completed, released, threads_left }
     }
 
+    /// For tests on a [`TestClock`](crate::TestClock): waits until no job is ready or leased (every worker
+    /// idle), then moves the clock to the queue's next timed event (a delayed job or a retry coming due)
+    /// and goes on, until no job is ready, leased or scheduled. Returns the pool's counters. On the
+    /// system clock it only waits until no job is ready or leased. Waits by yielding, not sleeping.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use leasequeue::{Backoff, Queue, TestClock, WorkerPool};
+    ///
+    /// let clock = TestClock::new();
+    /// let queue: Queue<&str> = Queue::builder()
+    ///     .clock(clock.clone())
+    ///     .backoff(Backoff::fixed(Duration::from_secs(3600)))
+    ///     .build()
+    ///     .unwrap();
+    /// let pool = WorkerPool::builder(queue.clone())
+    ///     .workers(2)
+    ///     .build(|job| if job.attempt() < 3 { Err("flaky") } else { Ok(()) })
+    ///     .unwrap();
+    /// queue.push("job").unwrap();
+    /// let stats = pool.run_until_idle();
+    /// assert_eq!((stats.failed, stats.succeeded), (2, 1));
+    /// assert_eq!(clock.elapsed(), Duration::from_secs(2 * 3600));
+    /// ```
+    pub fn run_until_idle(&self) -> PoolStats {
+        let queue = &self.shared.queue;
+        let test = queue.clock().test_clock();
+        loop {
+            let stats = queue.stats();
+            if stats.ready > 0 || stats.leased > 0 {
+                if self.shared.stopping.load(Ordering::Acquire) || self.workers() == 0 {
+                    break; // nobody left to do the work
+                }
+                thread::yield_now();
+                continue;
+            }
+            match (&test, queue.inner.next_event()) {
+                (Some(test), Some(at)) => test.advance_to(at),
+                _ => break,
+            }
+        }
+        self.stats()
+    }
+
     /// Waits until every worker has exited on its own, which they do once the queue is closed and
     /// drained, and returns the final counters. Blocks forever if the queue is never closed.
     ///
@@ -488,61 +532,31 @@ impl<T: Send + Sync + 'static> Shared<T> {
         self.busy.fetch_add(1, Ordering::AcqRel);
         let clock = &self.queue.inner.clock;
         let timeout_at = self.cfg.job_timeout.map_or(NEVER, |d| clock.tick().saturating_add(ticks(d)));
-        let result = panic::catch_unwind(AssertUnwindSafe(|| {
-            let job = Job { lease: &mut lease, clock, cancelled: &self.cancelled, timeout_at };
-            (self.handler)(job)
-        }));
-        let c = &self.counters;
-        let settled = match result {
-            Ok(outcome) => self.settle(lease, outcome),
-            Err(payload) => {
-                let message = panic_message(&*payload);
-                drop(payload);
-                c.panicked.fetch_add(1, Ordering::AcqRel);
-                if let Some(hook) = &self.cfg.on_panic {
-                    let _ = panic::catch_unwind(AssertUnwindSafe(|| hook(id, &message)));
-                }
-                let delay = lease.backoff_delay();
-                let nacked =
-                    lease.fail_as(FailureKind::Panicked, delay, Some(format!("panicked: {message}")));
-                c.failed.fetch_add(1, Ordering::AcqRel);
-                nacked.map(|n| {
-                    if n == NackOutcome::DeadLettered {
-                        c.dead_lettered.fetch_add(1, Ordering::AcqRel);
-                    }
-                })
-            }
-        };
-        if settled.is_err() {
-            c.lost.fetch_add(1, Ordering::AcqRel);
-        }
-        *slot.running.lock() = None;
-        self.busy.fetch_sub(1, Ordering::AcqRel);
-        c.processed.fetch_add(1, Ordering::AcqRel);
-    }
-
-    fn settle(&self, lease: Lease<T>, outcome: Outcome) -> Result<(), crate::LeaseLost> {
+        let ran = handler::run(&*self.handler, &mut lease, clock, &self.cancelled, timeout_at);
         let c = &self.counters;
         let count = |counter: &AtomicU64| {
             counter.fetch_add(1, Ordering::AcqRel);
         };
-        match outcome {
-            Outcome::Done => lease.ack().map(|()| count(&c.succeeded)),
-            Outcome::Retry { reason, delay } => {
-                let nacked = match delay {
-                    Some(delay) => lease.nack_after(reason, delay),
-                    None => lease.nack_with(reason),
-                };
-                nacked.map(|n| {
-                    count(&c.failed);
-                    if n == NackOutcome::DeadLettered {
-                        count(&c.dead_lettered);
-                    }
-                })
+        if let Ran::Panicked(message) = &ran {
+            count(&c.panicked);
+            if let Some(hook) = &self.cfg.on_panic {
+                let _ = panic::catch_unwind(AssertUnwindSafe(|| hook(id, message)));
             }
-            Outcome::Reject { reason } => lease.reject(reason).map(|()| count(&c.dead_lettered)),
-            Outcome::Defer { delay } => lease.release_after(delay).map(|()| count(&c.deferred)),
         }
+        match handler::settle(lease, ran) {
+            Ok(Settled::Acked) => count(&c.succeeded),
+            Ok(Settled::Retrying) => count(&c.failed),
+            Ok(Settled::Exhausted) => {
+                count(&c.failed);
+                count(&c.dead_lettered);
+            }
+            Ok(Settled::Rejected) => count(&c.dead_lettered),
+            Ok(Settled::Deferred) => count(&c.deferred),
+            Err(_) => count(&c.lost),
+        }
+        *slot.running.lock() = None;
+        self.busy.fetch_sub(1, Ordering::AcqRel);
+        count(&c.processed);
     }
 }
 
@@ -551,16 +565,6 @@ fn extract_finished(threads: &mut Vec<Worker>) -> Vec<Worker> {
         mem::take(threads).into_iter().partition(|w| w.slot.finished.load(Ordering::Acquire));
     *threads = running;
     finished
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-string payload".to_owned()
-    }
 }
 
 impl<T: Send + Sync + 'static> Listener for Shared<T> {

@@ -625,7 +625,14 @@ impl<T: Send + Sync + 'static> Inner<T> {
     fn wake(&self, st: &mut State) {
         let wakes = mem::take(&mut st.wakes);
         if st.waiting_consumers > 0 {
-            if wakes.rescheduled || (st.closed && st.live() == 0) {
+            let idle = || {
+                let counts = st.counts();
+                counts.ready == 0 && counts.leased == 0
+            };
+            // On an auto-advancing test clock, a queue that just went idle needs a blocked consumer to
+            // move the clock on.
+            let auto_idle = wakes.freed > 0 && self.clock.auto_advances() && idle();
+            if wakes.rescheduled || auto_idle || (st.closed && st.live() == 0) {
                 self.consumers.notify_all();
             } else {
                 for _ in 0..(wakes.ready as usize).min(st.waiting_consumers) {
@@ -698,6 +705,18 @@ impl<T: Send + Sync + 'static> Inner<T> {
         }
         if consumer {
             let wake_at = until.min(core.st.next_event());
+            let idle = {
+                let counts = core.st.counts();
+                counts.ready == 0 && counts.leased == 0
+            };
+            if wake_at != NEVER && idle && self.clock.auto_advances() {
+                // Nothing can happen before `wake_at`: jump there instead of waiting.
+                if let Some(test) = self.clock.test_clock() {
+                    let at = self.clock.instant(wake_at);
+                    MutexGuard::unlocked(core, || test.advance_to(at));
+                }
+                return;
+            }
             core.st.waiting_consumers += 1;
             self.clock.wait(&self.consumers, core, wake_at);
             core.st.waiting_consumers -= 1;
@@ -816,6 +835,17 @@ impl<T: Send + Sync + 'static> Inner<T> {
         } else {
             std::thread::yield_now();
         }
+    }
+
+    /// Runs `f` on the state after processing what fell due.
+    pub(crate) fn inspect<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        self.observe(|core| f(&mut core.st))
+    }
+
+    /// When the next timed event (a delayed job or retry, a lapse, an expiry) is due, if any.
+    pub(crate) fn next_event(&self) -> Option<Instant> {
+        let next = self.inspect(|st| st.next_event());
+        (next != NEVER).then(|| self.clock.instant(next))
     }
 
     /// Wakes every blocked consumer so that it rechecks its stop flag. Raise the flag first.

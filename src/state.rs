@@ -299,6 +299,18 @@ impl State {
         }
     }
 
+    /// Every live job, oldest first: `(id, phase, attempt, priority, pushed_at, due)`.
+    pub fn jobs(&self) -> Vec<(u64, Phase, u32, u8, Tick, Tick)> {
+        let mut jobs: Vec<_> = self
+            .slots
+            .iter()
+            .filter(|s| s.phase != Phase::Free)
+            .map(|s| (s.id, s.phase, s.attempt, s.priority, s.pushed_at, s.due))
+            .collect();
+        jobs.sort_unstable_by_key(|j| j.0);
+        jobs
+    }
+
     /// Since when the longest-waiting ready job has been ready.
     pub fn oldest_ready_since(&mut self) -> Option<Tick> {
         let slots = &self.slots;

@@ -11,6 +11,7 @@ mod pool;
 mod push;
 mod scheduling;
 mod send_sync;
+mod testing;
 mod threads;
 
 use std::time::Duration;
