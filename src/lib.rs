@@ -142,6 +142,36 @@
 //! assert_eq!(dead[0].history().len(), 3);
 //! ```
 //!
+//! # Testing your jobs
+//!
+//! Helpers make a test of your own handler read as "push, run until idle, assert":
+//! [`Queue::run_until_idle`] runs a handler on the calling thread through every retry, moving the test
+//! clock from one due job to the next, and returns a [`Summary`]; [`WorkerPool::run_until_idle`] does
+//! the same for a pool; [`TestClock::auto_advancing`] jumps ahead on its own whenever no job is ready or
+//! leased; [`Inline`] runs the handler on the pushing thread; [`Queue::jobs`] lists every live job; and
+//! [`assert_dead_lettered`] finds a dead letter or says what the store holds. An observer
+//! ([`QueueBuilder::observer`]) sees every [`Event`], and a seeded scenario gives the same events every run.
+//!
+//! ```
+//! use std::time::Duration;
+//! use leasequeue::{Backoff, Job, Queue, TestClock};
+//!
+//! fn deliver(job: Job<'_, &str>) -> Result<(), String> {
+//!     if job.attempt() <= 5 { Err("503".into()) } else { Ok(()) }
+//! }
+//!
+//! let clock = TestClock::new();
+//! let queue = Queue::builder()
+//!     .clock(clock.clone())
+//!     .backoff(Backoff::exponential(Duration::from_secs(60), 4.0).max(Duration::from_secs(3600)))
+//!     .build()
+//!     .unwrap();
+//! queue.push("https://example.com/hook").unwrap();
+//! let summary = queue.run_until_idle(deliver);
+//! assert_eq!((summary.retried, summary.acked), (5, 1));
+//! assert!(clock.elapsed() > Duration::from_secs(2 * 3600)); // hours of backoff, in microseconds
+//! ```
+//!
 //! # Crate features
 //!
 //! - `serde`: `Serialize` and `Deserialize` for [`JobId`].
