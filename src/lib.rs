@@ -195,6 +195,7 @@ mod job;
 mod lease;
 mod pool;
 mod queue;
+mod router;
 mod state;
 mod stats;
 mod testing;
@@ -212,6 +213,7 @@ pub use job::{JobId, PushOptions, Pushed};
 pub use lease::{Lease, NackOutcome};
 pub use pool::{PoolStats, ShutdownReport, WorkerPool, WorkerPoolBuilder, WorkerRange};
 pub use queue::{Overflow, Queue, QueueBuilder};
+pub use router::{Binding, BindingId, PublishError, Published, Refused, Router, RouterStats, Unroutable};
 pub use stats::Stats;
 pub use testing::{assert_dead_lettered, Attempt, Inline, JobInfo, JobState, Summary, MAX_RUNS};
 

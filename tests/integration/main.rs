@@ -9,6 +9,7 @@ mod lease;
 mod model;
 mod pool;
 mod push;
+mod routing;
 mod scheduling;
 mod send_sync;
 mod testing;

@@ -1,0 +1,646 @@
+//! Routing and fan-out: one publish, delivered to every queue whose binding matches (RabbitMQ exchanges,
+//! SNS to SQS).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use thiserror::Error;
+
+use crate::{JobId, Queue, TryPushError};
+
+/// How a queue is bound to a [`Router`].
+///
+/// Routing keys are words separated by dots (`order.created.eu`). A topic pattern matches a key word by
+/// word: `*` matches exactly one word, `#` matches zero or more words, anything else matches itself (as in
+/// RabbitMQ's topic exchanges). The empty key is one empty word.
+///
+/// # Examples
+///
+/// ```
+/// use leasequeue::Binding;
+/// assert!(Binding::topic("order.*").matches("order.created"));
+/// assert!(Binding::topic("order.#").matches("order"));
+/// assert!(!Binding::topic("order.*").matches("order.created.eu"));
+/// assert!(Binding::direct("order.created").matches("order.created"));
+/// assert!(Binding::Fanout.matches("anything"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Binding {
+    /// Jobs whose routing key is exactly this.
+    Direct(String),
+    /// Jobs whose routing key matches this pattern.
+    Topic(String),
+    /// Every job.
+    Fanout,
+}
+
+impl Binding {
+    /// A direct binding to `key`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(leasequeue::Binding::direct("a"), leasequeue::Binding::Direct("a".into()));
+    /// ```
+    pub fn direct(key: impl Into<String>) -> Self {
+        Binding::Direct(key.into())
+    }
+
+    /// A topic binding to `pattern`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(leasequeue::Binding::topic("#.eu").matches("order.created.eu"));
+    /// ```
+    pub fn topic(pattern: impl Into<String>) -> Self {
+        Binding::Topic(pattern.into())
+    }
+
+    /// Whether a job with routing key `key` goes through this binding.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!leasequeue::Binding::direct("a.b").matches("a.c"));
+    /// ```
+    pub fn matches(&self, key: &str) -> bool {
+        match self {
+            Binding::Direct(k) => k == key,
+            Binding::Topic(pattern) => {
+                let mut trie = Node::default();
+                trie.insert(&words(pattern), BindingId(0));
+                let mut out = Vec::new();
+                trie.matches(&words(key), &mut out);
+                !out.is_empty()
+            }
+            Binding::Fanout => true,
+        }
+    }
+}
+
+/// The id of one binding, to [`unbind`](Router::unbind) it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BindingId(u64);
+
+/// What a publish that no binding matches does.
+///
+/// # Examples
+///
+/// ```
+/// use leasequeue::{Router, Unroutable};
+/// let router: Router<&str> = Router::new().on_unroutable(Unroutable::Drop);
+/// assert_eq!(router.publish("nobody.listens", "job").unwrap().queues(), 0);
+/// assert_eq!(router.stats().unroutable, 1);
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Unroutable<T> {
+    /// The publish fails with [`PublishError::Unroutable`], handing the job back (the default, like
+    /// RabbitMQ's `mandatory` flag).
+    Error,
+    /// The job is dropped and counted in [`RouterStats::unroutable`].
+    Drop,
+    /// The job goes to this queue (RabbitMQ's alternate exchange).
+    Queue(Queue<T>),
+}
+
+/// What a publish delivered: the queues that took the job, with the job's id in each.
+///
+/// # Examples
+///
+/// ```
+/// use leasequeue::{Binding, Queue, Router};
+/// let (billing, shipping) = (Queue::new(), Queue::new());
+/// let router = Router::new();
+/// router.bind(Binding::Fanout, billing.clone());
+/// router.bind(Binding::Fanout, shipping.clone());
+/// let published = router.publish("order.created", "order 42").unwrap();
+/// assert_eq!(published.queues(), 2);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Published {
+    ids: Vec<(BindingId, JobId)>,
+}
+
+impl Published {
+    /// How many queues took the job.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(leasequeue::Published::default().queues(), 0);
+    /// ```
+    pub fn queues(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// For each queue that took the job: the binding it matched and the job's id in that queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leasequeue::{Binding, Queue, Router};
+    /// let queue = Queue::new();
+    /// let router = Router::new();
+    /// let binding = router.bind(Binding::direct("a"), queue.clone());
+    /// let published = router.publish("a", 1).unwrap();
+    /// assert_eq!(published.ids()[0].0, binding);
+    /// ```
+    pub fn ids(&self) -> &[(BindingId, JobId)] {
+        &self.ids
+    }
+}
+
+/// A matched queue that did not take its copy of the job.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Refused<T> {
+    /// The binding it matched through.
+    pub binding: BindingId,
+    /// Why: [`TryPushError::Full`] (only from [`Router::try_publish`]) or [`TryPushError::Closed`], with
+    /// that queue's copy of the job inside.
+    pub error: TryPushError<T>,
+}
+
+impl<T> fmt::Debug for Refused<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Refused").field("binding", &self.binding).field("error", &self.error).finish()
+    }
+}
+
+/// Why a publish did not reach every queue it should have. Every copy of the job that was not delivered
+/// comes back inside: nothing is lost silently.
+///
+/// # Examples
+///
+/// ```
+/// use leasequeue::{Binding, PublishError, Queue, Router};
+/// let (open, closed) = (Queue::new(), Queue::new());
+/// closed.close();
+/// let router = Router::new();
+/// router.bind(Binding::Fanout, open.clone());
+/// router.bind(Binding::Fanout, closed.clone());
+/// match router.publish("k", 7).unwrap_err() {
+///     PublishError::Refused { published, refused } => {
+///         assert_eq!(published.queues(), 1); // the open queue took it
+///         assert!(refused[0].error.is_closed());
+///         assert_eq!(refused[0].error.into_inner(), 7); // the closed queue's copy comes back
+///     }
+///     other => panic!("{other}"),
+/// }
+/// ```
+#[derive(Error)]
+#[non_exhaustive]
+pub enum PublishError<T> {
+    /// No binding matched, and the router's policy is [`Unroutable::Error`].
+    #[error("no binding matches the routing key")]
+    Unroutable(T),
+    /// Some matched queues refused the job (full or closed); the others took it.
+    #[error("{} of the matched queues refused the job", refused.len())]
+    Refused {
+        /// What was delivered.
+        published: Published,
+        /// The queues that refused, each with its copy of the job.
+        refused: Vec<Refused<T>>,
+    },
+}
+
+impl<T> fmt::Debug for PublishError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PublishError::Unroutable(_) => f.write_str("Unroutable(..)"),
+            PublishError::Refused { published, refused } => {
+                f.debug_struct("Refused").field("published", published).field("refused", refused).finish()
+            }
+        }
+    }
+}
+
+/// Counters of a [`Router`].
+///
+/// # Examples
+///
+/// ```
+/// let router: leasequeue::Router<u8> = leasequeue::Router::new();
+/// assert_eq!(router.stats().published, 0);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RouterStats {
+    /// Bindings now.
+    pub bindings: usize,
+    /// Publish calls.
+    pub published: u64,
+    /// Copies delivered to queues.
+    pub delivered: u64,
+    /// Publishes no binding matched (dropped, sent to the unroutable queue, or handed back).
+    pub unroutable: u64,
+    /// Copies a matched queue refused (full or closed), handed back to the publisher.
+    pub refused: u64,
+}
+
+/// An exchange: it owns bindings from routing rules to [`Queue`]s and delivers each published job to every
+/// queue whose binding matches its routing key, once per queue. Each queue keeps its own consumers,
+/// visibility timeout, retries and dead letters: a failure in one does not touch the others.
+///
+/// Fanning one job out to several queues needs a copy per queue, so publishing needs `T: Clone`; to
+/// share one payload that is not `Clone` (or is large), route `Arc<Payload>`: each queue then holds a
+/// pointer to the same payload.
+///
+/// Bindings can be added and removed at any time from any thread. Topic patterns are matched with a trie
+/// of words, so a publish costs about the key's length, not the number of bindings.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use leasequeue::{Binding, Queue, Router};
+///
+/// struct Order { id: u64 }
+///
+/// let (billing, shipping, analytics) = (Queue::new(), Queue::new(), Queue::new());
+/// let router: Router<Arc<Order>> = Router::new();
+/// router.bind(Binding::direct("order.created"), billing.clone());
+/// router.bind(Binding::topic("order.*"), shipping.clone());
+/// router.bind(Binding::topic("#"), analytics.clone());
+///
+/// let published = router.publish("order.created", Arc::new(Order { id: 42 })).unwrap();
+/// assert_eq!(published.queues(), 3); // one payload, three queues
+/// assert_eq!(billing.try_lease().unwrap().id, 42);
+///
+/// router.publish("order.shipped", Arc::new(Order { id: 42 })).unwrap();
+/// assert!(billing.try_lease().is_err());
+/// ```
+pub struct Router<T> {
+    inner: Arc<RouterInner<T>>,
+}
+
+struct RouterInner<T> {
+    table: RwLock<Table<T>>,
+    published: AtomicU64,
+    delivered: AtomicU64,
+    unroutable: AtomicU64,
+    refused: AtomicU64,
+}
+
+struct Table<T> {
+    next_id: u64,
+    bindings: HashMap<BindingId, (Binding, Queue<T>)>,
+    direct: HashMap<String, Vec<BindingId>>,
+    topics: Node,
+    fanout: Vec<BindingId>,
+    unroutable: Unroutable<T>,
+}
+
+impl<T: Clone + Send + Sync + 'static> Router<T> {
+    /// A router with no binding, whose unroutable publishes fail with the job.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let router: leasequeue::Router<String> = leasequeue::Router::new();
+    /// assert_eq!(router.stats().bindings, 0);
+    /// ```
+    pub fn new() -> Self {
+        Router {
+            inner: Arc::new(RouterInner {
+                table: RwLock::new(Table {
+                    next_id: 1,
+                    bindings: HashMap::new(),
+                    direct: HashMap::new(),
+                    topics: Node::default(),
+                    fanout: Vec::new(),
+                    unroutable: Unroutable::Error,
+                }),
+                published: AtomicU64::new(0),
+                delivered: AtomicU64::new(0),
+                unroutable: AtomicU64::new(0),
+                refused: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Sets what a publish that no binding matches does. Default [`Unroutable::Error`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leasequeue::{Queue, Router, Unroutable};
+    /// let lost_and_found = Queue::new();
+    /// let router = Router::new().on_unroutable(Unroutable::Queue(lost_and_found.clone()));
+    /// router.publish("nobody.listens", 1).unwrap();
+    /// assert_eq!(lost_and_found.len(), 1);
+    /// ```
+    pub fn on_unroutable(self, policy: Unroutable<T>) -> Self {
+        self.inner.table.write().unroutable = policy;
+        self
+    }
+
+    /// Binds `queue`; returns the binding's id. A queue may be bound several times; it still gets one
+    /// copy of a job that matches more than one of its bindings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leasequeue::{Binding, Queue, Router};
+    /// let router = Router::new();
+    /// let id = router.bind(Binding::topic("audit.#"), Queue::<String>::new());
+    /// assert_eq!(router.stats().bindings, 1);
+    /// # let _ = id;
+    /// ```
+    pub fn bind(&self, binding: Binding, queue: Queue<T>) -> BindingId {
+        let mut table = self.inner.table.write();
+        let id = BindingId(table.next_id);
+        table.next_id += 1;
+        match &binding {
+            Binding::Direct(key) => table.direct.entry(key.clone()).or_default().push(id),
+            Binding::Topic(pattern) => table.topics.insert(&words(pattern), id),
+            Binding::Fanout => table.fanout.push(id),
+        }
+        table.bindings.insert(id, (binding, queue));
+        id
+    }
+
+    /// Removes a binding; returns its queue, or `None` if no such binding exists.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leasequeue::{Binding, Queue, Router, Unroutable};
+    /// let router = Router::new().on_unroutable(Unroutable::Drop);
+    /// let id = router.bind(Binding::Fanout, Queue::new());
+    /// assert!(router.unbind(id).is_some());
+    /// assert_eq!(router.publish("k", 1).unwrap().queues(), 0);
+    /// ```
+    pub fn unbind(&self, id: BindingId) -> Option<Queue<T>> {
+        let mut table = self.inner.table.write();
+        let (binding, queue) = table.bindings.remove(&id)?;
+        match &binding {
+            Binding::Direct(key) => {
+                if let Some(ids) = table.direct.get_mut(key) {
+                    ids.retain(|b| *b != id);
+                    if ids.is_empty() {
+                        table.direct.remove(key);
+                    }
+                }
+            }
+            Binding::Topic(pattern) => {
+                table.topics.remove(&words(pattern), id);
+            }
+            Binding::Fanout => table.fanout.retain(|b| *b != id),
+        }
+        Some(queue)
+    }
+
+    /// Publishes a job under `key`: every queue with a matching binding gets a copy (blocking while a
+    /// bounded queue is full, like [`Queue::push`]). With no matching binding, the router's
+    /// [`Unroutable`] policy applies.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::Unroutable`] (the job comes back) when no binding matches under
+    /// [`Unroutable::Error`]; [`PublishError::Refused`] when a matched queue is closed (its copy comes
+    /// back; the other queues keep theirs).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leasequeue::{Binding, Queue, Router};
+    /// let emails = Queue::new();
+    /// let router = Router::new();
+    /// router.bind(Binding::direct("user.signed_up"), emails.clone());
+    /// router.publish("user.signed_up", "ada@example.com").unwrap();
+    /// assert!(router.publish("user.deleted", "ada@example.com").is_err()); // unroutable
+    /// ```
+    pub fn publish(&self, key: &str, job: T) -> Result<Published, PublishError<T>> {
+        self.route(key, job, |queue, job| queue.push(job).map_err(|e| TryPushError::Closed(e.into_inner())))
+    }
+
+    /// Like [`publish`](Router::publish), but a full bounded queue refuses its copy instead of blocking.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Router::publish), and [`PublishError::Refused`] for a full queue too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leasequeue::{Binding, PublishError, Queue, Router};
+    /// let small = Queue::builder().capacity(1).build().unwrap();
+    /// let router = Router::new();
+    /// router.bind(Binding::Fanout, small.clone());
+    /// router.try_publish("k", 1).unwrap();
+    /// let err = router.try_publish("k", 2).unwrap_err();
+    /// assert!(matches!(err, PublishError::Refused { .. }));
+    /// ```
+    pub fn try_publish(&self, key: &str, job: T) -> Result<Published, PublishError<T>> {
+        self.route(key, job, |queue, job| queue.try_push(job))
+    }
+
+    fn route(
+        &self,
+        key: &str,
+        job: T,
+        push: impl Fn(&Queue<T>, T) -> Result<JobId, TryPushError<T>>,
+    ) -> Result<Published, PublishError<T>> {
+        let inner = &self.inner;
+        inner.published.fetch_add(1, Ordering::Relaxed);
+        // Collect the matched queues, then push without holding the table's lock: a push may block.
+        let (targets, unroutable) = {
+            let table = inner.table.read();
+            let targets = table.targets(key);
+            let unroutable = if targets.is_empty() { Some(table.unroutable.clone()) } else { None };
+            (targets, unroutable)
+        };
+        if let Some(policy) = unroutable {
+            inner.unroutable.fetch_add(1, Ordering::Relaxed);
+            return match policy {
+                Unroutable::Error => Err(PublishError::Unroutable(job)),
+                Unroutable::Drop => Ok(Published::default()),
+                Unroutable::Queue(queue) => match push(&queue, job) {
+                    Ok(_) => Ok(Published::default()),
+                    Err(TryPushError::Full(job) | TryPushError::Closed(job)) => {
+                        Err(PublishError::Unroutable(job))
+                    }
+                },
+            };
+        }
+        let mut published = Published::default();
+        let mut refused = Vec::new();
+        let last = targets.len() - 1;
+        let mut job = Some(job);
+        for (i, (binding, queue)) in targets.into_iter().enumerate() {
+            // Every queue but the last gets a clone; the last gets the job itself.
+            let copy = if i == last { job.take() } else { job.clone() };
+            let Some(copy) = copy else { break };
+            match push(&queue, copy) {
+                Ok(id) => published.ids.push((binding, id)),
+                Err(error) => refused.push(Refused { binding, error }),
+            }
+        }
+        inner.delivered.fetch_add(published.ids.len() as u64, Ordering::Relaxed);
+        if refused.is_empty() {
+            Ok(published)
+        } else {
+            inner.refused.fetch_add(refused.len() as u64, Ordering::Relaxed);
+            Err(PublishError::Refused { published, refused })
+        }
+    }
+
+    /// The router's counters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leasequeue::{Binding, Queue, Router};
+    /// let router = Router::new();
+    /// router.bind(Binding::Fanout, Queue::new());
+    /// router.publish("k", 1).unwrap();
+    /// assert_eq!((router.stats().published, router.stats().delivered), (1, 1));
+    /// ```
+    pub fn stats(&self) -> RouterStats {
+        let inner = &self.inner;
+        RouterStats {
+            bindings: inner.table.read().bindings.len(),
+            published: inner.published.load(Ordering::Relaxed),
+            delivered: inner.delivered.load(Ordering::Relaxed),
+            unroutable: inner.unroutable.load(Ordering::Relaxed),
+            refused: inner.refused.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl<T> Table<T> {
+    /// The queues a job with `key` goes to, once each, with the first binding that matched them.
+    fn targets(&self, key: &str) -> Vec<(BindingId, Queue<T>)> {
+        let mut ids: Vec<BindingId> = Vec::new();
+        if let Some(direct) = self.direct.get(key) {
+            ids.extend(direct);
+        }
+        self.topics.matches(&words(key), &mut ids);
+        ids.extend(&self.fanout);
+        ids.sort_unstable();
+        ids.dedup();
+        let mut targets: Vec<(BindingId, Queue<T>)> = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some((_, queue)) = self.bindings.get(&id) {
+                if !targets.iter().any(|(_, q)| Arc::ptr_eq(&q.inner, &queue.inner)) {
+                    targets.push((id, queue.clone()));
+                }
+            }
+        }
+        targets
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Default for Router<T> {
+    fn default() -> Self {
+        Router::new()
+    }
+}
+
+impl<T> Clone for Router<T> {
+    fn clone(&self) -> Self {
+        Router { inner: Arc::clone(&self.inner) }
+    }
+}
+
+impl<T> fmt::Debug for Router<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let table = self.inner.table.read();
+        let bindings: Vec<&Binding> = table.bindings.values().map(|(b, _)| b).collect();
+        f.debug_struct("Router").field("bindings", &bindings).finish_non_exhaustive()
+    }
+}
+
+fn words(key: &str) -> Vec<&str> {
+    key.split('.').collect()
+}
+
+/// A trie of topic patterns, one level per word.
+#[derive(Default)]
+struct Node {
+    words: HashMap<Box<str>, Node>,
+    star: Option<Box<Node>>,
+    hash: Option<Box<Node>>,
+    bound: Vec<BindingId>,
+}
+
+impl Node {
+    fn insert(&mut self, pattern: &[&str], id: BindingId) {
+        let Some((first, rest)) = pattern.split_first() else {
+            self.bound.push(id);
+            return;
+        };
+        let child = match *first {
+            "*" => self.star.get_or_insert_with(Default::default),
+            "#" => self.hash.get_or_insert_with(Default::default),
+            word => self.words.entry(word.into()).or_default(),
+        };
+        child.insert(rest, id);
+    }
+
+    /// Removes `id` under `pattern`; returns whether this node is now empty.
+    fn remove(&mut self, pattern: &[&str], id: BindingId) -> bool {
+        match pattern.split_first() {
+            None => self.bound.retain(|b| *b != id),
+            Some((first, rest)) => match *first {
+                "*" => {
+                    if self.star.as_mut().is_some_and(|n| n.remove(rest, id)) {
+                        self.star = None;
+                    }
+                }
+                "#" => {
+                    if self.hash.as_mut().is_some_and(|n| n.remove(rest, id)) {
+                        self.hash = None;
+                    }
+                }
+                word => {
+                    if self.words.get_mut(word).is_some_and(|n| n.remove(rest, id)) {
+                        self.words.remove(word);
+                    }
+                }
+            },
+        }
+        self.bound.is_empty() && self.words.is_empty() && self.star.is_none() && self.hash.is_none()
+    }
+
+    /// Pushes the ids of every pattern matching `key` (possibly more than once).
+    fn matches(&self, key: &[&str], out: &mut Vec<BindingId>) {
+        if let Some(hash) = &self.hash {
+            // `#` takes zero or more words.
+            for skip in 0..=key.len() {
+                hash.matches(&key[skip..], out);
+            }
+        }
+        let Some((first, rest)) = key.split_first() else {
+            out.extend(&self.bound);
+            return;
+        };
+        if let Some(child) = self.words.get(*first) {
+            child.matches(rest, out);
+        }
+        if let Some(star) = &self.star {
+            star.matches(rest, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removing_the_last_pattern_prunes_the_trie() {
+        let mut trie = Node::default();
+        trie.insert(&words("a.*.#"), BindingId(1));
+        trie.insert(&words("a.b"), BindingId(2));
+        assert!(!trie.remove(&words("a.*.#"), BindingId(1)));
+        assert!(trie.remove(&words("a.b"), BindingId(2)));
+    }
+}
