@@ -76,6 +76,24 @@
 //! assert_eq!(*queue.try_lease().unwrap(), "password reset");
 //! ```
 //!
+//! # Routing and fan-out
+//!
+//! A [`Router`] (an exchange) delivers each published job to every queue whose [`Binding`] matches its
+//! routing key: direct (the exact key), topic (`*` one word, `#` zero or more, dot-separated, as in
+//! RabbitMQ) or fan-out (every queue). Each queue keeps its own consumers, retries and dead letters.
+//! Route `Arc<Payload>` to share one payload between queues.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use leasequeue::{Binding, Queue, Router};
+//!
+//! let (billing, analytics) = (Queue::new(), Queue::new());
+//! let router = Router::new();
+//! router.bind(Binding::direct("order.created"), billing.clone());
+//! router.bind(Binding::topic("order.#"), analytics.clone());
+//! assert_eq!(router.publish("order.created", Arc::new("order 42")).unwrap().queues(), 2);
+//! ```
+//!
 //! # Dead letters
 //!
 //! A job that fails its last attempt ([`QueueBuilder::max_attempts`], 10 by default) or is rejected
