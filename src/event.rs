@@ -33,6 +33,8 @@ pub enum EventKind {
     Lapsed,
     /// The job was dead-lettered.
     DeadLettered(DeadLetterReason),
+    /// The job was removed by [`Queue::purge`](crate::Queue::purge).
+    Purged,
 }
 
 impl fmt::Display for EventKind {
@@ -47,6 +49,7 @@ impl fmt::Display for EventKind {
             EventKind::Released => f.write_str("released"),
             EventKind::Lapsed => f.write_str("lapsed"),
             EventKind::DeadLettered(reason) => write!(f, "dead-lettered ({reason})"),
+            EventKind::Purged => f.write_str("purged"),
         }
     }
 }

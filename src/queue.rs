@@ -392,6 +392,78 @@ impl<T: Send + Sync + 'static> Queue<T> {
         self.inner.consumers.notify_all();
     }
 
+    /// Pauses leasing: no job is handed out until [`resume`](Queue::resume) (blocked consumers keep
+    /// waiting, `try_lease` finds nothing), while pushes are still accepted and time goes on (delayed jobs
+    /// come due, leases already out may lapse). Idempotent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::new();
+    /// queue.push(1).unwrap();
+    /// queue.pause();
+    /// assert!(queue.try_lease().is_err());
+    /// queue.resume();
+    /// assert_eq!(*queue.try_lease().unwrap(), 1);
+    /// ```
+    pub fn pause(&self) {
+        self.inner.core.lock().st.paused = true;
+    }
+
+    /// Resumes leasing after [`pause`](Queue::pause), waking blocked consumers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::<u8>::new();
+    /// queue.pause();
+    /// queue.resume();
+    /// assert!(!queue.is_paused());
+    /// ```
+    pub fn resume(&self) {
+        let mut core = self.inner.core.lock();
+        core.st.paused = false;
+        self.inner.consumers.notify_all();
+    }
+
+    /// Whether leasing is paused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::<u8>::new();
+    /// queue.pause();
+    /// assert!(queue.is_paused());
+    /// ```
+    pub fn is_paused(&self) -> bool {
+        self.inner.core.lock().st.paused
+    }
+
+    /// Removes every live job (ready, delayed, waiting and leased) without dead-lettering them, and
+    /// returns how many. Leases outstanding on purged jobs are fenced: their outcomes and `extend` get
+    /// [`LeaseLost::Gone`] and change nothing. Dedup reservations stay until their window ends; the
+    /// built-in dead-letter store is left alone (see [`drain_dead_letters`](Queue::drain_dead_letters)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::new();
+    /// queue.push(1).unwrap();
+    /// queue.push(2).unwrap();
+    /// let lease = queue.try_lease().unwrap();
+    /// assert_eq!(queue.purge(), 2);
+    /// assert!(queue.is_empty());
+    /// assert_eq!(lease.ack(), Err(leasequeue::LeaseLost::Gone));
+    /// ```
+    pub fn purge(&self) -> usize {
+        let removed: Vec<Option<Arc<T>>> = self.inner.observe(|core| {
+            let now = core.st.now();
+            let slots = core.st.purge(now);
+            slots.iter().map(|&slot| core.jobs[slot as usize].take()).collect()
+        });
+        removed.len() // the jobs are dropped here, outside the lock
+    }
+
     /// Whether [`close`](Queue::close) was called.
     ///
     /// # Examples
@@ -475,6 +547,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
                 expired: c.expired,
                 dead_lettered: c.dead_lettered,
                 deduplicated: c.deduplicated,
+                purged: c.purged,
                 oldest_ready_age: core.st.oldest_ready_since().map(|t| Duration::from_nanos(now - t)),
                 consumers_waiting: core.st.waiting_consumers,
                 producers_waiting: core.st.waiting_producers,
@@ -799,7 +872,8 @@ impl<T: Send + Sync + 'static> Inner<T> {
             let now = core.st.observe(reading);
             self.advance(&mut core, now, &mut out);
             let visibility = params.visibility.unwrap_or_else(|| core.st.default_visibility());
-            if let Some(grant) = core.st.lease(now, visibility) {
+            let grant = if core.st.paused { None } else { core.st.lease(now, visibility) };
+            if let Some(grant) = grant {
                 break Ok(self.lease_of(&core, grant));
             }
             if core.st.closed && core.st.live() == 0 {

@@ -150,6 +150,7 @@ pub(crate) struct Counters {
     pub expired: u64,
     pub dead_lettered: u64,
     pub deduplicated: u64,
+    pub purged: u64,
 }
 
 /// Live jobs by phase.
@@ -216,6 +217,8 @@ pub(crate) struct State {
     next_id: u64,
     now: Tick,
     pub closed: bool,
+    /// Leasing is paused: no job is handed out (pushes are still accepted).
+    pub paused: bool,
     pub waiting_consumers: usize,
     pub waiting_producers: usize,
     pub wakes: Wakes,
@@ -259,6 +262,7 @@ impl State {
             next_id: 1,
             now: 0,
             closed: false,
+            paused: false,
             waiting_consumers: 0,
             waiting_producers: 0,
             wakes: Wakes::default(),
@@ -406,6 +410,22 @@ impl State {
             self.make_ready(slot, now);
         }
         (slot, id)
+    }
+
+    /// Removes every live job, leased ones included (their leases become stale); returns their slots so
+    /// that the caller drops the payloads.
+    pub fn purge(&mut self, now: Tick) -> Vec<u32> {
+        let live: Vec<u32> = (0..self.slots.len() as u32)
+            .filter(|&slot| self.slots[slot as usize].phase != Phase::Free)
+            .collect();
+        for &slot in &live {
+            // A job of a group may have been promoted by an earlier removal: it is unlinked from there.
+            self.counters.purged += 1;
+            self.note(EventKind::Purged, slot, now);
+            self.unlink(slot);
+            self.free_slot(slot, now);
+        }
+        live
     }
 
     /// Makes room in a full queue: dead-letters the oldest ready job of the lowest priority level that

@@ -46,6 +46,8 @@ pub struct Stats {
     pub dead_lettered: u64,
     /// Pushes dropped as duplicates of a reserved dedup key.
     pub deduplicated: u64,
+    /// Jobs removed by `purge`.
+    pub purged: u64,
     /// How long the job at the head of the ready queue has been waiting to be leased; `None` when no job
     /// is ready.
     pub oldest_ready_age: Option<Duration>,

@@ -7,6 +7,7 @@ mod drop_count;
 mod lapse;
 mod lease;
 mod model;
+mod operations;
 mod pool;
 mod push;
 mod routing;
