@@ -99,5 +99,43 @@ fn uncontended_scheduling(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, uncontended_cycle, uncontended_resident, uncontended_scheduling);
+/// Batches of 32: per-job cost next to 32 single crossbeam-channel sends and receives.
+fn uncontended_batch(c: &mut Criterion) {
+    const N: usize = 32;
+    let mut group = c.benchmark_group("uncontended_batch_32");
+    group.throughput(criterion::Throughput::Elements(N as u64));
+    group.bench_function("crossbeam_bounded_send_recv_x32", |b| {
+        let (tx, rx) = crossbeam_channel::bounded(1024);
+        b.iter(|| {
+            for i in 0..N as u64 {
+                tx.send(black_box(i)).unwrap();
+            }
+            for _ in 0..N {
+                black_box(rx.recv().unwrap());
+            }
+        });
+    });
+    group.bench_function("leasequeue_single_calls_x32", |b| {
+        let queue = Queue::new();
+        b.iter(|| {
+            for i in 0..N as u64 {
+                queue.push(black_box(i)).unwrap();
+            }
+            for _ in 0..N {
+                queue.try_lease().unwrap().ack().unwrap();
+            }
+        });
+    });
+    group.bench_function("leasequeue_push_lease_ack_batch", |b| {
+        let queue = Queue::new();
+        b.iter(|| {
+            queue.push_batch((0..N as u64).map(black_box));
+            let leases = queue.try_lease_batch(N).unwrap();
+            black_box(queue.ack_batch(leases));
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, uncontended_cycle, uncontended_resident, uncontended_scheduling, uncontended_batch);
 criterion_main!(benches);

@@ -347,6 +347,17 @@ impl<T: Send + Sync + 'static> Lease<T> {
         self.token
     }
 
+    /// Whether this lease belongs to `queue`.
+    pub(crate) fn is_of(&self, queue: &Queue<T>) -> bool {
+        std::sync::Arc::ptr_eq(&self.queue.inner, &queue.inner)
+    }
+
+    /// Takes the lease apart for a batch outcome settled by its queue: dropping it does nothing any more.
+    pub(crate) fn disarm(mut self) -> Token {
+        self.job = None;
+        self.token
+    }
+
     pub(crate) fn backoff_delay(&self) -> Duration {
         let backoff = self.queue.inner.backoff();
         let id = self.id();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::clock::{ticks, Listener, Tick, NEVER};
-use crate::lease::Lease;
+use crate::lease::{Lease, NackOutcome};
 use crate::state::{Config, Exit, Grant, Nacked, State, Token};
 use crate::{
     Backoff, BuildError, Clock, DeadLetter, DeadLetterSink, Event, Failure, FailureKind, JobId, LeaseError,
@@ -368,6 +368,142 @@ impl<T: Send + Sync + 'static> Queue<T> {
             Fail::Closed => LeaseTimeoutError::Closed,
             _ => LeaseTimeoutError::Timeout,
         })
+    }
+
+    // ----- batches -----
+
+    /// Pushes many jobs, ready at once, under one lock; never blocks. Each job has its own result: a
+    /// bounded queue that fills up part way hands the rest back as [`TryPushError::Full`] (under
+    /// [`Overflow::DropOldest`] it makes room as for a single push), a closed queue hands every job back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::builder().capacity(2).build().unwrap();
+    /// let results = queue.push_batch(["a", "b", "c"]);
+    /// assert!(results[0].is_ok() && results[1].is_ok());
+    /// assert_eq!(results[2].clone().unwrap_err().into_inner(), "c");
+    /// ```
+    pub fn push_batch(&self, jobs: impl IntoIterator<Item = T>) -> Vec<Result<JobId, TryPushError<T>>> {
+        self.inner.push_many(jobs)
+    }
+
+    /// Leases up to `max` ready jobs under one lock, waiting up to `timeout` (on the queue's clock) for
+    /// the first; the others are taken only if they are ready now. `Duration::MAX` waits forever.
+    ///
+    /// # Errors
+    ///
+    /// No job became ready in time, or the queue is closed and drained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let queue = leasequeue::Queue::new();
+    /// queue.push_batch(0..10);
+    /// let leases = queue.lease_batch(4, Duration::from_secs(1)).unwrap();
+    /// assert_eq!(leases.len(), 4);
+    /// queue.ack_batch(leases);
+    /// ```
+    pub fn lease_batch(&self, max: usize, timeout: Duration) -> Result<Vec<Lease<T>>, LeaseTimeoutError> {
+        let until = self.inner.clock.tick().saturating_add(ticks(timeout));
+        self.inner.lease_many(Wait::Until(until), max).map_err(|fail| match fail {
+            Fail::Closed => LeaseTimeoutError::Closed,
+            _ => LeaseTimeoutError::Timeout,
+        })
+    }
+
+    /// Leases up to `max` jobs that are ready now; never blocks.
+    ///
+    /// # Errors
+    ///
+    /// No job is ready, or the queue is closed and drained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::new();
+    /// queue.push_batch([1, 2]);
+    /// assert_eq!(queue.try_lease_batch(10).unwrap().len(), 2);
+    /// ```
+    pub fn try_lease_batch(&self, max: usize) -> Result<Vec<Lease<T>>, TryLeaseError> {
+        self.inner.lease_many(Wait::No, max).map_err(|fail| match fail {
+            Fail::Closed => TryLeaseError::Closed,
+            _ => TryLeaseError::Empty,
+        })
+    }
+
+    /// Acks many leases under one lock. Each has its own result, as [`Lease::ack`]. Leases of another
+    /// queue are acked through their own queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::new();
+    /// queue.push_batch([1, 2, 3]);
+    /// let leases = queue.try_lease_batch(3).unwrap();
+    /// assert!(queue.ack_batch(leases).iter().all(Result::is_ok));
+    /// assert!(queue.is_empty());
+    /// ```
+    pub fn ack_batch(&self, leases: impl IntoIterator<Item = Lease<T>>) -> Vec<Result<(), LeaseLost>> {
+        self.batch(leases, Lease::ack, |_| (), |st, token, (), _, _| st.ack(token).map(|()| ((), true)))
+    }
+
+    /// Nacks many leases under one lock, each retried after the queue's backoff or dead-lettered after
+    /// its last attempt. Each has its own result, as [`Lease::nack`]. Leases of another queue are nacked
+    /// through their own queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::new();
+    /// queue.push_batch([1, 2]);
+    /// let leases = queue.try_lease_batch(2).unwrap();
+    /// assert!(queue.nack_batch(leases).iter().all(Result::is_ok));
+    /// assert_eq!(queue.stats().delayed, 2);
+    /// ```
+    pub fn nack_batch(
+        &self,
+        leases: impl IntoIterator<Item = Lease<T>>,
+    ) -> Vec<Result<NackOutcome, LeaseLost>> {
+        let clock = &self.inner.clock;
+        self.batch(leases, Lease::nack, Lease::backoff_delay, |st, token, delay, now, exits| {
+            Ok(match st.nack(token, now, ticks(delay), FailureKind::Nacked, None)? {
+                Nacked::Retry { at } => (NackOutcome::Retrying { at: clock.instant(at) }, false),
+                Nacked::Dead(exit) => {
+                    exits.push(exit);
+                    (NackOutcome::DeadLettered, false)
+                }
+            })
+        })
+    }
+
+    /// Settles leases in one batch: those of this queue under one lock with `op` (given what `prepare`
+    /// computed from each lease outside the lock), the others one by one with `single`.
+    fn batch<V, P>(
+        &self,
+        leases: impl IntoIterator<Item = Lease<T>>,
+        single: impl Fn(Lease<T>) -> Result<V, LeaseLost>,
+        prepare: impl Fn(&Lease<T>) -> P,
+        op: impl FnMut(&mut State, Token, P, Tick, &mut Vec<Exit>) -> Result<(V, bool), LeaseLost>,
+    ) -> Vec<Result<V, LeaseLost>> {
+        let mut results: Vec<Option<Result<V, LeaseLost>>> = Vec::new();
+        let mut positions = Vec::new();
+        let mut mine = Vec::new();
+        for lease in leases {
+            if lease.is_of(self) {
+                positions.push(results.len());
+                let prepared = prepare(&lease);
+                mine.push((lease.disarm(), prepared));
+                results.push(None);
+            } else {
+                results.push(Some(single(lease)));
+            }
+        }
+        for (index, result) in positions.into_iter().zip(self.inner.settle_many(mine, op)) {
+            results[index] = Some(result);
+        }
+        results.into_iter().map(|r| r.unwrap_or(Err(LeaseLost::Gone))).collect()
     }
 
     // ----- lifecycle and inspection -----
@@ -861,6 +997,19 @@ impl<T: Send + Sync + 'static> Inner<T> {
     }
 
     pub(crate) fn lease_with(self: &Arc<Self>, params: LeaseParams<'_>) -> Result<Lease<T>, Fail> {
+        let mut lease = None;
+        self.lease_into(params, 1, &mut |l| lease = Some(l))?;
+        lease.ok_or(Fail::Empty) // unreachable: `lease_into` hands out at least one lease when it succeeds
+    }
+
+    /// Waits as `params` say for a ready job, then hands out up to `max` (at least one) to `take`, under
+    /// one lock.
+    fn lease_into(
+        self: &Arc<Self>,
+        params: LeaseParams<'_>,
+        max: usize,
+        take: &mut impl FnMut(Lease<T>),
+    ) -> Result<(), Fail> {
         let mut reading = self.clock.tick();
         let mut out = Outbox::new();
         let mut round = 0;
@@ -872,9 +1021,14 @@ impl<T: Send + Sync + 'static> Inner<T> {
             let now = core.st.observe(reading);
             self.advance(&mut core, now, &mut out);
             let visibility = params.visibility.unwrap_or_else(|| core.st.default_visibility());
-            let grant = if core.st.paused { None } else { core.st.lease(now, visibility) };
-            if let Some(grant) = grant {
-                break Ok(self.lease_of(&core, grant));
+            let mut taken = 0;
+            while taken < max && !core.st.paused {
+                let Some(grant) = core.st.lease(now, visibility) else { break };
+                take(self.lease_of(&core, grant));
+                taken += 1;
+            }
+            if taken > 0 {
+                break Ok(());
             }
             if core.st.closed && core.st.live() == 0 {
                 break Err(Fail::Closed);
@@ -895,6 +1049,98 @@ impl<T: Send + Sync + 'static> Inner<T> {
         };
         self.finish(core, out);
         result
+    }
+
+    /// Leases up to `max` jobs, waiting as `wait` says for the first.
+    fn lease_many(self: &Arc<Self>, wait: Wait, max: usize) -> Result<Vec<Lease<T>>, Fail> {
+        let mut leases = Vec::with_capacity(max.min(1024));
+        if max > 0 {
+            self.lease_into(LeaseParams { wait, visibility: None, stop: None }, max, &mut |l| {
+                leases.push(l)
+            })?;
+        }
+        Ok(leases)
+    }
+
+    /// Pushes jobs under one lock; never blocks. Jobs the queue has no room for come back `Full`.
+    fn push_many(&self, jobs: impl IntoIterator<Item = T>) -> Vec<Result<JobId, TryPushError<T>>> {
+        let jobs: Vec<Arc<T>> = jobs.into_iter().map(Arc::new).collect();
+        let mut results: Vec<Result<JobId, (Arc<T>, Fail)>> = Vec::with_capacity(jobs.len());
+        let reading = self.clock.tick();
+        let mut out = Outbox::new();
+        let mut core = self.core.lock();
+        let now = core.st.observe(reading);
+        self.advance(&mut core, now, &mut out);
+        for job in jobs {
+            if core.st.closed {
+                results.push(Err((job, Fail::Closed)));
+                continue;
+            }
+            if self.capacity.is_some_and(|cap| core.st.live() >= cap) {
+                let evicted = match self.overflow {
+                    Overflow::DropOldest => core.st.evict(now),
+                    _ => None,
+                };
+                match evicted {
+                    Some(exit) => self.bury(&mut core, exit, &mut out),
+                    None => {
+                        results.push(Err((job, Fail::Full)));
+                        continue;
+                    }
+                }
+            }
+            let place = PushOptions::new().placement(now, &self.clock, self.ttl);
+            let (slot, id) = core.st.push(now, place);
+            let slot = slot as usize;
+            if slot == core.jobs.len() {
+                core.jobs.push(None);
+            }
+            core.jobs[slot] = Some(job);
+            results.push(Ok(JobId::from_u64(id)));
+        }
+        self.finish(core, out);
+        results
+            .into_iter()
+            .map(|result| {
+                result.map_err(|(job, fail)| {
+                    // Nobody else has seen the job: the `Arc` is not shared.
+                    let job = Arc::into_inner(job).expect("a job that was not pushed is still ours");
+                    match fail {
+                        Fail::Closed => TryPushError::Closed(job),
+                        _ => TryPushError::Full(job),
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// Settles many leases of this queue under one lock. `op` settles one, and says whether the job left
+    /// the queue without an exit (an ack), so that its payload is dropped (after the lock).
+    fn settle_many<V, P>(
+        &self,
+        items: Vec<(Token, P)>,
+        mut op: impl FnMut(&mut State, Token, P, Tick, &mut Vec<Exit>) -> Result<(V, bool), LeaseLost>,
+    ) -> Vec<Result<V, LeaseLost>> {
+        let reading = self.clock.tick();
+        let mut out = Outbox::new();
+        let mut exits = Vec::new();
+        let mut dropped = Vec::new();
+        let mut core = self.core.lock();
+        let now = core.st.observe(reading);
+        core.st.advance(now, &mut exits);
+        let mut results = Vec::with_capacity(items.len());
+        for (token, prepared) in items {
+            results.push(op(&mut core.st, token, prepared, now, &mut exits).map(|(value, left)| {
+                if left {
+                    dropped.push(core.jobs[token.slot as usize].take());
+                }
+                value
+            }));
+        }
+        self.bury_all(&mut core, exits, &mut out);
+        self.finish(core, out);
+        drop(dropped);
+        results
     }
 
     /// Waits a little, without the lock, for a job to become ready.

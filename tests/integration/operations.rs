@@ -58,3 +58,51 @@ fn purging_a_closed_queue_releases_blocked_consumers() {
     q.purge();
     assert!(blocked.join().unwrap().is_err());
 }
+
+#[test]
+fn batches_push_lease_and_settle_with_per_entry_results() {
+    let (b, clock) = crate::builder::<u32>();
+    let q = b.capacity(5).max_attempts(1).build().unwrap();
+    let pushed = q.push_batch(0..7);
+    assert_eq!(pushed.iter().filter(|r| r.is_ok()).count(), 5);
+    let refused: Vec<u32> = pushed.into_iter().filter_map(|r| r.err()).map(|e| e.into_inner()).collect();
+    assert_eq!(refused, [5, 6]);
+
+    let leases = q.lease_batch(3, secs(1)).unwrap();
+    assert_eq!(leases.iter().map(|l| **l).collect::<Vec<_>>(), [0, 1, 2]);
+    assert!(leases.iter().all(|l| l.attempt() == 1));
+    // A stale lease in the batch fails on its own; the others succeed.
+    let mut leases = leases.into_iter();
+    let first = leases.next().unwrap();
+    clock.advance(secs(30)); // every lease lapses; max_attempts 1: all three are dead-lettered
+    let results = q.ack_batch([first].into_iter().chain(leases));
+    assert!(results.iter().all(|r| *r == Err(LeaseLost::Gone)));
+    assert_eq!(q.stats().dead_lettered, 3);
+
+    let rest = q.try_lease_batch(10).unwrap();
+    assert_eq!(rest.len(), 2);
+    let outcomes = q.nack_batch(rest);
+    assert!(outcomes.iter().all(|o| *o == Ok(leasequeue::NackOutcome::DeadLettered)));
+    assert!(q.is_empty());
+    assert!(q.try_lease_batch(4).unwrap_err().is_empty());
+    assert!(q.lease_batch(4, std::time::Duration::ZERO).unwrap_err().is_timeout());
+}
+
+#[test]
+fn a_batch_may_hold_leases_of_other_queues() {
+    let (a, _clock) = queue::<u8>();
+    let (b, _clock2) = queue::<u8>();
+    a.push(1).unwrap();
+    b.push(2).unwrap();
+    let leases = vec![a.try_lease().unwrap(), b.try_lease().unwrap()];
+    assert!(a.ack_batch(leases).iter().all(Result::is_ok));
+    assert!(a.is_empty() && b.is_empty());
+}
+
+#[test]
+fn a_closed_queue_hands_a_whole_batch_back() {
+    let (q, _clock) = queue::<u8>();
+    q.close();
+    let results = q.push_batch([1, 2]);
+    assert!(results.iter().all(|r| r.as_ref().unwrap_err().is_closed()));
+}
