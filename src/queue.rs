@@ -937,7 +937,20 @@ impl<T: Send + Sync + 'static> Inner<T> {
     }
 
     fn push(&self, job: T, options: &PushOptions, wait: Wait) -> Result<Pushed, (T, Fail)> {
-        let mut job = Some(Arc::new(job));
+        self.push_shared(Arc::new(job), options, wait).map_err(|(job, fail)| {
+            // Nobody else has seen the job: the `Arc` is not shared.
+            (Arc::into_inner(job).expect("a job that was not pushed is still ours"), fail)
+        })
+    }
+
+    /// Pushes a job that is already shared (a redriven dead letter's).
+    pub(crate) fn push_shared(
+        &self,
+        job: Arc<T>,
+        options: &PushOptions,
+        wait: Wait,
+    ) -> Result<Pushed, (Arc<T>, Fail)> {
+        let mut job = Some(job);
         let mut reading = self.clock.tick();
         let mut out = Outbox::new();
         let mut core = self.core.lock();
@@ -983,13 +996,24 @@ impl<T: Send + Sync + 'static> Inner<T> {
             break Ok(Pushed::Enqueued(JobId::from_u64(id)));
         };
         self.finish(core, out);
-        match (result, job.and_then(Arc::into_inner)) {
+        match (result, job) {
             // A duplicate is dropped here, outside the lock.
             (Ok(pushed), _) => Ok(pushed),
-            // Nobody else has seen the job: the `Arc` is not shared.
             (Err(fail), Some(job)) => Err((job, fail)),
             (Err(_), None) => unreachable!("a job that was not pushed is still ours"),
         }
+    }
+
+    /// Takes the dead letter of job `id` out of the built-in store, if it is there.
+    pub(crate) fn take_dead_letter(&self, id: JobId) -> Option<DeadLetter<T>> {
+        let mut core = self.core.lock();
+        let index = core.dead.iter().position(|d| d.id == id)?;
+        core.dead.remove(index)
+    }
+
+    /// Puts a dead letter back at the front of the built-in store.
+    pub(crate) fn restore_dead_letter(&self, dead: DeadLetter<T>) {
+        self.core.lock().dead.push_front(dead);
     }
 
     fn lease(self: &Arc<Self>, wait: Wait) -> Result<Lease<T>, Fail> {

@@ -106,3 +106,73 @@ fn a_closed_queue_hands_a_whole_batch_back() {
     let results = q.push_batch([1, 2]);
     assert!(results.iter().all(|r| r.as_ref().unwrap_err().is_closed()));
 }
+
+fn dead_lettered_queue(n: u32) -> (leasequeue::Queue<u32>, leasequeue::TestClock) {
+    let (q, clock) = queue::<u32>();
+    for i in 0..n {
+        q.push(i).unwrap();
+        q.try_lease().unwrap().reject(format!("bad {i}")).unwrap();
+    }
+    (q, clock)
+}
+
+#[test]
+fn redrive_moves_matching_dead_letters_back_with_attempts_reset() {
+    let (q, _clock) = dead_lettered_queue(5);
+    let report = q.redrive().matching(|d| *d.job() % 2 == 0).run();
+    assert_eq!((report.moved, report.skipped, report.refused, report.cancelled), (3, 2, false, false));
+    assert_eq!(q.stats().dead, 2);
+    let lease = q.try_lease().unwrap();
+    assert_eq!((*lease, lease.attempt()), (0, 1));
+    lease.ack().unwrap();
+    let report = q.redrive().limit(1).run();
+    assert_eq!((report.moved, q.stats().dead), (1, 1));
+}
+
+#[test]
+fn redrive_into_a_closed_queue_keeps_the_dead_letter() {
+    let (q, _clock) = dead_lettered_queue(2);
+    let (closed, _c) = queue::<u32>();
+    closed.close();
+    let report = q.redrive().to(&closed).run();
+    assert_eq!((report.moved, report.refused), (0, true));
+    assert_eq!(q.stats().dead, 2);
+}
+
+#[test]
+fn redrive_from_a_dead_letter_queue_acks_what_it_moves_and_releases_the_rest() {
+    let dlq: leasequeue::Queue<leasequeue::DeadLetter<u32>> = leasequeue::Queue::new();
+    let (b, _clock) = crate::builder::<u32>();
+    let q = b.dead_letter(dlq.clone()).build().unwrap();
+    for i in 0..4 {
+        q.push(i).unwrap();
+        q.try_lease().unwrap().reject("no").unwrap();
+    }
+    let report = leasequeue::Redrive::from_queue(&dlq, &q).matching(|d| *d.job() < 3).run();
+    assert_eq!((report.moved, report.skipped), (3, 1));
+    assert_eq!((q.len(), dlq.len()), (3, 1));
+    assert_eq!(dlq.try_lease().unwrap().attempt(), 1, "the skipped one was released: no attempt spent");
+}
+
+#[test]
+fn redrive_keeps_to_its_rate_on_the_queue_clock_and_can_be_cancelled() {
+    let (q, clock) = dead_lettered_queue(4);
+    let redrive = q.redrive().per_second(2);
+    let running = thread::spawn(move || redrive.run());
+    while !running.is_finished() {
+        clock.advance(std::time::Duration::from_millis(500));
+        thread::yield_now();
+    }
+    assert_eq!(running.join().unwrap().moved, 4);
+    assert!(clock.elapsed() >= std::time::Duration::from_millis(1500), "4 moves at 2 per second");
+
+    let (q, _clock) = dead_lettered_queue(4);
+    let redrive = q.redrive().per_second(1);
+    let cancel = redrive.canceller();
+    let running = thread::spawn(move || redrive.run());
+    until(|| q.stats().dead == 3); // the first move is immediate; the second waits a second of test time
+    cancel.cancel();
+    let report = running.join().unwrap();
+    assert_eq!((report.moved, report.cancelled), (1, true));
+    assert_eq!(q.stats().dead, 3);
+}
