@@ -202,6 +202,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+mod alarm;
 mod backoff;
 mod clock;
 mod dead_letter;
@@ -219,6 +220,7 @@ mod state;
 mod stats;
 mod testing;
 
+pub use alarm::{Alarm, AlarmEvent, AlarmMetric};
 pub use backoff::{Backoff, Jitter};
 pub use clock::{Clock, TestClock};
 pub use dead_letter::{DeadLetter, DeadLetterReason, DeadLetterSink, Failure, FailureKind};

@@ -14,9 +14,9 @@ use crate::clock::{ticks, Listener, Tick, NEVER};
 use crate::lease::{Lease, NackOutcome};
 use crate::state::{Config, Exit, Grant, Nacked, State, Token};
 use crate::{
-    Backoff, BuildError, Clock, DeadLetter, DeadLetterSink, Event, Failure, FailureKind, JobId, LeaseError,
-    LeaseLost, LeaseTimeoutError, PushError, PushOptions, PushTimeoutError, Pushed, Stats, TryLeaseError,
-    TryPushError,
+    Alarm, AlarmEvent, AlarmMetric, Backoff, BuildError, Clock, DeadLetter, DeadLetterSink, Event, Failure,
+    FailureKind, JobId, LeaseError, LeaseLost, LeaseTimeoutError, PushError, PushOptions, PushTimeoutError,
+    Pushed, Stats, TryLeaseError, TryPushError,
 };
 
 /// A job queue with leases, retries, dead letters and an injectable clock.
@@ -57,6 +57,7 @@ pub(crate) struct Inner<T> {
     backoff: Backoff,
     sink: Option<Box<dyn DeadLetterSink<T>>>,
     observer: Option<Observer>,
+    alarms: Vec<(Alarm, AlarmHook)>,
     capacity: Option<usize>,
     overflow: Overflow,
     /// The queue-wide time to live.
@@ -73,29 +74,33 @@ const YIELD_ROUNDS: u32 = 4;
 
 struct Core<T> {
     st: State,
+    /// Which alarms are raised, in the order of `Inner::alarms`.
+    raised: Vec<bool>,
     /// Payloads, indexed by slot.
     jobs: Vec<Option<Arc<T>>>,
     /// The built-in dead-letter store.
     dead: VecDeque<DeadLetter<T>>,
 }
 
-/// Dead letters and events to hand to the sink and the observer once the lock is released.
+/// Dead letters, events and alarms to hand out once the lock is released.
 struct Outbox<T> {
     dead: Vec<DeadLetter<T>>,
     events: Vec<Event>,
+    alarms: Vec<(usize, AlarmEvent)>,
 }
 
 impl<T> Outbox<T> {
     fn new() -> Self {
-        Outbox { dead: Vec::new(), events: Vec::new() }
+        Outbox { dead: Vec::new(), events: Vec::new(), alarms: Vec::new() }
     }
 
     fn is_empty(&self) -> bool {
-        self.dead.is_empty() && self.events.is_empty()
+        self.dead.is_empty() && self.events.is_empty() && self.alarms.is_empty()
     }
 }
 
 type Observer = Box<dyn Fn(&Event) + Send + Sync>;
+type AlarmHook = Box<dyn Fn(&AlarmEvent) + Send + Sync>;
 
 /// How long a blocking call may wait.
 #[derive(Clone, Copy)]
@@ -731,7 +736,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(queue.stats().dead, 0);
     /// ```
     pub fn drain_dead_letters(&self) -> Vec<DeadLetter<T>> {
-        self.inner.core.lock().dead.drain(..).collect()
+        self.inner.observe(|core| core.dead.drain(..).collect())
     }
 }
 
@@ -825,6 +830,9 @@ impl<T: Send + Sync + 'static> Inner<T> {
     /// letters to the sink.
     fn finish(&self, mut core: MutexGuard<'_, Core<T>>, mut out: Outbox<T>) {
         self.collect_events(&mut core.st, &mut out);
+        if !self.alarms.is_empty() {
+            self.check_alarms(&mut core, &mut out);
+        }
         self.wake(&mut core.st);
         self.ready_hint.store(core.st.counts().ready, Ordering::Relaxed);
         drop(core);
@@ -856,6 +864,21 @@ impl<T: Send + Sync + 'static> Inner<T> {
         }
     }
 
+    fn check_alarms(&self, core: &mut Core<T>, out: &mut Outbox<T>) {
+        let now = core.st.now();
+        for (i, (alarm, _)) in self.alarms.iter().enumerate() {
+            let value = match alarm.metric {
+                AlarmMetric::ReadyDepth => core.st.counts().ready as u64,
+                AlarmMetric::DeadLetters => core.dead.len() as u64,
+                AlarmMetric::OldestReadyAge => core.st.oldest_ready_since().map_or(0, |since| now - since),
+            };
+            if let Some(raised) = alarm.crossing(core.raised[i], value) {
+                core.raised[i] = raised;
+                out.alarms.push((i, AlarmEvent { metric: alarm.metric, raised, value }));
+            }
+        }
+    }
+
     fn collect_events(&self, st: &mut State, out: &mut Outbox<T>) {
         if st.events.is_empty() {
             return;
@@ -878,6 +901,12 @@ impl<T: Send + Sync + 'static> Inner<T> {
             return;
         }
         let mut first_panic = None;
+        for (i, event) in &out.alarms {
+            let hook = &self.alarms[*i].1;
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| hook(event))) {
+                first_panic.get_or_insert(payload);
+            }
+        }
         if let Some(observer) = &self.observer {
             for event in &out.events {
                 if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| observer(event))) {
@@ -1379,6 +1408,7 @@ pub struct QueueBuilder<T> {
     backoff: Backoff,
     sink: Option<Box<dyn DeadLetterSink<T>>>,
     observer: Option<Observer>,
+    alarms: Vec<(Alarm, AlarmHook)>,
     capacity: Option<usize>,
     overflow: Overflow,
     clock: Clock,
@@ -1395,6 +1425,7 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
             backoff: Backoff::default(),
             sink: None,
             observer: None,
+            alarms: Vec::new(),
             capacity: None,
             overflow: Overflow::Block,
             clock: Clock::system(),
@@ -1513,6 +1544,24 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
         self
     }
 
+    /// Adds an [`Alarm`]: `hook` is called once when it is raised and once when it clears, outside every
+    /// lock, on the thread whose operation crossed the threshold. For paging and autoscaling.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leasequeue::{Alarm, Queue};
+    /// let queue = Queue::<String>::builder()
+    ///     .alarm(Alarm::dead_letters(1), |e| eprintln!("dead letters: {} (raised: {})", e.value, e.raised))
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = queue;
+    /// ```
+    pub fn alarm(mut self, alarm: Alarm, hook: impl Fn(&AlarmEvent) + Send + Sync + 'static) -> Self {
+        self.alarms.push((alarm, Box::new(hook)));
+        self
+    }
+
     /// What a push to a full bounded queue does. Default [`Overflow::Block`].
     ///
     /// # Examples
@@ -1615,13 +1664,19 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
         let mut st = State::new(cfg);
         st.observing = self.observer.is_some();
         let inner = Arc::new(Inner {
-            core: Mutex::new(Core { st, jobs: Vec::new(), dead: VecDeque::new() }),
+            core: Mutex::new(Core {
+                st,
+                raised: vec![false; self.alarms.len()],
+                jobs: Vec::new(),
+                dead: VecDeque::new(),
+            }),
             consumers: Condvar::new(),
             producers: Condvar::new(),
             clock: self.clock,
             backoff: self.backoff,
             sink: self.sink,
             observer: self.observer,
+            alarms: self.alarms,
             capacity: self.capacity,
             overflow: self.overflow,
             ttl: self.ttl,
@@ -1641,6 +1696,7 @@ impl<T> fmt::Debug for QueueBuilder<T> {
             .field("backoff", &self.backoff)
             .field("dead_letter", &self.sink.as_ref().map(|_| "custom sink"))
             .field("observer", &self.observer.as_ref().map(|_| "custom observer"))
+            .field("alarms", &self.alarms.iter().map(|(a, _)| a).collect::<Vec<_>>())
             .field("capacity", &self.capacity)
             .field("overflow", &self.overflow)
             .field("clock", &self.clock)

@@ -176,3 +176,40 @@ fn redrive_keeps_to_its_rate_on_the_queue_clock_and_can_be_cancelled() {
     assert_eq!((report.moved, report.cancelled), (1, true));
     assert_eq!(q.stats().dead, 3);
 }
+
+#[test]
+fn alarms_fire_once_per_crossing_with_hysteresis() {
+    use leasequeue::{Alarm, AlarmEvent, AlarmMetric};
+    use std::sync::{Arc, Mutex};
+    let log: Arc<Mutex<Vec<AlarmEvent>>> = Arc::default();
+    let (depth_log, dead_log, age_log) = (Arc::clone(&log), Arc::clone(&log), Arc::clone(&log));
+    let (b, clock) = crate::builder::<u32>();
+    let q = b
+        .alarm(Alarm::ready_depth(3).clear_at(1), move |e| depth_log.lock().unwrap().push(*e))
+        .alarm(Alarm::dead_letters(1), move |e| dead_log.lock().unwrap().push(*e))
+        .alarm(Alarm::oldest_ready_age(secs(60)), move |e| age_log.lock().unwrap().push(*e))
+        .build()
+        .unwrap();
+    let take = |log: &Arc<Mutex<Vec<AlarmEvent>>>| -> Vec<(AlarmMetric, bool)> {
+        log.lock().unwrap().drain(..).map(|e| (e.metric, e.raised)).collect()
+    };
+    for i in 0..5 {
+        q.push(i).unwrap();
+    }
+    assert_eq!(take(&log), [(AlarmMetric::ReadyDepth, true)], "raised once, not at 4 and 5 again");
+    q.try_lease().unwrap().ack().unwrap();
+    q.try_lease().unwrap().ack().unwrap();
+    q.push(9).unwrap(); // back to 4: still raised, nothing new
+    assert!(take(&log).is_empty());
+    clock.advance(secs(60)); // jobs have waited a minute, on the test clock
+    assert_eq!(take(&log), [(AlarmMetric::OldestReadyAge, true)]);
+    q.try_lease().unwrap().reject("poison").unwrap();
+    assert_eq!(take(&log), [(AlarmMetric::DeadLetters, true)]);
+    for _ in 0..2 {
+        q.try_lease().unwrap().ack().unwrap();
+    }
+    assert_eq!(take(&log), [(AlarmMetric::ReadyDepth, false)]);
+    q.drain_dead_letters();
+    q.try_lease().unwrap().ack().unwrap();
+    assert_eq!(take(&log), [(AlarmMetric::DeadLetters, false), (AlarmMetric::OldestReadyAge, false)]);
+}
