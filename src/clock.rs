@@ -19,8 +19,12 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-/// Nanoseconds since a clock's origin.
+/// Nanoseconds on a clock: its origin (when it was created) is [`EPOCH`], so that times before it (the
+/// push time of a job restored from a snapshot, an instant given in the past) are representable too.
 pub(crate) type Tick = u64;
+
+/// The tick of a clock's origin: about 2.3 years of room before it.
+pub(crate) const EPOCH: Tick = 1 << 56;
 
 /// A tick that is never reached: "no deadline".
 pub(crate) const NEVER: Tick = u64::MAX;
@@ -115,7 +119,7 @@ impl Clock {
     pub(crate) fn tick(&self) -> Tick {
         match &self.kind {
             Kind::System { counter, counter_origin, .. } => {
-                counter.delta_as_nanos(*counter_origin, counter.raw()).min(NEVER - 1)
+                EPOCH.saturating_add(counter.delta_as_nanos(*counter_origin, counter.raw())).min(NEVER - 1)
             }
             Kind::Test(shared) => shared.offset.load(Ordering::Acquire),
         }
@@ -130,13 +134,17 @@ impl Clock {
 
     /// The instant of a tick. [`NEVER`] and ticks past the representable range saturate to a far future.
     pub(crate) fn instant(&self, tick: Tick) -> Instant {
-        let origin = self.origin();
-        origin.checked_add(Duration::from_nanos(tick)).unwrap_or_else(|| far_future(origin))
+        instant_of(self.origin(), tick)
     }
 
-    /// The tick of an instant; instants before the origin map to tick 0.
+    /// The tick of an instant (saturating at tick 0, some 2.3 years before the clock's origin).
     pub(crate) fn tick_of(&self, at: Instant) -> Tick {
-        ticks(at.saturating_duration_since(self.origin())).min(NEVER - 1)
+        let origin = self.origin();
+        if at >= origin {
+            EPOCH.saturating_add(ticks(at - origin)).min(NEVER - 1)
+        } else {
+            EPOCH.saturating_sub(ticks(origin - at))
+        }
     }
 
     /// Blocks on `condvar` until notified or, on the system clock, until `until` passes.
@@ -146,7 +154,7 @@ impl Clock {
     pub(crate) fn wait<S>(&self, condvar: &Condvar, guard: &mut MutexGuard<'_, S>, until: Tick) {
         match &self.kind {
             Kind::System { origin, .. } if until != NEVER => {
-                match origin.checked_add(Duration::from_nanos(until)) {
+                match origin.checked_add(Duration::from_nanos(until.saturating_sub(EPOCH))) {
                     Some(at) => {
                         condvar.wait_until(guard, at);
                     }
@@ -180,6 +188,15 @@ impl Clock {
     }
 }
 
+/// The instant of `tick` on a clock whose origin is `origin`.
+fn instant_of(origin: Instant, tick: Tick) -> Instant {
+    if tick >= EPOCH {
+        origin.checked_add(Duration::from_nanos(tick - EPOCH)).unwrap_or_else(|| far_future(origin))
+    } else {
+        origin.checked_sub(Duration::from_nanos(EPOCH - tick)).unwrap_or(origin)
+    }
+}
+
 fn far_future(origin: Instant) -> Instant {
     // About 30 years: far enough to mean "never", near enough never to overflow `Instant`.
     origin + Duration::from_secs(30 * 365 * 24 * 3600)
@@ -197,7 +214,7 @@ impl fmt::Debug for Clock {
             Kind::System { .. } => f.write_str("Clock::System"),
             Kind::Test(shared) => f
                 .debug_struct("Clock::Test")
-                .field("elapsed", &Duration::from_nanos(shared.offset.load(Ordering::Acquire)))
+                .field("elapsed", &Duration::from_nanos(shared.offset.load(Ordering::Acquire) - EPOCH))
                 .finish(),
         }
     }
@@ -229,7 +246,7 @@ struct TestShared {
 
 impl TestShared {
     fn instant(&self, tick: Tick) -> Instant {
-        self.origin.checked_add(Duration::from_nanos(tick)).unwrap_or_else(|| far_future(self.origin))
+        instant_of(self.origin, tick)
     }
 }
 
@@ -276,7 +293,7 @@ impl TestClock {
         TestClock {
             shared: Arc::new(TestShared {
                 origin: Instant::now(),
-                offset: AtomicU64::new(0),
+                offset: AtomicU64::new(EPOCH),
                 auto_advance: AtomicBool::new(false),
                 listeners: Mutex::new(Vec::new()),
             }),
@@ -309,7 +326,7 @@ impl TestClock {
     /// assert_eq!(clock.elapsed(), Duration::from_secs(90));
     /// ```
     pub fn elapsed(&self) -> Duration {
-        Duration::from_nanos(self.shared.offset.load(Ordering::Acquire))
+        Duration::from_nanos(self.shared.offset.load(Ordering::Acquire) - EPOCH)
     }
 
     /// Moves the clock forward by `by` (saturating: `Duration::MAX` does not panic), then has every queue on
@@ -440,9 +457,10 @@ mod tests {
     #[test]
     fn instant_and_tick_round_trip() {
         let clock = Clock::from(TestClock::new());
-        let t = 1_234_567;
+        let t = EPOCH + 1_234_567;
         assert_eq!(clock.tick_of(clock.instant(t)), t);
-        assert_eq!(clock.tick_of(clock.now() - Duration::from_secs(1)), 0);
+        assert_eq!(clock.tick_of(clock.now() - Duration::from_secs(1)), EPOCH - 1_000_000_000);
+        assert_eq!(clock.instant(EPOCH - 1_000_000_000), clock.now() - Duration::from_secs(1));
         assert!(clock.instant(NEVER) > clock.now());
     }
 }

@@ -125,6 +125,14 @@ impl<C> Lazy<C> {
     }
 }
 
+impl<E> Lazy<BinaryHeap<E>> {
+    /// Every entry, stale ones included, in no order.
+    #[cfg(feature = "serde")]
+    pub fn iter(&self) -> impl Iterator<Item = &E> {
+        self.items.iter()
+    }
+}
+
 impl<E> Lazy<VecDeque<E>> {
     /// The last entry, stale or not.
     pub fn back(&self) -> Option<&E> {

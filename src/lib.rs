@@ -190,9 +190,42 @@
 //! assert!(clock.elapsed() > Duration::from_secs(2 * 3600)); // hours of backoff, in microseconds
 //! ```
 //!
+//! # Snapshot and restore
+//!
+//! With the `serde` feature, `Queue::snapshot` writes every live job to any `std::io::Write`, and
+//! `QueueBuilder::restore` rebuilds a queue from it, so a planned restart or deploy loses nothing. The
+//! format is one JSON document, versioned:
+//!
+//! ```text
+//! {
+//!   "format": "leasequeue-snapshot",
+//!   "version": 1,
+//!   "next_id": 42,                       // the next job id the queue would hand out
+//!   "jobs": [                            // every live job, oldest first
+//!     {
+//!       "id": 7,
+//!       "job": ...,                      // the job, as its own Serialize writes it
+//!       "attempt": 2,                    // attempts so far (a leased job's running attempt counts)
+//!       "priority": 0,
+//!       "group": "customer-17",          // or null
+//!       "age_ns": 1500000000,            // how long ago it was pushed
+//!       "ready_in_ns": 0,                // how long until it may be leased (0: ready)
+//!       "expires_in_ns": null            // how long until its time to live runs out, or null
+//!     }
+//!   ],
+//!   "dedup": [{ "key": "order-42", "id": 7, "expires_in_ns": 120000000000 }]
+//! }
+//! ```
+//!
+//! Times are durations from the snapshot, so the restored queue goes on from the moment of the restore
+//! on its own clock. Leased jobs are saved as ready with their attempt counted. The dead-letter store and
+//! the counters are not saved. A corrupt snapshot, or one of a newer version, is a `RestoreError`, and
+//! no queue is built.
+//!
 //! # Crate features
 //!
-//! - `serde`: `Serialize` and `Deserialize` for [`JobId`].
+//! - `serde`: `Serialize` and `Deserialize` for [`JobId`]; `Queue::snapshot` and
+//!   `QueueBuilder::restore` (adds `serde_json`).
 //!
 //! # What never happens
 //!
@@ -216,6 +249,8 @@ mod pool;
 mod queue;
 mod redrive;
 mod router;
+#[cfg(feature = "serde")]
+mod snapshot;
 mod state;
 mod stats;
 mod testing;
@@ -236,6 +271,8 @@ pub use pool::{PoolStats, ShutdownReport, WorkerPool, WorkerPoolBuilder, WorkerR
 pub use queue::{Overflow, Queue, QueueBuilder};
 pub use redrive::{Redrive, RedriveCanceller, RedriveReport};
 pub use router::{Binding, BindingId, PublishError, Published, Refused, Router, RouterStats, Unroutable};
+#[cfg(feature = "serde")]
+pub use snapshot::{RestoreError, SnapshotError};
 pub use stats::Stats;
 pub use testing::{assert_dead_lettered, Attempt, Inline, JobInfo, JobState, Summary, MAX_RUNS};
 

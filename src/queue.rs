@@ -1215,6 +1215,18 @@ impl<T: Send + Sync + 'static> Inner<T> {
         self.observe(|core| f(&mut core.st))
     }
 
+    /// Runs `f` on the state and the payloads after processing what fell due.
+    #[cfg(feature = "serde")]
+    pub(crate) fn inspect_core<R>(&self, f: impl FnOnce(&mut State, &mut Vec<Option<Arc<T>>>) -> R) -> R {
+        self.observe(|core| f(&mut core.st, &mut core.jobs))
+    }
+
+    /// Fills a new queue from a snapshot, under one lock.
+    #[cfg(feature = "serde")]
+    pub(crate) fn restore_from(&self, f: impl FnOnce(&mut State, &mut Vec<Option<Arc<T>>>)) {
+        self.observe(|core| f(&mut core.st, &mut core.jobs));
+    }
+
     /// When the next timed event (a delayed job or retry, a lapse, an expiry) is due, if any.
     pub(crate) fn next_event(&self) -> Option<Instant> {
         let next = self.inspect(|st| st.next_event());

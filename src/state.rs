@@ -131,6 +131,20 @@ pub(crate) enum Nacked {
     Dead(Exit),
 }
 
+/// A live job as a snapshot keeps it.
+#[cfg(feature = "serde")]
+pub(crate) struct SavedJob {
+    pub slot: u32,
+    pub id: u64,
+    pub attempt: u32,
+    pub priority: u8,
+    pub pushed_at: Tick,
+    /// When it may become ready (0: now).
+    pub ready_at: Tick,
+    pub group: Option<Arc<str>>,
+    pub expires_at: Option<Tick>,
+}
+
 /// Where and when a new job goes.
 pub(crate) struct Placement {
     pub ready_at: Tick,
@@ -313,6 +327,81 @@ impl State {
             .collect();
         jobs.sort_unstable_by_key(|j| j.0);
         jobs
+    }
+
+    /// What a snapshot keeps of every live job, oldest first.
+    #[cfg(feature = "serde")]
+    pub fn snapshot(&self) -> Vec<SavedJob> {
+        let expiries: HashMap<u64, Tick> = self
+            .expiry
+            .iter()
+            .filter(|t| self.slots[t.slot as usize].id == t.id)
+            .map(|t| (t.id, t.at))
+            .collect();
+        let mut jobs: Vec<SavedJob> = (0..self.slots.len() as u32)
+            .filter(|&slot| self.slots[slot as usize].phase != Phase::Free)
+            .map(|slot| {
+                let s = &self.slots[slot as usize];
+                SavedJob {
+                    slot,
+                    id: s.id,
+                    attempt: s.attempt,
+                    priority: s.priority,
+                    pushed_at: s.pushed_at,
+                    ready_at: match s.phase {
+                        Phase::Delayed | Phase::Waiting => s.due,
+                        _ => 0, // ready now; a leased job is saved as ready, its attempt counted
+                    },
+                    group: self.slot_groups.get(&slot).cloned(),
+                    expires_at: if s.flags & TTL_PASSED != 0 {
+                        Some(self.now)
+                    } else {
+                        expiries.get(&s.id).copied()
+                    },
+                }
+            })
+            .collect();
+        jobs.sort_unstable_by_key(|j| j.id);
+        jobs
+    }
+
+    /// The dedup reservations still running at `now`: key, job id, end.
+    #[cfg(feature = "serde")]
+    pub fn reservations(&self, now: Tick) -> Vec<(Arc<str>, u64, Tick)> {
+        self.dedup
+            .iter()
+            .filter(|(_, &(_, until))| until > now)
+            .map(|(k, &(id, until))| (Arc::clone(k), id, until))
+            .collect()
+    }
+
+    #[cfg(feature = "serde")]
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// Adds a job restored from a snapshot, with its id and attempts (counted as pushed into this queue);
+    /// ids must come in increasing order.
+    #[cfg(feature = "serde")]
+    pub fn restore(&mut self, now: Tick, id: u64, attempt: u32, pushed_at: Tick, place: Placement) -> u32 {
+        self.next_id = id;
+        let (slot, _) = self.push(now, place); // counted as pushed into this queue
+
+        let s = &mut self.slots[slot as usize];
+        s.attempt = attempt;
+        s.pushed_at = pushed_at;
+        slot
+    }
+
+    /// Sets the next id to hand out and re-creates a dedup reservation, after a restore.
+    #[cfg(feature = "serde")]
+    pub fn restore_tail(&mut self, next_id: u64, reservations: Vec<(Arc<str>, u64, Tick)>) {
+        self.next_id = self.next_id.max(next_id);
+        for (key, id, until) in reservations {
+            self.dedup.insert(Arc::clone(&key), (id, until));
+            self.dedup_order.push_back((until, key));
+        }
+        self.dedup_order.make_contiguous().sort_by_key(|(until, _)| *until);
     }
 
     /// Since when the longest-waiting ready job has been ready.

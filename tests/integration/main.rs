@@ -13,6 +13,8 @@ mod push;
 mod routing;
 mod scheduling;
 mod send_sync;
+#[cfg(feature = "serde")]
+mod snapshot;
 mod testing;
 mod threads;
 
