@@ -28,6 +28,20 @@ fn uncontended_cycle(c: &mut Criterion) {
             lease.ack().unwrap();
         });
     });
+    group.bench_function("leasequeue_push_lease_ack_with_observer", |b| {
+        let queue = Queue::builder()
+            .observer(|e: &leasequeue::Event| {
+                black_box(e);
+            })
+            .build()
+            .unwrap();
+        b.iter(|| {
+            queue.push(black_box(1u64)).unwrap();
+            let lease = queue.try_lease().unwrap();
+            black_box(*lease);
+            lease.ack().unwrap();
+        });
+    });
     group.bench_function("leasequeue_push_lease_ack_test_clock", |b| {
         let queue = Queue::builder().clock(TestClock::new()).build().unwrap();
         b.iter(|| {

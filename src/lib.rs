@@ -226,6 +226,10 @@
 //!
 //! - `serde`: `Serialize` and `Deserialize` for [`JobId`]; `Queue::snapshot` and
 //!   `QueueBuilder::restore` (adds `serde_json`).
+//! - `tracing`: `trace_event`, an observer that emits every job event as a `tracing` event.
+//! - `metrics`: `count_events`, an observer that counts job events with the `metrics` crate, and
+//!   `Queue::record_metrics`, which sets gauges for depth, in flight, dead letters and the oldest job's
+//!   age.
 //!
 //! # What never happens
 //!
@@ -243,6 +247,7 @@ mod error;
 mod event;
 mod handler;
 mod index;
+mod integrations;
 mod job;
 mod lease;
 mod pool;
@@ -265,6 +270,10 @@ pub use error::{
 };
 pub use event::{Event, EventKind};
 pub use handler::{IntoOutcome, Job, Outcome};
+#[cfg(feature = "metrics")]
+pub use integrations::count_events;
+#[cfg(feature = "tracing")]
+pub use integrations::trace_event;
 pub use job::{JobId, PushOptions, Pushed};
 pub use lease::{Lease, NackOutcome};
 pub use pool::{PoolStats, ShutdownReport, WorkerPool, WorkerPoolBuilder, WorkerRange};
