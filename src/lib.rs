@@ -241,6 +241,7 @@
 
 mod alarm;
 mod backoff;
+mod builder;
 mod clock;
 mod dead_letter;
 mod error;
@@ -262,6 +263,7 @@ mod testing;
 
 pub use alarm::{Alarm, AlarmEvent, AlarmMetric};
 pub use backoff::{Backoff, Jitter};
+pub use builder::{Overflow, QueueBuilder};
 pub use clock::{Clock, TestClock};
 pub use dead_letter::{DeadLetter, DeadLetterReason, DeadLetterSink, Failure, FailureKind};
 pub use error::{
@@ -277,7 +279,7 @@ pub use integrations::trace_event;
 pub use job::{JobId, PushOptions, Pushed};
 pub use lease::{Lease, NackOutcome};
 pub use pool::{PoolStats, ShutdownReport, WorkerPool, WorkerPoolBuilder, WorkerRange};
-pub use queue::{Overflow, Queue, QueueBuilder};
+pub use queue::Queue;
 pub use redrive::{Redrive, RedriveCanceller, RedriveReport};
 pub use router::{Binding, BindingId, PublishError, Published, Refused, Router, RouterStats, Unroutable};
 #[cfg(feature = "serde")]

@@ -14,9 +14,9 @@ use crate::clock::{ticks, Listener, Tick, NEVER};
 use crate::lease::{Lease, NackOutcome};
 use crate::state::{Config, Exit, Grant, Nacked, State, Token};
 use crate::{
-    Alarm, AlarmEvent, AlarmMetric, Backoff, BuildError, Clock, DeadLetter, DeadLetterSink, Event, Failure,
-    FailureKind, JobId, LeaseError, LeaseLost, LeaseTimeoutError, PushError, PushOptions, PushTimeoutError,
-    Pushed, Stats, TryLeaseError, TryPushError,
+    Alarm, AlarmEvent, AlarmMetric, Backoff, Clock, DeadLetter, DeadLetterSink, Event, Failure, FailureKind,
+    JobId, LeaseError, LeaseLost, LeaseTimeoutError, Overflow, PushError, PushOptions, PushTimeoutError,
+    Pushed, QueueBuilder, Stats, TryLeaseError, TryPushError,
 };
 
 /// A job queue with leases, retries, dead letters and an injectable clock.
@@ -99,8 +99,8 @@ impl<T> Outbox<T> {
     }
 }
 
-type Observer = Box<dyn Fn(&Event) + Send + Sync>;
-type AlarmHook = Box<dyn Fn(&AlarmEvent) + Send + Sync>;
+pub(crate) type Observer = Box<dyn Fn(&Event) + Send + Sync>;
+pub(crate) type AlarmHook = Box<dyn Fn(&AlarmEvent) + Send + Sync>;
 
 /// How long a blocking call may wait.
 #[derive(Clone, Copy)]
@@ -1353,368 +1353,44 @@ impl<T: Send + Sync + 'static> Listener for Inner<T> {
     }
 }
 
-// ----- builder -----
-
-/// What a push to a full bounded queue does.
-///
-/// # Examples
-///
-/// ```
-/// use leasequeue::{DeadLetterReason, Overflow, Queue};
-/// let queue = Queue::builder().capacity(2).overflow(Overflow::DropOldest).build().unwrap();
-/// for job in ["a", "b", "c"] {
-///     queue.push(job).unwrap();
-/// }
-/// let dropped = queue.drain_dead_letters();
-/// assert_eq!((*dropped[0].job(), dropped[0].reason()), ("a", DeadLetterReason::Overflow));
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Overflow {
-    /// Backpressure: `push` blocks until there is room, `try_push` fails with the job.
-    #[default]
-    Block,
-    /// Every push fails at once with the job (`PushError::Full`).
-    RejectNew,
-    /// The oldest ready job of the lowest priority level is dead-lettered with reason
-    /// [`Overflow`](crate::DeadLetterReason::Overflow) to make room. When no job is ready (all are leased
-    /// or delayed) the push waits as under `Block`.
-    DropOldest,
+/// Everything a queue is built from, checked by its builder.
+pub(crate) struct Parts<T> {
+    pub cfg: Config,
+    pub clock: Clock,
+    pub backoff: Backoff,
+    pub sink: Option<Box<dyn DeadLetterSink<T>>>,
+    pub observer: Option<Observer>,
+    pub alarms: Vec<(Alarm, AlarmHook)>,
+    pub capacity: Option<usize>,
+    pub overflow: Overflow,
+    pub ttl: Option<Duration>,
 }
 
-/// Configures and builds a [`Queue`]. Every option has a default; [`build`](QueueBuilder::build) checks
-/// them.
-///
-/// | option | default |
-/// |---|---|
-/// | [`visibility_timeout`](QueueBuilder::visibility_timeout) | 30 s (as SQS) |
-/// | [`max_attempts`](QueueBuilder::max_attempts) | 10 |
-/// | [`backoff`](QueueBuilder::backoff) | exponential from 1 s, ×2, capped at 15 min, ±20 % jitter |
-/// | [`dead_letter`](QueueBuilder::dead_letter) | none: the built-in dead-letter store |
-/// | [`capacity`](QueueBuilder::capacity) | unbounded |
-/// | [`overflow`](QueueBuilder::overflow) | [`Overflow::Block`] |
-/// | [`ttl`](QueueBuilder::ttl) | none |
-/// | [`dedup_window`](QueueBuilder::dedup_window) | 5 minutes (as SQS) |
-/// | [`clock`](QueueBuilder::clock) | the system's monotonic clock |
-/// | [`history_limit`](QueueBuilder::history_limit) | 16 failures per job |
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use leasequeue::{Backoff, Queue, TestClock};
-///
-/// let clock = TestClock::new();
-/// let queue: Queue<String> = Queue::builder()
-///     .visibility_timeout(Duration::from_secs(120))
-///     .max_attempts(3)
-///     .backoff(Backoff::fixed(Duration::from_secs(10)))
-///     .clock(clock)
-///     .build()
-///     .unwrap();
-/// # let _ = queue;
-/// ```
-pub struct QueueBuilder<T> {
-    visibility: Duration,
-    max_attempts: u32,
-    backoff: Backoff,
-    sink: Option<Box<dyn DeadLetterSink<T>>>,
-    observer: Option<Observer>,
-    alarms: Vec<(Alarm, AlarmHook)>,
-    capacity: Option<usize>,
-    overflow: Overflow,
-    clock: Clock,
-    history_limit: usize,
-    dedup_window: Duration,
-    ttl: Option<Duration>,
-}
-
-impl<T: Send + Sync + 'static> QueueBuilder<T> {
-    fn new() -> Self {
-        QueueBuilder {
-            visibility: Duration::from_secs(30),
-            max_attempts: 10,
-            backoff: Backoff::default(),
-            sink: None,
-            observer: None,
-            alarms: Vec::new(),
-            capacity: None,
-            overflow: Overflow::Block,
-            clock: Clock::system(),
-            history_limit: 16,
-            dedup_window: Duration::from_secs(5 * 60),
-            ttl: None,
-        }
-    }
-
-    /// How long a lease hides its job before the job is delivered again. Default 30 s. Must not be zero.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let b = leasequeue::Queue::<u8>::builder().visibility_timeout(Duration::from_secs(300));
-    /// # let _ = b;
-    /// ```
-    pub fn visibility_timeout(mut self, timeout: Duration) -> Self {
-        self.visibility = timeout;
-        self
-    }
-
-    /// How many attempts a job gets before it is dead-lettered with reason
-    /// [`MaxAttempts`](crate::DeadLetterReason::MaxAttempts). Default 10. Must not be zero.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let b = leasequeue::Queue::<u8>::builder().max_attempts(25);
-    /// # let _ = b;
-    /// ```
-    pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts;
-        self
-    }
-
-    /// The delay before a nacked job is retried. Default: exponential from 1 s, doubling, capped at
-    /// 15 minutes, with ±20 % jitter.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let b = leasequeue::Queue::<u8>::builder()
-    ///     .backoff(leasequeue::Backoff::linear(Duration::from_secs(5)));
-    /// # let _ = b;
-    /// ```
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
-        self
-    }
-
-    /// Where dead letters go. Default: the queue's built-in store (see [`Queue::drain_dead_letters`]).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (tx, rx) = crossbeam_channel::unbounded();
-    /// let queue = leasequeue::Queue::builder().dead_letter(tx).build().unwrap();
-    /// queue.push("poison").unwrap();
-    /// queue.try_lease().unwrap().reject("bad").unwrap();
-    /// assert_eq!(*rx.try_recv().unwrap().job(), "poison");
-    /// ```
-    pub fn dead_letter(mut self, sink: impl DeadLetterSink<T> + 'static) -> Self {
-        self.sink = Some(Box::new(sink));
-        self
-    }
-
-    /// Bounds the number of live jobs (ready, delayed and leased: every job the queue holds); what a push
-    /// to a full queue does is the [`overflow`](QueueBuilder::overflow) policy. Default unbounded. Must
-    /// not be zero.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let queue = leasequeue::Queue::<u8>::builder().capacity(1000).build().unwrap();
-    /// assert_eq!(queue.capacity(), Some(1000));
-    /// ```
-    pub fn capacity(mut self, capacity: usize) -> Self {
-        self.capacity = Some(capacity);
-        self
-    }
-
-    /// The clock every deadline, delay and timeout is read from. Default: the system's monotonic clock.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let clock = leasequeue::TestClock::new();
-    /// let queue = leasequeue::Queue::<u8>::builder().clock(clock).build().unwrap();
-    /// assert!(queue.clock().is_manual());
-    /// ```
-    pub fn clock(mut self, clock: impl Into<Clock>) -> Self {
-        self.clock = clock.into();
-        self
-    }
-
-    /// Called with every [`Event`] (pushed, leased, acked, nacked, rejected, released, lapsed,
-    /// dead-lettered, deduplicated), in order, outside every lock, on the thread whose operation caused it
-    /// (or the one that advanced a test clock). It should be quick; it may call back into the queue.
-    /// Without an observer, events cost nothing. Default none.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use leasequeue::{Event, Queue};
-    /// let queue = Queue::builder()
-    ///     .observer(|e: &Event| println!("{} {} (attempt {})", e.id, e.kind, e.attempt))
-    ///     .build()
-    ///     .unwrap();
-    /// queue.push("job").unwrap();
-    /// ```
-    pub fn observer(mut self, observer: impl Fn(&Event) + Send + Sync + 'static) -> Self {
-        self.observer = Some(Box::new(observer));
-        self
-    }
-
-    /// Adds an [`Alarm`]: `hook` is called once when it is raised and once when it clears, outside every
-    /// lock, on the thread whose operation crossed the threshold. For paging and autoscaling.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use leasequeue::{Alarm, Queue};
-    /// let queue = Queue::<String>::builder()
-    ///     .alarm(Alarm::dead_letters(1), |e| eprintln!("dead letters: {} (raised: {})", e.value, e.raised))
-    ///     .build()
-    ///     .unwrap();
-    /// # let _ = queue;
-    /// ```
-    pub fn alarm(mut self, alarm: Alarm, hook: impl Fn(&AlarmEvent) + Send + Sync + 'static) -> Self {
-        self.alarms.push((alarm, Box::new(hook)));
-        self
-    }
-
-    /// What a push to a full bounded queue does. Default [`Overflow::Block`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use leasequeue::{Overflow, Queue};
-    /// let queue = Queue::builder().capacity(1).overflow(Overflow::RejectNew).build().unwrap();
-    /// queue.push(1).unwrap();
-    /// assert!(queue.push(2).unwrap_err().is_full()); // does not block
-    /// ```
-    pub fn overflow(mut self, policy: Overflow) -> Self {
-        self.overflow = policy;
-        self
-    }
-
-    /// How long a dedup key stays reserved after its push (see [`PushOptions::dedup_key`]). Default 5
-    /// minutes, as SQS.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let b = leasequeue::Queue::<u8>::builder().dedup_window(Duration::from_secs(3600));
-    /// # let _ = b;
-    /// ```
-    pub fn dedup_window(mut self, window: Duration) -> Self {
-        self.dedup_window = window;
-        self
-    }
-
-    /// A time to live for every job, from its push: a job not done by then is dead-lettered with reason
-    /// [`Expired`](crate::DeadLetterReason::Expired) (see [`PushOptions::ttl`]; with both, the lower
-    /// wins). Default none. Must not be zero.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let b = leasequeue::Queue::<u8>::builder().ttl(Duration::from_secs(24 * 3600));
-    /// # let _ = b;
-    /// ```
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = Some(ttl);
-        self
-    }
-
-    /// How many failures a job's history keeps (the most recent). Default 16; 0 keeps none.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let b = leasequeue::Queue::<u8>::builder().history_limit(4);
-    /// # let _ = b;
-    /// ```
-    pub fn history_limit(mut self, limit: usize) -> Self {
-        self.history_limit = limit;
-        self
-    }
-
-    /// Builds the queue.
-    ///
-    /// # Errors
-    ///
-    /// A zero visibility timeout, zero max attempts or zero capacity.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let err = leasequeue::Queue::<u8>::builder()
-    ///     .visibility_timeout(Duration::ZERO)
-    ///     .build()
-    ///     .unwrap_err();
-    /// assert_eq!(err.option(), "visibility_timeout");
-    /// ```
-    pub fn build(self) -> Result<Queue<T>, BuildError> {
-        let invalid = |option, message| Err(BuildError::new("queue", option, message));
-        if self.visibility.is_zero() {
-            return invalid("visibility_timeout", "must not be zero");
-        }
-        if self.max_attempts == 0 {
-            return invalid("max_attempts", "must be at least 1");
-        }
-        if self.capacity == Some(0) {
-            return invalid("capacity", "must be at least 1");
-        }
-        if self.ttl == Some(Duration::ZERO) {
-            return invalid("ttl", "must not be zero");
-        }
-        Ok(self.build_unchecked())
-    }
-
-    fn build_unchecked(self) -> Queue<T> {
-        let cfg = Config {
-            visibility: ticks(self.visibility),
-            max_attempts: self.max_attempts,
-            history_limit: self.history_limit,
-            dedup_window: ticks(self.dedup_window),
-        };
-        let mut st = State::new(cfg);
-        st.observing = self.observer.is_some();
+impl<T: Send + Sync + 'static> Queue<T> {
+    pub(crate) fn from_parts(parts: Parts<T>) -> Queue<T> {
+        let mut st = State::new(parts.cfg);
+        st.observing = parts.observer.is_some();
         let inner = Arc::new(Inner {
             core: Mutex::new(Core {
                 st,
-                raised: vec![false; self.alarms.len()],
+                raised: vec![false; parts.alarms.len()],
                 jobs: Vec::new(),
                 dead: VecDeque::new(),
             }),
             consumers: Condvar::new(),
             producers: Condvar::new(),
-            clock: self.clock,
-            backoff: self.backoff,
-            sink: self.sink,
-            observer: self.observer,
-            alarms: self.alarms,
-            capacity: self.capacity,
-            overflow: self.overflow,
-            ttl: self.ttl,
+            clock: parts.clock,
+            backoff: parts.backoff,
+            sink: parts.sink,
+            observer: parts.observer,
+            alarms: parts.alarms,
+            capacity: parts.capacity,
+            overflow: parts.overflow,
+            ttl: parts.ttl,
             ready_hint: AtomicUsize::new(0),
         });
         let listener: Arc<dyn Listener> = inner.clone();
         inner.clock.register(Arc::downgrade(&listener));
         Queue { inner }
-    }
-}
-
-impl<T> fmt::Debug for QueueBuilder<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("QueueBuilder")
-            .field("visibility_timeout", &self.visibility)
-            .field("max_attempts", &self.max_attempts)
-            .field("backoff", &self.backoff)
-            .field("dead_letter", &self.sink.as_ref().map(|_| "custom sink"))
-            .field("observer", &self.observer.as_ref().map(|_| "custom observer"))
-            .field("alarms", &self.alarms.iter().map(|(a, _)| a).collect::<Vec<_>>())
-            .field("capacity", &self.capacity)
-            .field("overflow", &self.overflow)
-            .field("clock", &self.clock)
-            .field("history_limit", &self.history_limit)
-            .field("dedup_window", &self.dedup_window)
-            .field("ttl", &self.ttl)
-            .finish()
     }
 }
