@@ -846,9 +846,9 @@ impl<T: Send + Sync + 'static> Inner<T> {
                 let counts = st.counts();
                 counts.ready == 0 && counts.leased == 0
             };
-            // On an auto-advancing test clock, a queue that just went idle needs a blocked consumer to
-            // move the clock on.
-            let auto_idle = wakes.freed > 0 && self.clock.auto_advances() && idle();
+            // On an auto-advancing test clock, an idle queue (a job just acked, nacked, released...) needs a
+            // blocked consumer to move the clock on.
+            let auto_idle = self.clock.auto_advances() && idle();
             if wakes.rescheduled || auto_idle || (st.closed && st.live() == 0) {
                 self.consumers.notify_all();
             } else {

@@ -290,3 +290,24 @@ fn an_observer_may_call_back_into_the_queue() {
     slot.lock().unwrap().take();
     assert_eq!(q.stats().acked, 1);
 }
+
+#[test]
+fn auto_advance_moves_on_after_a_nack_from_a_thread_that_then_stops() {
+    let clock = TestClock::auto_advancing();
+    let q: Queue<u8> =
+        Queue::builder().clock(clock.clone()).backoff(Backoff::fixed(secs(30))).build().unwrap();
+    q.push(1).unwrap();
+    let held = q.try_lease().unwrap();
+    let consumer = q.clone();
+    let blocked = std::thread::spawn(move || {
+        consumer.lease().map(|l| {
+            let attempt = l.attempt();
+            l.ack().unwrap();
+            attempt
+        })
+    });
+    until(|| q.stats().consumers_waiting == 1);
+    held.nack().unwrap(); // this thread leases nothing more: the blocked consumer must move the clock
+    assert_eq!(blocked.join().unwrap(), Ok(2));
+    assert_eq!(clock.elapsed(), secs(30));
+}
