@@ -1,0 +1,458 @@
+//! Runs the same workloads on leasequeue and on the raw channel floors, checks that every job was handled
+//! (exactly once for the floors), and writes a markdown table and an SVG chart.
+//!
+//! ```sh
+//! cargo run --release --manifest-path benches/peers/Cargo.toml            # 1 million jobs
+//! cargo run --release --manifest-path benches/peers/Cargo.toml -- --quick # 20 000 jobs, a smoke run
+//! ```
+#![allow(clippy::disallowed_methods)] // a benchmark measures real time
+
+mod alloc;
+mod chart;
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use leasequeue::{Backoff, Queue, TestClock};
+
+#[global_allocator]
+static ALLOC: alloc::Counting = alloc::Counting;
+
+/// One contender's result on one workload.
+struct Row {
+    workload: &'static str,
+    contender: &'static str,
+    jobs_per_sec: f64,
+    note: String,
+}
+
+/// Exactly-once check: every job number handled once.
+struct Seen(Vec<AtomicU32>);
+
+impl Seen {
+    fn new(n: u64) -> Self {
+        Seen((0..n).map(|_| AtomicU32::new(0)).collect())
+    }
+    fn mark(&self, job: u64) {
+        self.0[job as usize].fetch_add(1, Ordering::Relaxed);
+    }
+    /// (lost, duplicated)
+    fn check(&self) -> (usize, usize) {
+        let counts: Vec<u32> = self.0.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        (counts.iter().filter(|&&c| c == 0).count(), counts.iter().filter(|&&c| c > 1).count())
+    }
+}
+
+fn rate(n: u64, elapsed: Duration) -> f64 {
+    n as f64 / elapsed.as_secs_f64()
+}
+
+fn validity((lost, duplicated): (usize, usize)) -> String {
+    if lost == 0 && duplicated == 0 {
+        "all handled once".into()
+    } else {
+        format!("INVALID: {lost} lost, {duplicated} duplicated")
+    }
+}
+
+// ----- W1: push only -----
+
+fn w1(n: u64, rows: &mut Vec<Row>) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let start = Instant::now();
+    for i in 0..n {
+        tx.send(i).unwrap();
+    }
+    rows.push(Row {
+        workload: "W1 push",
+        contender: "crossbeam-channel",
+        jobs_per_sec: rate(n, start.elapsed()),
+        note: String::new(),
+    });
+    drop(rx);
+    let (tx, rx) = flume::unbounded();
+    let start = Instant::now();
+    for i in 0..n {
+        tx.send(i).unwrap();
+    }
+    rows.push(Row {
+        workload: "W1 push",
+        contender: "flume",
+        jobs_per_sec: rate(n, start.elapsed()),
+        note: String::new(),
+    });
+    drop(rx);
+    let queue = Queue::new();
+    let start = Instant::now();
+    for i in 0..n {
+        queue.push(i).unwrap();
+    }
+    rows.push(Row {
+        workload: "W1 push",
+        contender: "leasequeue",
+        jobs_per_sec: rate(n, start.elapsed()),
+        note: String::new(),
+    });
+    let queue = Queue::new();
+    let start = Instant::now();
+    let mut batch: Vec<u64> = Vec::with_capacity(100);
+    for i in 0..n {
+        batch.push(i);
+        if batch.len() == 100 {
+            queue.push_batch(batch.drain(..));
+        }
+    }
+    queue.push_batch(batch);
+    rows.push(Row {
+        workload: "W1 push",
+        contender: "leasequeue (batches of 100)",
+        jobs_per_sec: rate(n, start.elapsed()),
+        note: String::new(),
+    });
+}
+
+// ----- W2: drain a prefilled queue with C consumers -----
+
+fn w2(n: u64, consumers: usize, rows: &mut Vec<Row>) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    for i in 0..n {
+        tx.send(i).unwrap();
+    }
+    drop(tx);
+    let seen = Arc::new(Seen::new(n));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..consumers)
+        .map(|_| {
+            let (rx, seen) = (rx.clone(), Arc::clone(&seen));
+            thread::spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    seen.mark(job);
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    rows.push(Row {
+        workload: "W2 drain",
+        contender: "crossbeam-channel",
+        jobs_per_sec: rate(n, start.elapsed()),
+        note: validity(seen.check()),
+    });
+
+    let (tx, rx) = flume::unbounded();
+    for i in 0..n {
+        tx.send(i).unwrap();
+    }
+    drop(tx);
+    let seen = Arc::new(Seen::new(n));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..consumers)
+        .map(|_| {
+            let (rx, seen) = (rx.clone(), Arc::clone(&seen));
+            thread::spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    seen.mark(job);
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    rows.push(Row {
+        workload: "W2 drain",
+        contender: "flume",
+        jobs_per_sec: rate(n, start.elapsed()),
+        note: validity(seen.check()),
+    });
+
+    for batch in [1usize, 32] {
+        let queue = Queue::new();
+        queue.push_batch(0..n);
+        queue.close();
+        let seen = Arc::new(Seen::new(n));
+        let start = Instant::now();
+        let threads: Vec<_> = (0..consumers)
+            .map(|_| {
+                let (queue, seen) = (queue.clone(), Arc::clone(&seen));
+                thread::spawn(move || {
+                    if batch == 1 {
+                        while let Ok(lease) = queue.lease() {
+                            seen.mark(*lease);
+                            lease.ack().unwrap();
+                        }
+                    } else {
+                        while let Ok(leases) = queue.lease_batch(batch, Duration::MAX) {
+                            leases.iter().for_each(|l| seen.mark(**l));
+                            queue.ack_batch(leases);
+                        }
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        let contender = if batch == 1 { "leasequeue (lease + ack)" } else { "leasequeue (batches of 32)" };
+        rows.push(Row {
+            workload: "W2 drain",
+            contender,
+            jobs_per_sec: rate(n, start.elapsed()),
+            note: validity(seen.check()),
+        });
+    }
+}
+
+// ----- W3: steady state, P producers x C consumers, push-to-ack latency -----
+
+fn w3(n: u64, producers: u64, consumers: usize, rows: &mut Vec<Row>) {
+    let epoch = Instant::now();
+    let stamp = move || epoch.elapsed().as_nanos() as u64;
+    let per = n / producers;
+    let total = per * producers;
+
+    let (tx, rx) = crossbeam_channel::bounded::<(u64, u64)>(4096);
+    let seen = Arc::new(Seen::new(total));
+    let start = Instant::now();
+    let ps: Vec<_> = (0..producers)
+        .map(|p| {
+            let tx = tx.clone();
+            thread::spawn(move || (p * per..(p + 1) * per).for_each(|i| tx.send((i, stamp())).unwrap()))
+        })
+        .collect();
+    drop(tx);
+    let cs: Vec<_> = (0..consumers)
+        .map(|_| {
+            let (rx, seen) = (rx.clone(), Arc::clone(&seen));
+            thread::spawn(move || {
+                let mut h = Histogram::<u64>::new(3).unwrap();
+                while let Ok((job, at)) = rx.recv() {
+                    seen.mark(job);
+                    let _ = h.record(stamp().saturating_sub(at));
+                }
+                h
+            })
+        })
+        .collect();
+    ps.into_iter().for_each(|p| p.join().unwrap());
+    let h = merge(cs.into_iter().map(|c| c.join().unwrap()));
+    rows.push(Row {
+        workload: "W3 steady",
+        contender: "crossbeam-channel",
+        jobs_per_sec: rate(total, start.elapsed()),
+        note: format!("{}; {}", latency(&h), validity(seen.check())),
+    });
+
+    let queue: Queue<(u64, u64)> = Queue::builder().capacity(4096).build().unwrap();
+    let seen = Arc::new(Seen::new(total));
+    let start = Instant::now();
+    let ps: Vec<_> = (0..producers)
+        .map(|p| {
+            let queue = queue.clone();
+            thread::spawn(move || {
+                (p * per..(p + 1) * per).for_each(|i| drop(queue.push((i, stamp())).unwrap()))
+            })
+        })
+        .collect();
+    let cs: Vec<_> = (0..consumers)
+        .map(|_| {
+            let (queue, seen) = (queue.clone(), Arc::clone(&seen));
+            thread::spawn(move || {
+                let mut h = Histogram::<u64>::new(3).unwrap();
+                while let Ok(lease) = queue.lease() {
+                    let (job, at) = *lease;
+                    seen.mark(job);
+                    lease.ack().unwrap();
+                    let _ = h.record(stamp().saturating_sub(at));
+                }
+                h
+            })
+        })
+        .collect();
+    ps.into_iter().for_each(|p| p.join().unwrap());
+    queue.close();
+    let h = merge(cs.into_iter().map(|c| c.join().unwrap()));
+    rows.push(Row {
+        workload: "W3 steady",
+        contender: "leasequeue",
+        jobs_per_sec: rate(total, start.elapsed()),
+        note: format!("{}; {}", latency(&h), validity(seen.check())),
+    });
+}
+
+fn merge(hs: impl Iterator<Item = Histogram<u64>>) -> Histogram<u64> {
+    let mut all = Histogram::<u64>::new(3).unwrap();
+    for h in hs {
+        all.add(h).unwrap();
+    }
+    all
+}
+
+fn latency(h: &Histogram<u64>) -> String {
+    let us = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    format!("push-to-ack p50 {:.1} µs, p99 {:.1} µs", us(0.5), us(0.99))
+}
+
+// ----- W4: failure path -----
+
+fn w4(n: u64, consumers: usize, rows: &mut Vec<Row>) {
+    let queue = Queue::builder().backoff(Backoff::none()).max_attempts(3).build().unwrap();
+    queue.push_batch(0..n);
+    queue.close();
+    let seen = Arc::new(Seen::new(n));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..consumers)
+        .map(|_| {
+            let (queue, seen) = (queue.clone(), Arc::clone(&seen));
+            thread::spawn(move || {
+                while let Ok(lease) = queue.lease() {
+                    if *lease % 10 == 0 && lease.attempt() == 1 {
+                        lease.nack_with("transient").unwrap();
+                    } else {
+                        seen.mark(*lease);
+                        lease.ack().unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    let stats = queue.stats();
+    let expected_retries = n.div_ceil(10);
+    let ok = stats.nacked == expected_retries && stats.dead_lettered == 0 && stats.acked == n;
+    rows.push(Row {
+        workload: "W4 10% fail once",
+        contender: "leasequeue",
+        jobs_per_sec: rate(n, start.elapsed()),
+        note: format!(
+            "{} retries (expected {expected_retries}), {} dead-lettered; {}{}",
+            stats.nacked,
+            stats.dead_lettered,
+            validity(seen.check()),
+            if ok { "" } else { "; INVALID counts" }
+        ),
+    });
+}
+
+// ----- W5: lapse storm -----
+
+fn w5(leases: u64, rows: &mut Vec<Row>) {
+    let clock = TestClock::new();
+    let queue =
+        Queue::builder().clock(clock.clone()).visibility_timeout(Duration::from_secs(30)).build().unwrap();
+    queue.push_batch(0..leases);
+    let held = queue.try_lease_batch(leases as usize).unwrap();
+    let start = Instant::now();
+    clock.advance(Duration::from_secs(30)); // every lease lapses at once
+    let elapsed = start.elapsed();
+    let stats = queue.stats();
+    let ok = stats.expired == leases && stats.ready == leases as usize;
+    rows.push(Row {
+        workload: "W5 lapse storm",
+        contender: "leasequeue",
+        jobs_per_sec: rate(leases, elapsed),
+        note: format!(
+            "{leases} leases lapsed in one advance: {elapsed:.1?}{}",
+            if ok { "" } else { "; INVALID" }
+        ),
+    });
+    drop(held);
+}
+
+// ----- memory -----
+
+fn memory(n: u64) -> Vec<(String, f64)> {
+    let per_job = |f: &dyn Fn() -> Box<dyn std::any::Any>| {
+        let before = alloc::live_bytes();
+        let keep = f();
+        let after = alloc::live_bytes();
+        drop(keep);
+        (after.saturating_sub(before)) as f64 / n as f64 - std::mem::size_of::<u64>() as f64
+    };
+    vec![
+        (
+            "crossbeam-channel (unbounded)".into(),
+            per_job(&|| {
+                let (tx, rx) = crossbeam_channel::unbounded();
+                (0..n).for_each(|i| tx.send(i).unwrap());
+                Box::new((tx, rx))
+            }),
+        ),
+        (
+            "flume (unbounded)".into(),
+            per_job(&|| {
+                let (tx, rx) = flume::unbounded();
+                (0..n).for_each(|i| tx.send(i).unwrap());
+                Box::new((tx, rx))
+            }),
+        ),
+        (
+            "leasequeue".into(),
+            per_job(&|| {
+                let queue = Queue::new();
+                (0..n).for_each(|i| {
+                    queue.push(i).unwrap();
+                });
+                Box::new(queue)
+            }),
+        ),
+    ]
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let n: u64 = if quick { 20_000 } else { 1_000_000 };
+    let consumers = 2;
+    let mut rows = Vec::new();
+    w1(n, &mut rows);
+    w2(n, consumers, &mut rows);
+    w3(n, 2, consumers, &mut rows);
+    w4(n, consumers, &mut rows);
+    w5(if quick { 10_000 } else { 100_000 }, &mut rows);
+    let mem = memory(n);
+
+    let mut md = String::new();
+    let _ = writeln!(md, "# leasequeue next to its peers\n");
+    let _ = writeln!(
+        md,
+        "{} jobs (u64 payloads), {consumers} consumer threads, 2 producers in W3; {} cores; leasequeue from this \
+         repository, crossbeam-channel 0.5, flume 0.11; {}.\n",
+        n,
+        thread::available_parallelism().map_or(1, |c| c.get()),
+        env!("RUSTC_VERSION")
+    );
+    let _ = writeln!(md, "| workload | contender | jobs/s | vs crossbeam-channel | notes |");
+    let _ = writeln!(md, "|---|---|---|---|---|");
+    for row in &rows {
+        let floor = rows
+            .iter()
+            .find(|r| r.workload == row.workload && r.contender == "crossbeam-channel")
+            .map(|f| format!("{:.2}×", row.jobs_per_sec / f.jobs_per_sec))
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.0} | {} | {} |",
+            row.workload, row.contender, row.jobs_per_sec, floor, row.note
+        );
+    }
+    let _ = writeln!(md, "\n| memory at {n} resident jobs | bytes per job beyond the payload |\n|---|---|");
+    for (who, bytes) in &mem {
+        let _ = writeln!(md, "| {who} | {bytes:.1} |");
+    }
+    print!("{md}");
+    let invalid = rows.iter().any(|r| r.note.contains("INVALID"));
+    if !quick {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../results");
+        std::fs::write(format!("{dir}/peers.md"), &md).expect("write the table");
+        std::fs::write(
+            format!("{dir}/peers.svg"),
+            chart::svg(&rows.iter().map(|r| (r.workload, r.contender, r.jobs_per_sec)).collect::<Vec<_>>()),
+        )
+        .expect("write the chart");
+        eprintln!("wrote benches/results/peers.md and benches/results/peers.svg");
+    }
+    if invalid {
+        eprintln!("a run lost or duplicated jobs: invalid");
+        std::process::exit(1);
+    }
+}
