@@ -250,7 +250,9 @@ fn w3(n: u64, producers: u64, consumers: usize, rows: &mut Vec<Row>) {
         .map(|p| {
             let queue = queue.clone();
             thread::spawn(move || {
-                (p * per..(p + 1) * per).for_each(|i| drop(queue.push((i, stamp())).unwrap()))
+                (p * per..(p + 1) * per).for_each(|i| {
+                    queue.push((i, stamp())).unwrap();
+                })
             })
         })
         .collect();
