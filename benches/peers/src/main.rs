@@ -8,6 +8,7 @@
 #![allow(clippy::disallowed_methods)] // a benchmark measures real time
 
 mod alloc;
+mod apalis;
 mod chart;
 
 use std::fmt::Write as _;
@@ -23,35 +24,35 @@ use leasequeue::{Backoff, Queue, TestClock};
 static ALLOC: alloc::Counting = alloc::Counting;
 
 /// One contender's result on one workload.
-struct Row {
-    workload: &'static str,
-    contender: &'static str,
-    jobs_per_sec: f64,
-    note: String,
+pub(crate) struct Row {
+    pub workload: &'static str,
+    pub contender: &'static str,
+    pub jobs_per_sec: f64,
+    pub note: String,
 }
 
 /// Exactly-once check: every job number handled once.
-struct Seen(Vec<AtomicU32>);
+pub(crate) struct Seen(Vec<AtomicU32>);
 
 impl Seen {
-    fn new(n: u64) -> Self {
+    pub fn new(n: u64) -> Self {
         Seen((0..n).map(|_| AtomicU32::new(0)).collect())
     }
-    fn mark(&self, job: u64) {
+    pub fn mark(&self, job: u64) {
         self.0[job as usize].fetch_add(1, Ordering::Relaxed);
     }
     /// (lost, duplicated)
-    fn check(&self) -> (usize, usize) {
+    pub fn check(&self) -> (usize, usize) {
         let counts: Vec<u32> = self.0.iter().map(|c| c.load(Ordering::Relaxed)).collect();
         (counts.iter().filter(|&&c| c == 0).count(), counts.iter().filter(|&&c| c > 1).count())
     }
 }
 
-fn rate(n: u64, elapsed: Duration) -> f64 {
+pub(crate) fn rate(n: u64, elapsed: Duration) -> f64 {
     n as f64 / elapsed.as_secs_f64()
 }
 
-fn validity((lost, duplicated): (usize, usize)) -> String {
+pub(crate) fn validity((lost, duplicated): (usize, usize)) -> String {
     if lost == 0 && duplicated == 0 {
         "all handled once".into()
     } else {
@@ -407,6 +408,7 @@ fn main() {
     let consumers = 2;
     let mut rows = Vec::new();
     w1(n, &mut rows);
+    apalis::w1_w2(n, consumers, &mut rows);
     w2(n, consumers, &mut rows);
     w3(n, 2, consumers, &mut rows);
     w4(n, consumers, &mut rows);
@@ -418,7 +420,8 @@ fn main() {
     let _ = writeln!(
         md,
         "{} jobs (u64 payloads), {consumers} consumer threads, 2 producers in W3; {} cores; leasequeue from this \
-         repository, crossbeam-channel 0.5, flume 0.11; {}.\n",
+         repository, crossbeam-channel 0.5, flume 0.11, apalis-core 1.0 (`MemoryStorage`, one worker on a \
+         tokio runtime with as many threads as consumers); {}.\n",
         n,
         thread::available_parallelism().map_or(1, |c| c.get()),
         env!("RUSTC_VERSION")
