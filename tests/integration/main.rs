@@ -4,6 +4,7 @@ mod backoff;
 mod clock;
 mod dead_letter;
 mod drop_count;
+mod integrations;
 mod lapse;
 mod lease;
 mod model;
