@@ -60,33 +60,90 @@ pub(crate) fn validity((lost, duplicated): (usize, usize)) -> String {
     }
 }
 
+// ----- the channel floors -----
+
+/// A channel as the floors use it: crossbeam-channel and flume have the same shape.
+trait Floor: Clone + Send + 'static {
+    const NAME: &'static str;
+    type Tx;
+    fn channel() -> (Self::Tx, Self);
+    fn send(tx: &Self::Tx, job: u64);
+    fn recv(&self) -> Option<u64>;
+}
+
+impl Floor for crossbeam_channel::Receiver<u64> {
+    const NAME: &'static str = "crossbeam-channel";
+    type Tx = crossbeam_channel::Sender<u64>;
+    fn channel() -> (Self::Tx, Self) {
+        crossbeam_channel::unbounded()
+    }
+    fn send(tx: &Self::Tx, job: u64) {
+        tx.send(job).unwrap();
+    }
+    fn recv(&self) -> Option<u64> {
+        crossbeam_channel::Receiver::recv(self).ok()
+    }
+}
+
+impl Floor for flume::Receiver<u64> {
+    const NAME: &'static str = "flume";
+    type Tx = flume::Sender<u64>;
+    fn channel() -> (Self::Tx, Self) {
+        flume::unbounded()
+    }
+    fn send(tx: &Self::Tx, job: u64) {
+        tx.send(job).unwrap();
+    }
+    fn recv(&self) -> Option<u64> {
+        flume::Receiver::recv(self).ok()
+    }
+}
+
+/// W1 on a floor: `n` sends.
+fn push_floor<F: Floor>(n: u64, rows: &mut Vec<Row>) {
+    let (tx, rx) = F::channel();
+    let start = Instant::now();
+    (0..n).for_each(|i| F::send(&tx, i));
+    rows.push(Row {
+        workload: "W1 push",
+        contender: F::NAME,
+        jobs_per_sec: rate(n, start.elapsed()),
+        note: String::new(),
+    });
+    drop(rx);
+}
+
+/// W2 on a floor: `n` prefilled jobs received by `consumers` threads.
+fn drain_floor<F: Floor>(n: u64, consumers: usize, rows: &mut Vec<Row>) {
+    let (tx, rx) = F::channel();
+    (0..n).for_each(|i| F::send(&tx, i));
+    drop(tx);
+    let seen = Arc::new(Seen::new(n));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..consumers)
+        .map(|_| {
+            let (rx, seen) = (rx.clone(), Arc::clone(&seen));
+            thread::spawn(move || {
+                while let Some(job) = rx.recv() {
+                    seen.mark(job);
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    rows.push(Row {
+        workload: "W2 drain",
+        contender: F::NAME,
+        jobs_per_sec: rate(n, start.elapsed()),
+        note: validity(seen.check()),
+    });
+}
+
 // ----- W1: push only -----
 
 fn w1(n: u64, rows: &mut Vec<Row>) {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let start = Instant::now();
-    for i in 0..n {
-        tx.send(i).unwrap();
-    }
-    rows.push(Row {
-        workload: "W1 push",
-        contender: "crossbeam-channel",
-        jobs_per_sec: rate(n, start.elapsed()),
-        note: String::new(),
-    });
-    drop(rx);
-    let (tx, rx) = flume::unbounded();
-    let start = Instant::now();
-    for i in 0..n {
-        tx.send(i).unwrap();
-    }
-    rows.push(Row {
-        workload: "W1 push",
-        contender: "flume",
-        jobs_per_sec: rate(n, start.elapsed()),
-        note: String::new(),
-    });
-    drop(rx);
+    push_floor::<crossbeam_channel::Receiver<u64>>(n, rows);
+    push_floor::<flume::Receiver<u64>>(n, rows);
     let queue = Queue::new();
     let start = Instant::now();
     for i in 0..n {
@@ -119,56 +176,8 @@ fn w1(n: u64, rows: &mut Vec<Row>) {
 // ----- W2: drain a prefilled queue with C consumers -----
 
 fn w2(n: u64, consumers: usize, rows: &mut Vec<Row>) {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    for i in 0..n {
-        tx.send(i).unwrap();
-    }
-    drop(tx);
-    let seen = Arc::new(Seen::new(n));
-    let start = Instant::now();
-    let threads: Vec<_> = (0..consumers)
-        .map(|_| {
-            let (rx, seen) = (rx.clone(), Arc::clone(&seen));
-            thread::spawn(move || {
-                while let Ok(job) = rx.recv() {
-                    seen.mark(job);
-                }
-            })
-        })
-        .collect();
-    threads.into_iter().for_each(|t| t.join().unwrap());
-    rows.push(Row {
-        workload: "W2 drain",
-        contender: "crossbeam-channel",
-        jobs_per_sec: rate(n, start.elapsed()),
-        note: validity(seen.check()),
-    });
-
-    let (tx, rx) = flume::unbounded();
-    for i in 0..n {
-        tx.send(i).unwrap();
-    }
-    drop(tx);
-    let seen = Arc::new(Seen::new(n));
-    let start = Instant::now();
-    let threads: Vec<_> = (0..consumers)
-        .map(|_| {
-            let (rx, seen) = (rx.clone(), Arc::clone(&seen));
-            thread::spawn(move || {
-                while let Ok(job) = rx.recv() {
-                    seen.mark(job);
-                }
-            })
-        })
-        .collect();
-    threads.into_iter().for_each(|t| t.join().unwrap());
-    rows.push(Row {
-        workload: "W2 drain",
-        contender: "flume",
-        jobs_per_sec: rate(n, start.elapsed()),
-        note: validity(seen.check()),
-    });
-
+    drain_floor::<crossbeam_channel::Receiver<u64>>(n, consumers, rows);
+    drain_floor::<flume::Receiver<u64>>(n, consumers, rows);
     for batch in [1usize, 32] {
         let queue = Queue::new();
         queue.push_batch(0..n);
