@@ -1033,10 +1033,15 @@ impl<T: Send + Sync + 'static> Inner<T> {
         }
     }
 
-    /// Takes the dead letter of job `id` out of the built-in store, if it is there.
-    pub(crate) fn take_dead_letter(&self, id: JobId) -> Option<DeadLetter<T>> {
+    /// Takes the dead letter of job `id` out of the built-in store, if it is there. `hint` is where it
+    /// probably is (checked first, so that a redrive over a large store does not rescan it per move).
+    pub(crate) fn take_dead_letter(&self, id: JobId, hint: usize) -> Option<DeadLetter<T>> {
         let mut core = self.core.lock();
-        let index = core.dead.iter().position(|d| d.id == id)?;
+        let index = if core.dead.get(hint).is_some_and(|d| d.id == id) {
+            hint
+        } else {
+            core.dead.iter().position(|d| d.id == id)?
+        };
         core.dead.remove(index)
     }
 

@@ -235,8 +235,9 @@ impl<T: Send + Sync + 'static> Redrive<T> {
         let matches = |d: &DeadLetter<T>| self.filter.as_ref().is_none_or(|f| f(d));
         match &self.source {
             Source::Store(queue) => {
-                // The filter runs on copies, outside the store's lock; each move then takes its dead letter.
-                for candidate in queue.dead_letters() {
+                // The filter runs on copies, outside the store's lock; each move then takes its dead letter,
+                // which sits where the copy was, less the ones moved before it (unless the store changed).
+                for (index, candidate) in queue.dead_letters().into_iter().enumerate() {
                     if !self.proceed(&mut report, start) {
                         break;
                     }
@@ -246,7 +247,7 @@ impl<T: Send + Sync + 'static> Redrive<T> {
                     }
                     let id = candidate.id;
                     drop(candidate);
-                    let Some(dead) = queue.inner.take_dead_letter(id) else { continue };
+                    let Some(dead) = queue.inner.take_dead_letter(id, index - report.moved) else { continue };
                     let job = Arc::clone(&dead.job);
                     if self.target.inner.push_shared(job, &PushOptions::new(), Wait::No).is_err() {
                         queue.inner.restore_dead_letter(dead);

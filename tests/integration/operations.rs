@@ -213,3 +213,15 @@ fn alarms_fire_once_per_crossing_with_hysteresis() {
     q.try_lease().unwrap().ack().unwrap();
     assert_eq!(take(&log), [(AlarmMetric::DeadLetters, false), (AlarmMetric::OldestReadyAge, false)]);
 }
+
+#[test]
+fn redrive_over_a_large_store_moves_exactly_the_matching_ones() {
+    let (q, _clock) = dead_lettered_queue(2000);
+    let report = q.redrive().matching(|d| *d.job() % 2 == 0).limit(600).run();
+    assert_eq!((report.moved, report.skipped), (600, 599));
+    let left: Vec<u32> = q.dead_letters().iter().map(|d| *d.job()).collect();
+    assert_eq!(left.len(), 1400);
+    assert!(left.windows(2).all(|w| w[0] < w[1]), "the store keeps its order");
+    let moved: Vec<u32> = q.try_lease_batch(1000).unwrap().iter().map(|l| **l).collect();
+    assert_eq!(moved, (0..1200).step_by(2).collect::<Vec<_>>());
+}
