@@ -10,6 +10,14 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use leasequeue::{PushOptions, Queue, TestClock};
 
+/// One push -> lease -> ack.
+fn cycle(queue: &Queue<u64>) {
+    queue.push(black_box(1u64)).unwrap();
+    let lease = queue.try_lease().unwrap();
+    black_box(*lease);
+    lease.ack().unwrap();
+}
+
 fn uncontended_cycle(c: &mut Criterion) {
     let mut group = c.benchmark_group("uncontended_cycle");
     group.bench_function("crossbeam_bounded_send_recv", |b| {
@@ -22,10 +30,7 @@ fn uncontended_cycle(c: &mut Criterion) {
     group.bench_function("leasequeue_push_lease_ack", |b| {
         let queue = Queue::new();
         b.iter(|| {
-            queue.push(black_box(1u64)).unwrap();
-            let lease = queue.try_lease().unwrap();
-            black_box(*lease);
-            lease.ack().unwrap();
+            cycle(&queue);
         });
     });
     group.bench_function("leasequeue_push_lease_ack_with_observer", |b| {
@@ -36,19 +41,13 @@ fn uncontended_cycle(c: &mut Criterion) {
             .build()
             .unwrap();
         b.iter(|| {
-            queue.push(black_box(1u64)).unwrap();
-            let lease = queue.try_lease().unwrap();
-            black_box(*lease);
-            lease.ack().unwrap();
+            cycle(&queue);
         });
     });
     group.bench_function("leasequeue_push_lease_ack_test_clock", |b| {
         let queue = Queue::builder().clock(TestClock::new()).build().unwrap();
         b.iter(|| {
-            queue.push(black_box(1u64)).unwrap();
-            let lease = queue.try_lease().unwrap();
-            black_box(*lease);
-            lease.ack().unwrap();
+            cycle(&queue);
         });
     });
     group.finish();
@@ -63,10 +62,7 @@ fn uncontended_resident(c: &mut Criterion) {
                 queue.push(i as u64).unwrap();
             }
             b.iter(|| {
-                queue.push(black_box(1u64)).unwrap();
-                let lease = queue.try_lease().unwrap();
-                black_box(*lease);
-                lease.ack().unwrap();
+                cycle(&queue);
             });
         });
     }
