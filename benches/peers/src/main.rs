@@ -10,9 +10,10 @@
 mod alloc;
 mod apalis;
 mod chart;
+mod effectum;
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -57,6 +58,19 @@ pub(crate) fn validity((lost, duplicated): (usize, usize)) -> String {
         "all handled once".into()
     } else {
         format!("INVALID: {lost} lost, {duplicated} duplicated")
+    }
+}
+
+/// W4's failures for peers whose attempt numbering differs: each job fails the first time it is handled.
+pub(crate) struct FailOnce(Vec<AtomicBool>);
+
+impl FailOnce {
+    pub fn new(n: u64) -> Self {
+        FailOnce((0..n).map(|_| AtomicBool::new(false)).collect())
+    }
+    /// Whether this handling of `job` fails: the first of every tenth job's.
+    pub fn fails(&self, job: u64) -> bool {
+        job.is_multiple_of(10) && !self.0[job as usize].swap(true, Ordering::Relaxed)
     }
 }
 
@@ -250,7 +264,7 @@ fn w3(n: u64, producers: u64, consumers: usize, rows: &mut Vec<Row>) {
         workload: "W3 steady",
         contender: "crossbeam-channel",
         jobs_per_sec: rate(total, start.elapsed()),
-        note: format!("{}; {}", latency(&h), validity(seen.check())),
+        note: format!("{}; {}", latency("push-to-ack", &h), validity(seen.check())),
     });
 
     let queue: Queue<(u64, u64)> = Queue::builder().capacity(4096).build().unwrap();
@@ -288,7 +302,7 @@ fn w3(n: u64, producers: u64, consumers: usize, rows: &mut Vec<Row>) {
         workload: "W3 steady",
         contender: "leasequeue",
         jobs_per_sec: rate(total, start.elapsed()),
-        note: format!("{}; {}", latency(&h), validity(seen.check())),
+        note: format!("{}; {}", latency("push-to-ack", &h), validity(seen.check())),
     });
 }
 
@@ -300,9 +314,11 @@ fn merge(hs: impl Iterator<Item = Histogram<u64>>) -> Histogram<u64> {
     all
 }
 
-fn latency(h: &Histogram<u64>) -> String {
+/// Latency percentiles: `what` says which span was measured (push to ack, or push to the handler's start
+/// where a peer acks after the handler returns).
+fn latency(what: &str, h: &Histogram<u64>) -> String {
     let us = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-    format!("push-to-ack p50 {:.1} µs, p99 {:.1} µs", us(0.5), us(0.99))
+    format!("{what} p50 {:.1} µs, p99 {:.1} µs", us(0.5), us(0.99))
 }
 
 // ----- W4: failure path -----
@@ -415,14 +431,19 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let n: u64 = if quick { 20_000 } else { 1_000_000 };
     let consumers = 2;
-    let mut rows = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     w1(n, &mut rows);
     apalis::w1_w2(n, consumers, &mut rows);
     w2(n, consumers, &mut rows);
     w3(n, 2, consumers, &mut rows);
+    apalis::w3(n, 2, consumers, &mut rows);
     w4(n, consumers, &mut rows);
+    apalis::w4(n, consumers, &mut rows);
     w5(if quick { 10_000 } else { 100_000 }, &mut rows);
     let mem = memory(n);
+    let durable_n: u64 = if quick { 1_000 } else { 20_000 };
+    let mut durable = Vec::new();
+    effectum::all(durable_n, consumers, &mut durable);
 
     let mut md = String::new();
     let _ = writeln!(md, "# leasequeue next to its peers\n");
@@ -430,23 +451,48 @@ fn main() {
         md,
         "{} jobs (u64 payloads), {consumers} consumer threads, 2 producers in W3; {} cores; leasequeue from this \
          repository, crossbeam-channel 0.5, flume 0.11, apalis-core 1.0 (`MemoryStorage`, one worker on a \
-         tokio runtime with as many threads as consumers); {}.\n",
+         tokio runtime with as many threads as consumers; W4's retries from apalis 1.0's retry layer); {}.\n",
         n,
         thread::available_parallelism().map_or(1, |c| c.get()),
         env!("RUSTC_VERSION")
     );
-    let _ = writeln!(md, "| workload | contender | jobs/s | vs crossbeam-channel | notes |");
-    let _ = writeln!(md, "|---|---|---|---|---|");
+    rows.sort_by_key(|r| r.workload); // stable: each workload's contenders in the order they ran
+    let ratio = |row: &Row, to: &str| {
+        rows.iter()
+            .find(|r| r.workload == row.workload && r.contender == to)
+            .map_or_else(|| "-".into(), |f| format!("{:.2}×", row.jobs_per_sec / f.jobs_per_sec))
+    };
+    let _ = writeln!(md, "| workload | contender | jobs/s | vs crossbeam-channel | vs apalis | notes |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|");
     for row in &rows {
-        let floor = rows
-            .iter()
-            .find(|r| r.workload == row.workload && r.contender == "crossbeam-channel")
-            .map(|f| format!("{:.2}×", row.jobs_per_sec / f.jobs_per_sec))
-            .unwrap_or_else(|| "-".into());
         let _ = writeln!(
             md,
-            "| {} | {} | {:.0} | {} | {} |",
-            row.workload, row.contender, row.jobs_per_sec, floor, row.note
+            "| {} | {} | {:.0} | {} | {} | {} |",
+            row.workload,
+            row.contender,
+            row.jobs_per_sec,
+            ratio(row, "crossbeam-channel"),
+            ratio(row, "apalis MemoryStorage"),
+            row.note
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\n### Durable\n\neffectum 0.7 keeps its jobs in SQLite (a database in a temporary directory): {durable_n} \
+         jobs, the worker's `max_concurrency` equal to the consumer count. leasequeue keeps jobs in memory; the \
+         last column is only there to show the price of durability.\n"
+    );
+    let _ = writeln!(md, "| workload | contender | jobs/s | leasequeue ÷ effectum | notes |");
+    let _ = writeln!(md, "|---|---|---|---|---|");
+    for row in &durable {
+        let ours = rows
+            .iter()
+            .find(|r| r.workload == row.workload && r.contender.starts_with("leasequeue"))
+            .map_or_else(|| "-".into(), |r| format!("{:.0}×", r.jobs_per_sec / row.jobs_per_sec));
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.0} | {ours} | {} |",
+            row.workload, row.contender, row.jobs_per_sec, row.note
         );
     }
     let _ = writeln!(md, "\n| memory at {n} resident jobs | bytes per job beyond the payload |\n|---|---|");
@@ -454,13 +500,19 @@ fn main() {
         let _ = writeln!(md, "| {who} | {bytes:.1} |");
     }
     print!("{md}");
-    let invalid = rows.iter().any(|r| r.note.contains("INVALID"));
+    let invalid = rows.iter().chain(&durable).any(|r| r.note.contains("INVALID"));
     if !quick {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../results");
         std::fs::write(format!("{dir}/peers.md"), &md).expect("write the table");
         std::fs::write(
             format!("{dir}/peers.svg"),
-            chart::svg(&rows.iter().map(|r| (r.workload, r.contender, r.jobs_per_sec)).collect::<Vec<_>>()),
+            chart::svg(
+                &rows
+                    .iter()
+                    .chain(&durable)
+                    .map(|r| (r.workload, r.contender, r.jobs_per_sec))
+                    .collect::<Vec<_>>(),
+            ),
         )
         .expect("write the chart");
         eprintln!("wrote benches/results/peers.md and benches/results/peers.svg");
