@@ -50,7 +50,9 @@ pub struct Queue<T> {
 }
 
 pub(crate) struct Inner<T> {
-    core: Mutex<Core<T>>,
+    /// The state, written under the lock by every operation: on cache lines of its own, so that reading
+    /// the settings below does not pull a line another core is writing.
+    core: Padded<Mutex<Core<T>>>,
     consumers: Condvar,
     producers: Condvar,
     pub(crate) clock: Clock,
@@ -64,7 +66,18 @@ pub(crate) struct Inner<T> {
     ttl: Option<Duration>,
     /// The number of ready jobs as of the last operation: read without the lock by consumers that spin
     /// a little before they block.
-    ready_hint: AtomicUsize,
+    ready_hint: Padded<AtomicUsize>,
+}
+
+/// A value alone on its cache lines (two, for CPUs that fetch lines in pairs), against false sharing.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 /// Rounds a consumer spins (then yields) waiting for a job before it blocks: parking and waking a thread
@@ -82,8 +95,12 @@ struct Core<T> {
     dead: VecDeque<DeadLetter<T>>,
 }
 
-/// Dead letters, events and alarms to hand out once the lock is released.
-struct Outbox<T> {
+/// Dead letters, events and alarms to hand out once the lock is released. Nearly every operation has
+/// none, so the lists are only allocated for the first item: an empty outbox is a null pointer to create,
+/// test and drop.
+struct Outbox<T>(Option<Box<Mail<T>>>);
+
+struct Mail<T> {
     dead: Vec<DeadLetter<T>>,
     events: Vec<Event>,
     alarms: Vec<(usize, AlarmEvent)>,
@@ -91,11 +108,18 @@ struct Outbox<T> {
 
 impl<T> Outbox<T> {
     fn new() -> Self {
-        Outbox { dead: Vec::new(), events: Vec::new(), alarms: Vec::new() }
+        Outbox(None)
     }
 
     fn is_empty(&self) -> bool {
-        self.dead.is_empty() && self.events.is_empty() && self.alarms.is_empty()
+        self.0.is_none()
+    }
+
+    /// The lists, to add to.
+    fn mail(&mut self) -> &mut Mail<T> {
+        self.0.get_or_insert_with(|| {
+            Box::new(Mail { dead: Vec::new(), events: Vec::new(), alarms: Vec::new() })
+        })
     }
 }
 
@@ -820,7 +844,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
             dead_lettered_at: self.clock.instant(exit.at),
         };
         if self.sink.is_some() {
-            out.dead.push(dead);
+            out.mail().dead.push(dead);
         } else {
             core.dead.push_back(dead);
         }
@@ -829,14 +853,19 @@ impl<T: Send + Sync + 'static> Inner<T> {
     /// Wakes the threads owed a wake-up, releases the lock, then hands events to the observer and dead
     /// letters to the sink.
     fn finish(&self, mut core: MutexGuard<'_, Core<T>>, mut out: Outbox<T>) {
-        self.collect_events(&mut core.st, &mut out);
+        // Checked here rather than in the callees: nearly every operation has nothing to hand out.
+        if !core.st.events.is_empty() {
+            self.collect_events(&mut core.st, &mut out);
+        }
         if !self.alarms.is_empty() {
             self.check_alarms(&mut core, &mut out);
         }
         self.wake(&mut core.st);
         self.ready_hint.store(core.st.counts().ready, Ordering::Relaxed);
         drop(core);
-        self.deliver(out);
+        if !out.is_empty() {
+            self.deliver(out);
+        }
     }
 
     fn wake(&self, st: &mut State) {
@@ -874,7 +903,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
             };
             if let Some(raised) = alarm.crossing(core.raised[i], value) {
                 core.raised[i] = raised;
-                out.alarms.push((i, AlarmEvent { metric: alarm.metric, raised, value }));
+                out.mail().alarms.push((i, AlarmEvent { metric: alarm.metric, raised, value }));
             }
         }
     }
@@ -884,7 +913,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
             return;
         }
         let clock = &self.clock;
-        out.events.extend(st.events.drain(..).map(|(kind, id, attempt, at)| Event {
+        out.mail().events.extend(st.events.drain(..).map(|(kind, id, attempt, at)| Event {
             kind,
             id: JobId::from_u64(id),
             attempt,
@@ -897,9 +926,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
     /// the observer is re-raised once everything is delivered (unless this thread is already unwinding, as
     /// in a lease dropped during a panic).
     fn deliver(&self, out: Outbox<T>) {
-        if out.is_empty() {
-            return;
-        }
+        let Some(out) = out.0 else { return };
         let mut first_panic = None;
         for (i, event) in &out.alarms {
             let hook = &self.alarms[*i].1;
@@ -1376,12 +1403,12 @@ impl<T: Send + Sync + 'static> Queue<T> {
         let mut st = State::new(parts.cfg);
         st.observing = parts.observer.is_some();
         let inner = Arc::new(Inner {
-            core: Mutex::new(Core {
+            core: Padded(Mutex::new(Core {
                 st,
                 raised: vec![false; parts.alarms.len()],
                 jobs: Vec::new(),
                 dead: VecDeque::new(),
-            }),
+            })),
             consumers: Condvar::new(),
             producers: Condvar::new(),
             clock: parts.clock,
@@ -1392,7 +1419,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
             capacity: parts.capacity,
             overflow: parts.overflow,
             ttl: parts.ttl,
-            ready_hint: AtomicUsize::new(0),
+            ready_hint: Padded(AtomicUsize::new(0)),
         });
         let listener: Arc<dyn Listener> = inner.clone();
         inner.clock.register(Arc::downgrade(&listener));
