@@ -120,7 +120,8 @@ pub fn w1_w2(n: u64, threads: usize, rows: &mut Vec<Row>) {
     });
 }
 
-/// W3: `producers` plain threads push while the worker runs.
+/// W3: `producers` plain threads push while the worker runs, into a channel bounded like the other
+/// contenders' (4 096 jobs).
 ///
 /// The producers send into the storage's channel directly, each with its own sender, as `MemorySink`
 /// would: two producers sharing one `MemorySink` can panic in its `start_send` (a `try_lock().unwrap()`
@@ -129,21 +130,22 @@ pub fn w3(n: u64, producers: u64, threads: usize, rows: &mut Vec<Row>) {
     let per = n / producers;
     let total = per * producers;
     let run = STEADY.get_or_init(|| Run::new(total, true));
-    let (tx, rx) = futures_channel::mpsc::unbounded::<Task<(u64, u64)>>();
+    // The bound is the buffer plus one slot per sender.
+    let (tx, rx) = futures_channel::mpsc::channel::<Task<(u64, u64)>>(4096 - producers as usize - 1);
     let sink = Box::new(tx.clone().sink_map_err(MemoryStorageError::from));
     let storage =
         MemoryStorage::new_with(MemorySink::new(Arc::new(futures_util::lock::Mutex::new(sink))), rx.boxed());
     let start = Instant::now();
     let ps: Vec<_> = (0..producers)
         .map(|p| {
-            let tx = tx.clone();
+            let mut tx = tx.clone();
             thread::spawn(move || {
                 for i in p * per..(p + 1) * per {
                     let task = Task::new((i, run.stamp()))
                         .into_builder()
                         .task_id(TaskId::from_string(RandomId::default()))
                         .build();
-                    tx.unbounded_send(task).expect("send");
+                    futures_executor::block_on(tx.send(task)).expect("send");
                 }
             })
         })

@@ -443,7 +443,7 @@ fn main() {
     let mem = memory(n);
     let durable_n: u64 = if quick { 1_000 } else { 20_000 };
     let mut durable = Vec::new();
-    effectum::all(durable_n, consumers, &mut durable);
+    effectum::all(durable_n, 1_000, consumers, &mut durable);
 
     let mut md = String::new();
     let _ = writeln!(md, "# leasequeue next to its peers\n");
@@ -479,7 +479,7 @@ fn main() {
     let _ = writeln!(
         md,
         "\n### Durable\n\neffectum 0.7 keeps its jobs in SQLite (a database in a temporary directory): {durable_n} \
-         jobs, the worker's `max_concurrency` equal to the consumer count. leasequeue keeps jobs in memory; the \
+         jobs (1 000 in W4), the worker's `max_concurrency` equal to the consumer count. leasequeue keeps jobs in memory; the \
          last column is only there to show the price of durability.\n"
     );
     let _ = writeln!(md, "| workload | contender | jobs/s | leasequeue ÷ effectum | notes |");
