@@ -5,7 +5,6 @@
 //! or dead letters; W4's retries come from the `apalis` crate's retry layer, which runs a failed task again
 //! in place rather than handing it back to the storage.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::Instant;
@@ -20,72 +19,35 @@ use apalis_core::task::Task;
 use apalis_core::worker::builder::WorkerBuilder;
 use apalis_core::worker::context::WorkerContext;
 use futures_util::{SinkExt, StreamExt};
-use hdrhistogram::Histogram;
 
-use crate::{latency, rate, validity, FailOnce, Row, Seen};
+use crate::{latency, rate, validity, Row, Tally};
 
-/// What a handler needs: handlers are plain `async fn`s, so a run's state lives in a static.
-struct Run {
-    seen: Seen,
-    done: AtomicU64,
-    target: u64,
-    failures: AtomicU64,
-    fail_once: FailOnce,
-    /// Push-to-handle latency per job, in nanoseconds (W3).
-    latency: Vec<AtomicU64>,
-    epoch: Instant,
-}
+// Handlers are plain `async fn`s, so a run's tally lives in a static.
+static DRAIN: OnceLock<Tally> = OnceLock::new();
+static STEADY: OnceLock<Tally> = OnceLock::new();
+static FAILING: OnceLock<Tally> = OnceLock::new();
 
-impl Run {
-    fn new(n: u64, with_latency: bool) -> Self {
-        Run {
-            seen: Seen::new(n),
-            done: AtomicU64::new(0),
-            target: n,
-            failures: AtomicU64::new(0),
-            fail_once: FailOnce::new(n),
-            latency: (0..if with_latency { n } else { 0 }).map(|_| AtomicU64::new(0)).collect(),
-            epoch: Instant::now(),
-        }
-    }
-
-    fn stamp(&self) -> u64 {
-        self.epoch.elapsed().as_nanos() as u64
-    }
-
-    /// Counts one handled job; the last one stops the worker.
-    fn finish(&self, ctx: &WorkerContext) {
-        if self.done.fetch_add(1, Ordering::Relaxed) + 1 == self.target {
-            let _ = ctx.stop();
-        }
+/// The last job handled stops the worker.
+fn handled(run: &Tally, job: u64, stamp: u64, ctx: &WorkerContext) {
+    if run.handled(job, stamp) {
+        let _ = ctx.stop();
     }
 }
-
-static DRAIN: OnceLock<Run> = OnceLock::new();
-static STEADY: OnceLock<Run> = OnceLock::new();
-static FAILING: OnceLock<Run> = OnceLock::new();
 
 async fn drain(job: u64, ctx: WorkerContext) {
-    let run = DRAIN.get().expect("set before the worker starts");
-    run.seen.mark(job);
-    run.finish(&ctx);
+    handled(DRAIN.get().expect("set before the worker starts"), job, 0, &ctx);
 }
 
 async fn steady((job, at): (u64, u64), ctx: WorkerContext) {
-    let run = STEADY.get().expect("set before the worker starts");
-    run.seen.mark(job);
-    run.latency[job as usize].store(run.stamp().saturating_sub(at), Ordering::Relaxed);
-    run.finish(&ctx);
+    handled(STEADY.get().expect("set before the worker starts"), job, at, &ctx);
 }
 
 async fn fail_once(job: u64, ctx: WorkerContext) -> Result<(), BoxDynError> {
     let run = FAILING.get().expect("set before the worker starts");
-    if run.fail_once.fails(job) {
-        run.failures.fetch_add(1, Ordering::Relaxed);
+    if run.fails(job) {
         return Err("transient".into());
     }
-    run.seen.mark(job);
-    run.finish(&ctx);
+    handled(run, job, 0, &ctx);
     Ok(())
 }
 
@@ -95,7 +57,7 @@ fn runtime(threads: usize) -> tokio::runtime::Runtime {
 
 /// W1 (push) and W2 (drain with one worker).
 pub fn w1_w2(n: u64, threads: usize, rows: &mut Vec<Row>) {
-    let run = DRAIN.get_or_init(|| Run::new(n, false));
+    let run = DRAIN.get_or_init(|| Tally::new(n, false, false));
     runtime(threads).block_on(async {
         let mut storage = MemoryStorage::new();
         let start = Instant::now();
@@ -129,7 +91,7 @@ pub fn w1_w2(n: u64, threads: usize, rows: &mut Vec<Row>) {
 pub fn w3(n: u64, producers: u64, threads: usize, rows: &mut Vec<Row>) {
     let per = n / producers;
     let total = per * producers;
-    let run = STEADY.get_or_init(|| Run::new(total, true));
+    let run = STEADY.get_or_init(|| Tally::new(total, false, true));
     // The bound is the buffer plus one slot per sender.
     let (tx, rx) = futures_channel::mpsc::channel::<Task<(u64, u64)>>(4096 - producers as usize - 1);
     let sink = Box::new(tx.clone().sink_map_err(MemoryStorageError::from));
@@ -157,21 +119,17 @@ pub fn w3(n: u64, producers: u64, threads: usize, rows: &mut Vec<Row>) {
     });
     ps.into_iter().for_each(|p| p.join().unwrap());
     let elapsed = start.elapsed();
-    let mut h = Histogram::<u64>::new(3).unwrap();
-    run.latency.iter().for_each(|l| {
-        let _ = h.record(l.load(Ordering::Relaxed));
-    });
     rows.push(Row {
         workload: "W3 steady",
         contender: "apalis MemoryStorage",
         jobs_per_sec: rate(total, elapsed),
-        note: format!("{}; {}", latency("push-to-handle", &h), validity(run.seen.check())),
+        note: format!("{}; {}", latency("push-to-handle", &run.histogram()), validity(run.seen.check())),
     });
 }
 
 /// W4: 10 % of jobs fail once, retried at once by the retry layer (3 attempts at most).
 pub fn w4(n: u64, threads: usize, rows: &mut Vec<Row>) {
-    let run = FAILING.get_or_init(|| Run::new(n, false));
+    let run = FAILING.get_or_init(|| Tally::new(n, true, false));
     runtime(threads).block_on(async {
         let mut storage = MemoryStorage::new();
         for i in 0..n {
@@ -184,7 +142,7 @@ pub fn w4(n: u64, threads: usize, rows: &mut Vec<Row>) {
             .build(fail_once);
         worker.run().await.expect("worker");
         let elapsed = start.elapsed();
-        let retries = run.failures.load(Ordering::Relaxed);
+        let retries = run.failures();
         let expected = n.div_ceil(10);
         rows.push(Row {
             workload: "W4 10% fail once",

@@ -6,15 +6,13 @@
 //! have consumers and a `max_concurrency` of the same number.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use effectum::{Job, JobRunner, Queue, RunningJob, Worker};
-use hdrhistogram::Histogram;
 use tokio::sync::Notify;
 
-use crate::{latency, rate, validity, FailOnce, Row, Seen};
+use crate::{latency, rate, validity, Row, Tally};
 
 const JOB_TYPE: &str = "noop";
 
@@ -26,50 +24,29 @@ const STALL: Duration = Duration::from_secs(60);
 struct Ctx(Arc<Run>);
 
 struct Run {
-    seen: Seen,
-    done: AtomicU64,
-    target: u64,
-    failures: AtomicU64,
-    /// Fail the first attempt of every tenth job (W4).
-    fail_once: Option<FailOnce>,
-    /// Push-to-handle latency per job, in nanoseconds (W3).
-    latency: Vec<AtomicU64>,
-    epoch: Instant,
+    tally: Tally,
     finished: Notify,
 }
 
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Run").field("target", &self.target).finish_non_exhaustive()
+        f.debug_struct("Run").field("target", &self.tally.target).finish_non_exhaustive()
     }
 }
 
 impl Run {
     fn new(n: u64, fail_tenth: bool, with_latency: bool) -> Arc<Self> {
-        Arc::new(Run {
-            seen: Seen::new(n),
-            done: AtomicU64::new(0),
-            target: n,
-            failures: AtomicU64::new(0),
-            fail_once: fail_tenth.then(|| FailOnce::new(n)),
-            latency: (0..if with_latency { n } else { 0 }).map(|_| AtomicU64::new(0)).collect(),
-            epoch: Instant::now(),
-            finished: Notify::new(),
-        })
-    }
-
-    fn stamp(&self) -> u64 {
-        self.epoch.elapsed().as_nanos() as u64
+        Arc::new(Run { tally: Tally::new(n, fail_tenth, with_latency), finished: Notify::new() })
     }
 
     /// Waits until every job was handled, or reports a stall.
     async fn wait(&self) -> Result<(), String> {
         let finished = self.finished.notified();
-        if self.done.load(Ordering::Acquire) >= self.target {
+        if self.tally.done() >= self.tally.target {
             return Ok(());
         }
         tokio::time::timeout(STALL, finished).await.map_err(|_| {
-            format!("INVALID: stalled after {} of {} jobs", self.done.load(Ordering::Relaxed), self.target)
+            format!("INVALID: stalled after {} of {} jobs", self.tally.done(), self.tally.target)
         })
     }
 }
@@ -87,15 +64,10 @@ fn unpack(bytes: &[u8]) -> (u64, u64) {
 async fn handle(job: RunningJob, ctx: Ctx) -> Result<(), String> {
     let run = &ctx.0;
     let (number, at) = unpack(&job.payload);
-    if run.fail_once.as_ref().is_some_and(|f| f.fails(number)) {
-        run.failures.fetch_add(1, Ordering::Relaxed);
+    if run.tally.fails(number) {
         return Err("transient".into());
     }
-    run.seen.mark(number);
-    if !run.latency.is_empty() {
-        run.latency[number as usize].store(run.stamp().saturating_sub(at), Ordering::Relaxed);
-    }
-    if run.done.fetch_add(1, Ordering::AcqRel) + 1 == run.target {
+    if run.tally.handled(number, at) {
         run.finished.notify_one();
     }
     Ok(())
@@ -144,6 +116,12 @@ async fn worker(queue: &Queue, run: &Arc<Run>, consumers: usize) -> Worker {
         .expect("effectum worker")
 }
 
+/// Stops the worker, then the queue.
+async fn stop(worker: Worker, queue: &Queue) {
+    let _ = worker.unregister(None).await;
+    let _ = queue.close(Duration::from_secs(5)).await;
+}
+
 fn row(workload: &'static str, n: u64, elapsed: Duration, note: String) -> Row {
     Row { workload, contender: "effectum (SQLite)", jobs_per_sec: rate(n, elapsed), note }
 }
@@ -169,9 +147,8 @@ pub fn all(n: u64, failing: u64, consumers: usize, rows: &mut Vec<Row>) {
         let w = worker(&queue, &run, consumers).await;
         let outcome = run.wait().await;
         let elapsed = start.elapsed();
-        let _ = w.unregister(None).await;
-        let _ = queue.close(Duration::from_secs(5)).await;
-        rows.push(row("W2 drain", n, elapsed, outcome.err().unwrap_or_else(|| validity(run.seen.check()))));
+        stop(w, &queue).await;
+        rows.push(row("W2 drain", n, elapsed, outcome.err().unwrap_or_else(|| validity(run.tally.seen.check()))));
 
         // W3: two producer tasks push while the worker runs.
         let db = TempDb::new("steady");
@@ -185,7 +162,7 @@ pub fn all(n: u64, failing: u64, consumers: usize, rows: &mut Vec<Row>) {
                 let (queue, run) = (Arc::clone(&queue), Arc::clone(&run));
                 tokio::spawn(async move {
                     for i in p * per..(p + 1) * per {
-                        queue.add_job(job(i, run.stamp())).await.expect("add_job");
+                        queue.add_job(job(i, run.tally.stamp())).await.expect("add_job");
                     }
                 })
             })
@@ -195,16 +172,11 @@ pub fn all(n: u64, failing: u64, consumers: usize, rows: &mut Vec<Row>) {
         }
         let outcome = run.wait().await;
         let elapsed = start.elapsed();
-        let _ = w.unregister(None).await;
-        let _ = queue.close(Duration::from_secs(5)).await;
-        let mut h = Histogram::<u64>::new(3).unwrap();
-        run.latency.iter().for_each(|l| {
-            let _ = h.record(l.load(Ordering::Relaxed));
-        });
+        stop(w, &queue).await;
         let note = outcome
             .err()
-            .unwrap_or_else(|| format!("{}; {}", latency("push-to-handle", &h), validity(run.seen.check())));
-        rows.push(row("W3 steady", run.target, elapsed, note));
+            .unwrap_or_else(|| format!("{}; {}", latency("push-to-handle", &run.tally.histogram()), validity(run.tally.seen.check())));
+        rows.push(row("W3 steady", run.tally.target, elapsed, note));
 
         // W4: every tenth job fails once and is retried with no backoff. Fewer jobs: each retry rewrites
         // every row (see `job`), so the run grows with the square of the job count.
@@ -219,14 +191,13 @@ pub fn all(n: u64, failing: u64, consumers: usize, rows: &mut Vec<Row>) {
         let w = worker(&queue, &run, consumers).await;
         let outcome = run.wait().await;
         let elapsed = start.elapsed();
-        let _ = w.unregister(None).await;
-        let _ = queue.close(Duration::from_secs(5)).await;
-        let retries = run.failures.load(Ordering::Relaxed);
+        stop(w, &queue).await;
+        let retries = run.tally.failures();
         let expected = n.div_ceil(10);
         let note = outcome.err().unwrap_or_else(|| {
             format!(
                 "{n} jobs; {retries} retries (expected {expected}), retry limit lifted (see the harness); {}{}",
-                validity(run.seen.check()),
+                validity(run.tally.seen.check()),
                 if retries == expected { "" } else { "; INVALID counts" }
             )
         });

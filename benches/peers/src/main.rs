@@ -13,7 +13,7 @@ mod chart;
 mod effectum;
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -61,16 +61,75 @@ pub(crate) fn validity((lost, duplicated): (usize, usize)) -> String {
     }
 }
 
-/// W4's failures for peers whose attempt numbering differs: each job fails the first time it is handled.
-pub(crate) struct FailOnce(Vec<AtomicBool>);
+/// What an async peer's handler records, shared by its harness (apalis, effectum): which jobs were
+/// handled, W4's failures, W3's latencies.
+pub(crate) struct Tally {
+    pub seen: Seen,
+    pub target: u64,
+    done: AtomicU64,
+    failures: AtomicU64,
+    /// For W4: each tenth job fails the first time it is handled (the peers number attempts
+    /// differently, so the harness remembers instead).
+    failed: Option<Vec<AtomicBool>>,
+    /// For W3: push-to-handle latency per job, in nanoseconds.
+    latency: Vec<AtomicU64>,
+    epoch: Instant,
+}
 
-impl FailOnce {
-    pub fn new(n: u64) -> Self {
-        FailOnce((0..n).map(|_| AtomicBool::new(false)).collect())
+impl Tally {
+    pub fn new(n: u64, fail_tenth: bool, with_latency: bool) -> Self {
+        let flags = |len: u64| (0..len).map(|_| AtomicBool::new(false)).collect();
+        Tally {
+            seen: Seen::new(n),
+            target: n,
+            done: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            failed: fail_tenth.then(|| flags(n)),
+            latency: (0..if with_latency { n } else { 0 }).map(|_| AtomicU64::new(0)).collect(),
+            epoch: Instant::now(),
+        }
     }
-    /// Whether this handling of `job` fails: the first of every tenth job's.
+
+    /// Now, for a latency `stamp`, in nanoseconds since the tally began.
+    pub fn stamp(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// Whether this handling of `job` fails (counted).
     pub fn fails(&self, job: u64) -> bool {
-        job.is_multiple_of(10) && !self.0[job as usize].swap(true, Ordering::Relaxed)
+        let fails = self.failed.as_ref().is_some_and(|failed| {
+            job.is_multiple_of(10) && !failed[job as usize].swap(true, Ordering::Relaxed)
+        });
+        if fails {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        fails
+    }
+
+    /// Records a handled job pushed at `stamp`; true for the last one.
+    pub fn handled(&self, job: u64, stamp: u64) -> bool {
+        self.seen.mark(job);
+        if let Some(latency) = self.latency.get(job as usize) {
+            latency.store(self.stamp().saturating_sub(stamp), Ordering::Relaxed);
+        }
+        self.done.fetch_add(1, Ordering::AcqRel) + 1 == self.target
+    }
+
+    pub fn done(&self) -> u64 {
+        self.done.load(Ordering::Acquire)
+    }
+
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// The recorded latencies.
+    pub fn histogram(&self) -> Histogram<u64> {
+        let mut h = Histogram::<u64>::new(3).unwrap();
+        self.latency.iter().for_each(|l| {
+            let _ = h.record(l.load(Ordering::Relaxed));
+        });
+        h
     }
 }
 
