@@ -1,7 +1,8 @@
 //! A chaos soak that checks nothing is lost. Producers push N uniquely numbered jobs while a worker pool
-//! handles them with random transient failures, random panics and random stalls past the visibility
-//! timeout; in the middle the pool is shut down and a new one started. At the end every job is
-//! classified as in the Jepsen RabbitMQ checker:
+//! handles them with random transient failures, poison, random panics and random stalls past the visibility
+//! timeout; the user code the queue calls panics too: the dead-letter sink for some dead letters, the
+//! observer for some events, and the job's own `Drop` for some jobs. In the middle the pool is shut down
+//! and a new one started. At the end every job is classified as in the Jepsen RabbitMQ checker:
 //!
 //! - lost: pushed, but neither acked nor dead-lettered;
 //! - unexpected: handled, but never pushed;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use leasequeue::{Backoff, DeadLetter, Jitter, Job, Outcome, Queue, WorkerPool};
+use leasequeue::{Backoff, DeadLetter, Event, Jitter, Job, Outcome, Queue, WorkerPool};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -30,6 +31,29 @@ const PRODUCERS: u64 = 2;
 const WORKERS: usize = 8;
 const VISIBILITY: Duration = Duration::from_millis(100);
 const STALL: Duration = Duration::from_millis(150); // longer than the visibility timeout
+
+/// A numbered job whose `Drop` panics for one number in 97 while the run is armed.
+struct Numbered {
+    number: u64,
+}
+
+/// Whether `Numbered`'s drop, the sink and the observer panic (off for the final count).
+static ARMED: AtomicBool = AtomicBool::new(true);
+
+impl Drop for Numbered {
+    fn drop(&mut self) {
+        if self.number % 97 == 0 && ARMED.load(Ordering::Relaxed) {
+            panic!("chaos drop of job {}", self.number);
+        }
+    }
+}
+
+/// Whether the chaos strikes here: a pseudo-random draw, reproducible from its inputs, true `1/in_n` of the
+/// time.
+fn strikes(a: u64, b: u64, in_n: u64) -> bool {
+    ARMED.load(Ordering::Relaxed)
+        && (a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xBF58_476D_1CE4_E5B9)) % in_n == 0
+}
 
 struct Chaos {
     /// Successful handler runs per job number.
@@ -39,8 +63,8 @@ struct Chaos {
     quiet: AtomicBool,
 }
 
-fn handle(chaos: &Chaos, job: Job<'_, u64>, n: u64) -> Outcome {
-    let number = *job;
+fn handle(chaos: &Chaos, job: Job<'_, Numbered>, n: u64) -> Outcome {
+    let number = job.number;
     let Some(successes) = chaos.successes.get(number as usize) else {
         chaos.unexpected.fetch_add(1, Ordering::Relaxed);
         return Outcome::Done;
@@ -55,7 +79,10 @@ fn handle(chaos: &Chaos, job: Job<'_, u64>, n: u64) -> Outcome {
     if roll < 0.06 {
         panic!("chaos panic on job {number}");
     }
-    if roll < 0.0605 {
+    if roll < 0.062 {
+        return Outcome::reject("chaos poison"); // dead-lettered: the sink panics for some
+    }
+    if roll < 0.0625 {
         thread::sleep(STALL); // the lease lapses; the job is delivered again meanwhile
     }
     successes.fetch_add(1, Ordering::Relaxed);
@@ -65,8 +92,8 @@ fn handle(chaos: &Chaos, job: Job<'_, u64>, n: u64) -> Outcome {
 fn main() -> ExitCode {
     let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let begin = Instant::now();
-    let (dead_tx, dead_rx) = crossbeam_channel::unbounded::<DeadLetter<u64>>();
-    let queue: Queue<u64> = Queue::builder()
+    let (dead_tx, dead_rx) = crossbeam_channel::unbounded::<DeadLetter<Numbered>>();
+    let queue: Queue<Numbered> = Queue::builder()
         .visibility_timeout(VISIBILITY)
         .max_attempts(5)
         .backoff(
@@ -75,7 +102,19 @@ fn main() -> ExitCode {
                 .jitter(Jitter::Full),
         )
         .capacity(50_000)
-        .dead_letter(dead_tx)
+        // One dead letter in 4 makes the sink panic: the queue keeps that one in its built-in store.
+        .dead_letter(move |dead: DeadLetter<Numbered>| {
+            if strikes(dead.job().number, 1, 4) {
+                panic!("chaos sink");
+            }
+            dead_tx.send(dead).expect("the receiver lives");
+        })
+        // One event in 1 000 makes the observer panic; the operation it reports keeps its result.
+        .observer(|e: &Event| {
+            if strikes(e.id.as_u64(), u64::from(e.attempt), 1000) {
+                panic!("chaos observer");
+            }
+        })
         .build()
         .expect("valid queue");
     let chaos = Arc::new(Chaos {
@@ -103,7 +142,7 @@ fn main() -> ExitCode {
             let queue = queue.clone();
             thread::spawn(move || {
                 for number in (p..n).step_by(PRODUCERS as usize) {
-                    queue.push(number).expect("the queue is open");
+                    queue.push(Numbered { number }).expect("the queue is open");
                 }
             })
         })
@@ -128,8 +167,11 @@ fn main() -> ExitCode {
     let stats = pool.join();
     thread::sleep(STALL * 2); // let the threads the first pool left behind finish their stalls
     chaos.quiet.store(false, Ordering::Relaxed);
+    ARMED.store(false, Ordering::Relaxed);
 
-    let dead: Vec<u64> = dead_rx.try_iter().map(|d| *d.job()).collect();
+    // Dead letters went to the channel, or to the built-in store where the sink panicked.
+    let stored = queue.drain_dead_letters();
+    let dead: Vec<u64> = dead_rx.try_iter().chain(stored).map(|d| d.job().number).collect();
     let mut is_dead = vec![false; n as usize];
     for &number in &dead {
         is_dead[number as usize] = true;
@@ -151,10 +193,11 @@ fn main() -> ExitCode {
     println!("| duplicated (through lapses or revocations) | {duplicated} |");
     println!();
     println!(
-        "lapses {}, nacks {}, panics {}, released {}; {:.1?} for {n} jobs",
+        "lapses {}, nacks {}, handler panics {}, other user-code panics caught {}, released {}; {:.1?} for {n} jobs",
         q.expired,
         q.nacked,
         first.panicked + stats.panicked,
+        q.panics,
         q.released,
         begin.elapsed()
     );

@@ -131,7 +131,8 @@ impl Backoff {
 
     /// A delay computed by `f(attempt)`.
     ///
-    /// `f` should not panic; if it does, the queue catches the panic and retries without delay.
+    /// `f` should not panic; if it does, the queue catches the panic (counted and reported as a
+    /// [`UserPanic`](crate::UserPanic)) and retries without delay.
     ///
     /// # Examples
     ///

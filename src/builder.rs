@@ -4,9 +4,10 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::clock::ticks;
+use crate::panics::PanicHook;
 use crate::queue::{AlarmHook, Observer, Parts};
 use crate::state::Config;
-use crate::{Alarm, AlarmEvent, Backoff, BuildError, Clock, DeadLetterSink, Event, Queue};
+use crate::{Alarm, AlarmEvent, Backoff, BuildError, Clock, DeadLetterSink, Event, Queue, UserPanic};
 
 /// What a push to a full bounded queue does.
 ///
@@ -80,6 +81,7 @@ pub struct QueueBuilder<T> {
     history_limit: usize,
     dedup_window: Duration,
     ttl: Option<Duration>,
+    panic_hook: Option<PanicHook>,
 }
 
 impl<T: Send + Sync + 'static> QueueBuilder<T> {
@@ -97,6 +99,7 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
             history_limit: 16,
             dedup_window: Duration::from_secs(5 * 60),
             ttl: None,
+            panic_hook: None,
         }
     }
 
@@ -194,6 +197,9 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
     /// (or the one that advanced a test clock). It should be quick; it may call back into the queue.
     /// Without an observer, events cost nothing. Default none.
     ///
+    /// An observer that panics is caught and reported ([`on_panic`](QueueBuilder::on_panic)); the
+    /// operation whose event it was keeps its result (a lease stays leased, a push stays pushed).
+    ///
     /// # Examples
     ///
     /// ```
@@ -210,7 +216,8 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
     }
 
     /// Adds an [`Alarm`]: `hook` is called once when it is raised and once when it clears, outside every
-    /// lock, on the thread whose operation crossed the threshold. For paging and autoscaling.
+    /// lock, on the thread whose operation crossed the threshold. For paging and autoscaling. A hook that
+    /// panics is caught and reported ([`on_panic`](QueueBuilder::on_panic)), and changes nothing else.
     ///
     /// # Examples
     ///
@@ -224,6 +231,34 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
     /// ```
     pub fn alarm(mut self, alarm: Alarm, hook: impl Fn(&AlarmEvent) + Send + Sync + 'static) -> Self {
         self.alarms.push((alarm, Box::new(hook)));
+        self
+    }
+
+    /// Called with every panic in user code that the queue caught: a dead-letter sink, the observer, an
+    /// alarm hook, a job's `Drop`, a backoff function, a [`WorkerPool`](crate::WorkerPool)'s hooks, a
+    /// redrive filter. Such a panic never reaches an unrelated caller (the pusher, the leaser, whoever
+    /// advanced the clock): the operation that ran the code has already taken effect and keeps its result,
+    /// nothing is lost and no attempt is spent for it. Every one is counted in [`Stats::panics`](crate::Stats::panics); this hook
+    /// is for logging or alerting (the standard panic hook has printed the panic already). It runs outside
+    /// every lock; a panic of its own is swallowed. Default none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leasequeue::{Event, EventKind, Queue, UserPanic};
+    /// let queue: Queue<u32> = Queue::builder()
+    ///     .observer(|e: &Event| assert_ne!(e.kind, EventKind::Leased, "observer bug"))
+    ///     .on_panic(|p: &UserPanic| eprintln!("leasequeue: {p}"))
+    ///     .build()
+    ///     .unwrap();
+    /// queue.push(1).unwrap();
+    /// let lease = queue.try_lease().unwrap(); // granted, whatever the observer did
+    /// assert_eq!(lease.attempt(), 1);
+    /// lease.ack().unwrap();
+    /// assert_eq!(queue.stats().panics, 1);
+    /// ```
+    pub fn on_panic(mut self, hook: impl Fn(&UserPanic) + Send + Sync + 'static) -> Self {
+        self.panic_hook = Some(Box::new(hook));
         self
     }
 
@@ -242,7 +277,7 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
         self
     }
 
-    /// How long a dedup key stays reserved after its push (see [`PushOptions::dedup_key`]). Default 5
+    /// How long a dedup key stays reserved after its push (see [`PushOptions::dedup_key`](crate::PushOptions::dedup_key)). Default 5
     /// minutes, as SQS.
     ///
     /// # Examples
@@ -258,7 +293,7 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
     }
 
     /// A time to live for every job, from its push: a job not done by then is dead-lettered with reason
-    /// [`Expired`](crate::DeadLetterReason::Expired) (see [`PushOptions::ttl`]; with both, the lower
+    /// [`Expired`](crate::DeadLetterReason::Expired) (see [`PushOptions::ttl`](crate::PushOptions::ttl); with both, the lower
     /// wins). Default none. Must not be zero.
     ///
     /// # Examples
@@ -336,6 +371,7 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
             capacity: self.capacity,
             overflow: self.overflow,
             ttl: self.ttl,
+            panic_hook: self.panic_hook,
         })
     }
 }

@@ -253,7 +253,9 @@ impl<T> DeadLetter<T> {
         self.job
     }
 
-    /// The job by value, if no lease or clone of this dead letter still shares it.
+    /// The job by value, if no lease or clone of this dead letter still shares it. Inside a
+    /// [`DeadLetterSink`], and on another thread while the sink that sent it there has not returned yet,
+    /// the queue still holds a copy (see [`DeadLetterSink`]).
     ///
     /// # Errors
     ///
@@ -335,8 +337,12 @@ impl<T> fmt::Debug for DeadLetter<T> {
 /// into the queue. It should not block for long.
 ///
 /// A sink that cannot take a dead letter returns it, and the queue keeps it in its built-in dead-letter
-/// store. A sink that panics has the panic caught and the dead letter kept in the store too: a dead letter
-/// is never silently dropped.
+/// store. A sink that panics has the panic caught (counted in [`Stats::panics`](crate::Stats::panics) and
+/// reported to the [panic hook](crate::QueueBuilder::on_panic)) and the dead letter kept in the store too:
+/// a dead letter is never silently dropped, and the panic never reaches the caller whose operation
+/// dead-lettered the job. For this the queue keeps a copy of the dead letter (it shares the job) until
+/// `send` returns, so within `send`, [`DeadLetter::try_into_job`] finds the job shared: take it with
+/// [`into_shared`](DeadLetter::into_shared), or borrow it with [`job`](DeadLetter::job).
 ///
 /// Implemented for closures, for `crossbeam_channel::Sender<DeadLetter<T>>` (with `try_send`, so a full
 /// channel hands the dead letter back instead of blocking) and for `Queue<DeadLetter<T>>` (a dead-letter

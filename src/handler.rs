@@ -1,6 +1,5 @@
 //! What a worker pool's handler sees (`Job`) and returns (`Outcome`).
 
-use std::any::Any;
 use std::fmt;
 use std::ops::Deref;
 use std::panic::{self, AssertUnwindSafe};
@@ -315,7 +314,7 @@ pub(crate) fn run<T: Send + Sync + 'static, H: Fn(Job<'_, T>) -> Outcome + ?Size
         panic::catch_unwind(AssertUnwindSafe(|| handler(Job { lease, clock, cancelled, timeout_at })));
     match result {
         Ok(outcome) => Ran::Returned(outcome),
-        Err(payload) => Ran::Panicked(panic_message(&*payload)),
+        Err(payload) => Ran::Panicked(crate::panics::message(&*payload)),
     }
 }
 
@@ -337,15 +336,5 @@ pub(crate) fn settle<T: Send + Sync + 'static>(lease: Lease<T>, ran: Ran) -> Res
             let delay = lease.backoff_delay();
             lease.fail_as(FailureKind::Panicked, delay, Some(format!("panicked: {message}"))).map(retried)
         }
-    }
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-string payload".to_owned()
     }
 }

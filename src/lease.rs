@@ -2,13 +2,12 @@
 
 use std::fmt;
 use std::ops::Deref;
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::clock::Tick;
 use crate::state::Token;
-use crate::{FailureKind, JobId, LeaseLost, Queue};
+use crate::{FailureKind, JobId, LeaseLost, PanicSite, Queue};
 
 /// A leased job: hidden from other consumers until the lease is settled or its deadline passes.
 ///
@@ -167,7 +166,7 @@ impl<T: Send + Sync + 'static> Lease<T> {
     /// assert_eq!(queue.stats().acked, 1);
     /// ```
     pub fn ack(mut self) -> Result<(), LeaseLost> {
-        self.job = None;
+        self.put_down();
         self.queue.inner.ack(self.token)
     }
 
@@ -245,7 +244,7 @@ impl<T: Send + Sync + 'static> Lease<T> {
         delay: Duration,
         message: Option<String>,
     ) -> Result<NackOutcome, LeaseLost> {
-        self.job = None;
+        self.put_down();
         let inner = &self.queue.inner;
         let retry = inner.nack(self.token, delay, kind, message)?;
         Ok(match retry {
@@ -271,7 +270,7 @@ impl<T: Send + Sync + 'static> Lease<T> {
     /// assert_eq!(queue.stats().dead_lettered, 1);
     /// ```
     pub fn reject(mut self, description: impl Into<String>) -> Result<(), LeaseLost> {
-        self.job = None;
+        self.put_down();
         self.queue.inner.reject(self.token, Some(description.into()))
     }
 
@@ -312,7 +311,7 @@ impl<T: Send + Sync + 'static> Lease<T> {
     /// assert_eq!(queue.stats().delayed, 1);
     /// ```
     pub fn release_after(mut self, delay: Duration) -> Result<(), LeaseLost> {
-        self.job = None;
+        self.put_down();
         self.queue.inner.release(self.token, delay)
     }
 
@@ -343,6 +342,15 @@ impl<T: Send + Sync + 'static> Lease<T> {
         Ok(())
     }
 
+    /// Lets go of the lease's copy of the job, once an outcome is chosen. Usually the queue still holds
+    /// one; where this was the last (the job was purged), the job's `Drop` runs here, and a panic of it is
+    /// caught and reported.
+    fn put_down(&mut self) {
+        if let Some(job) = self.job.take() {
+            self.queue.inner.catcher.dispose(job);
+        }
+    }
+
     pub(crate) fn token(&self) -> Token {
         self.token
     }
@@ -354,15 +362,17 @@ impl<T: Send + Sync + 'static> Lease<T> {
 
     /// Takes the lease apart for a batch outcome settled by its queue: dropping it does nothing any more.
     pub(crate) fn disarm(mut self) -> Token {
-        self.job = None;
+        self.put_down();
         self.token
     }
 
     pub(crate) fn backoff_delay(&self) -> Duration {
-        let backoff = self.queue.inner.backoff();
+        let inner = &self.queue.inner;
         let id = self.id();
         // A user's backoff function must not turn a nack (or a drop during unwinding) into a panic.
-        panic::catch_unwind(AssertUnwindSafe(|| backoff.delay_for(id, self.attempt)))
+        inner
+            .catcher
+            .call(PanicSite::Backoff, Some(id), || inner.backoff().delay_for(id, self.attempt))
             .unwrap_or(Duration::ZERO)
     }
 }
@@ -380,20 +390,19 @@ impl<T: Send + Sync + 'static> Deref for Lease<T> {
 
 impl<T: Send + Sync + 'static> Drop for Lease<T> {
     fn drop(&mut self) {
-        if self.job.take().is_none() {
+        if self.job.is_none() {
             return; // settled by an outcome
         }
+        self.put_down();
         let message = if std::thread::panicking() {
             "lease dropped while its thread was panicking"
         } else {
             "lease dropped without an outcome"
         };
         let delay = self.backoff_delay();
-        // A stale lease's drop changes nothing, like any other stale outcome. A dead-letter sink that
-        // panics is the one piece of user code this can run: its panic is not let out of a destructor.
-        let _ = panic::catch_unwind(AssertUnwindSafe(|| {
-            self.queue.inner.nack(self.token, delay, FailureKind::Dropped, Some(message.to_owned()))
-        }));
+        // A stale lease's drop changes nothing, like any other stale outcome. The nack runs no user code
+        // that could panic here: the queue catches its sink's, observer's and hooks' panics.
+        let _ = self.queue.inner.nack(self.token, delay, FailureKind::Dropped, Some(message.to_owned()));
     }
 }
 

@@ -236,6 +236,13 @@
 //! A job pushed successfully is never lost, and never delivered twice except through a lapsed lease. The
 //! crate does not panic on any input, holds no lock while user code runs (sinks, job destructors), and
 //! never deadlocks when a sink calls back into the queue.
+//!
+//! A panic in user code (a dead-letter sink, the observer, an alarm hook, a backoff function, a pool's
+//! handler or hooks, a redrive filter, the job's own `Drop` or `Clone`) is caught where the queue calls
+//! it. The operation that called it has already taken effect and keeps its result; no job is lost, no
+//! attempt is spent for it, no worker thread dies, and no unrelated caller sees the panic. A dead letter
+//! whose sink panicked goes to the built-in store. Each one is counted in [`Stats::panics`] and handed to
+//! the hook set with [`QueueBuilder::on_panic`] as a [`UserPanic`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
@@ -251,6 +258,7 @@ mod index;
 mod integrations;
 mod job;
 mod lease;
+mod panics;
 mod pool;
 mod queue;
 mod redrive;
@@ -278,6 +286,7 @@ pub use integrations::count_events;
 pub use integrations::trace_event;
 pub use job::{JobId, PushOptions, Pushed};
 pub use lease::{Lease, NackOutcome};
+pub use panics::{PanicSite, UserPanic};
 pub use pool::{PoolStats, ShutdownReport, WorkerPool, WorkerPoolBuilder, WorkerRange};
 pub use queue::Queue;
 pub use redrive::{Redrive, RedriveCanceller, RedriveReport};

@@ -3,7 +3,6 @@
 use std::fmt;
 use std::mem;
 use std::ops::RangeInclusive;
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::{self, JoinHandle};
@@ -15,7 +14,7 @@ use crate::clock::{ticks, Listener, NEVER};
 use crate::handler::{self, Handler, IntoOutcome, Job, Ran, Settled};
 use crate::queue::{Fail, LeaseParams, Wait};
 use crate::state::Token;
-use crate::{BuildError, JobId, Lease, Queue};
+use crate::{BuildError, JobId, Lease, PanicSite, Queue};
 
 type PanicHook = Box<dyn Fn(JobId, &str) + Send + Sync>;
 type WorkerHook = Box<dyn Fn(usize) + Send + Sync>;
@@ -24,7 +23,7 @@ type WorkerHook = Box<dyn Fn(usize) + Send + Sync>;
 /// consumers: each job goes to one worker at a time).
 ///
 /// The handler's return value settles the job (see [`IntoOutcome`]): `Ok` acks, `Err` retries with
-/// backoff (the error's text goes into the job's history), and an [`Outcome`] can also dead-letter the
+/// backoff (the error's text goes into the job's history), and an [`Outcome`](crate::Outcome) can also dead-letter the
 /// job now or defer it without spending an attempt. A panicking handler is caught: the attempt counts as
 /// failed with the panic's message, and the worker goes on.
 ///
@@ -459,14 +458,18 @@ impl<T: Send + Sync + 'static> Shared<T> {
         Ok(())
     }
 
-    /// A worker thread's life.
+    /// A worker thread's life. User code it calls (the hooks, the handler, what settling a job runs) cannot
+    /// end it: its panics are caught where they are called. Should one escape all the same, the thread's
+    /// bookkeeping is undone on the way out (`Leaving`), so that the pool's counts stay true and `join`
+    /// returns.
     fn work(self: &Arc<Self>, slot: &WorkerSlot) {
+        let mut leaving = Leaving { shared: self, slot, counted: true };
+        let catcher = &self.queue.inner.catcher;
         if let Some(hook) = &self.cfg.on_start {
-            hook(slot.index);
+            catcher.call(PanicSite::WorkerStart, None, || hook(slot.index));
         }
         let inner = &self.queue.inner;
         let visibility = self.cfg.heartbeat.then(|| self.cfg.job_timeout.map_or(NEVER, ticks));
-        let mut counted = true;
         loop {
             let may_retire = self.cfg.workers.max > self.cfg.workers.min
                 && self.state.lock().workers > self.cfg.workers.min;
@@ -491,23 +494,16 @@ impl<T: Send + Sync + 'static> Shared<T> {
                     let mut state = self.state.lock();
                     if state.workers > self.cfg.workers.min {
                         state.workers -= 1;
-                        counted = false;
+                        leaving.counted = false;
                         break;
                     }
                 }
                 Err(_) => break, // stopped, or the queue is closed and drained
             }
         }
-        if counted {
-            self.state.lock().workers -= 1;
-        }
         if let Some(hook) = &self.cfg.on_stop {
-            hook(slot.index);
+            catcher.call(PanicSite::WorkerStop, None, || hook(slot.index));
         }
-        slot.finished.store(true, Ordering::Release);
-        let mut state = self.state.lock();
-        state.alive -= 1;
-        self.changed.notify_all();
     }
 
     fn scale_up(self: &Arc<Self>) {
@@ -529,7 +525,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
     /// Runs the handler on one job and settles the job with its outcome.
     fn run(&self, slot: &WorkerSlot, mut lease: Lease<T>) {
         let id = lease.id();
-        self.busy.fetch_add(1, Ordering::AcqRel);
+        let _busy = Busy::new(&self.busy, slot);
         let clock = &self.queue.inner.clock;
         let timeout_at = self.cfg.job_timeout.map_or(NEVER, |d| clock.tick().saturating_add(ticks(d)));
         let ran = handler::run(&*self.handler, &mut lease, clock, &self.cancelled, timeout_at);
@@ -540,7 +536,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
         if let Ran::Panicked(message) = &ran {
             count(&c.panicked);
             if let Some(hook) = &self.cfg.on_panic {
-                let _ = panic::catch_unwind(AssertUnwindSafe(|| hook(id, message)));
+                self.queue.inner.catcher.call(PanicSite::HandlerPanicHook, Some(id), || hook(id, message));
             }
         }
         match handler::settle(lease, ran) {
@@ -554,9 +550,48 @@ impl<T: Send + Sync + 'static> Shared<T> {
             Ok(Settled::Deferred) => count(&c.deferred),
             Err(_) => count(&c.lost),
         }
-        *slot.running.lock() = None;
-        self.busy.fetch_sub(1, Ordering::AcqRel);
         count(&c.processed);
+    }
+}
+
+/// A worker busy with a job: counted in `busy` and its lease in its slot, until dropped (also while
+/// unwinding).
+struct Busy<'a> {
+    busy: &'a AtomicUsize,
+    slot: &'a WorkerSlot,
+}
+
+impl<'a> Busy<'a> {
+    fn new(busy: &'a AtomicUsize, slot: &'a WorkerSlot) -> Self {
+        busy.fetch_add(1, Ordering::AcqRel);
+        Busy { busy, slot }
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        *self.slot.running.lock() = None;
+        self.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A worker thread's exit bookkeeping, done when its loop ends, also while unwinding.
+struct Leaving<'a, T: Send + Sync + 'static> {
+    shared: &'a Shared<T>,
+    slot: &'a WorkerSlot,
+    /// Whether the worker still counts in `workers` (a retiring worker has left the count already).
+    counted: bool,
+}
+
+impl<T: Send + Sync + 'static> Drop for Leaving<'_, T> {
+    fn drop(&mut self) {
+        let mut state = self.shared.state.lock();
+        if self.counted {
+            state.workers -= 1;
+        }
+        self.slot.finished.store(true, Ordering::Release);
+        state.alive -= 1;
+        self.shared.changed.notify_all();
     }
 }
 

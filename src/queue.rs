@@ -12,11 +12,12 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::clock::{ticks, Listener, Tick, NEVER};
 use crate::lease::{Lease, NackOutcome};
+use crate::panics::{Catcher, PanicHook};
 use crate::state::{Config, Exit, Grant, Nacked, State, Token};
 use crate::{
     Alarm, AlarmEvent, AlarmMetric, Backoff, Clock, DeadLetter, DeadLetterSink, Event, Failure, FailureKind,
-    JobId, LeaseError, LeaseLost, LeaseTimeoutError, Overflow, PushError, PushOptions, PushTimeoutError,
-    Pushed, QueueBuilder, Stats, TryLeaseError, TryPushError,
+    JobId, LeaseError, LeaseLost, LeaseTimeoutError, Overflow, PanicSite, PushError, PushOptions,
+    PushTimeoutError, Pushed, QueueBuilder, Stats, TryLeaseError, TryPushError,
 };
 
 /// A job queue with leases, retries, dead letters and an injectable clock.
@@ -67,6 +68,8 @@ pub(crate) struct Inner<T> {
     /// The number of ready jobs as of the last operation: read without the lock by consumers that spin
     /// a little before they block.
     ready_hint: Padded<AtomicUsize>,
+    /// Runs user code: catches, counts and reports its panics.
+    pub(crate) catcher: Catcher,
 }
 
 /// A value alone on its cache lines (two, for CPUs that fetch lines in pairs), against false sharing.
@@ -465,6 +468,10 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// Acks many leases under one lock. Each has its own result, as [`Lease::ack`]. Leases of another
     /// queue are acked through their own queue.
     ///
+    /// # Panics
+    ///
+    /// If `leases`' iterator panics, the leases it yielded before are acked, then the panic is resumed.
+    ///
     /// # Examples
     ///
     /// ```
@@ -481,6 +488,10 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// Nacks many leases under one lock, each retried after the queue's backoff or dead-lettered after
     /// its last attempt. Each has its own result, as [`Lease::nack`]. Leases of another queue are nacked
     /// through their own queue.
+    ///
+    /// # Panics
+    ///
+    /// If `leases`' iterator panics, the leases it yielded before are nacked, then the panic is resumed.
     ///
     /// # Examples
     ///
@@ -519,18 +530,26 @@ impl<T: Send + Sync + 'static> Queue<T> {
         let mut results: Vec<Option<Result<V, LeaseLost>>> = Vec::new();
         let mut positions = Vec::new();
         let mut mine = Vec::new();
-        for lease in leases {
-            if lease.is_of(self) {
-                positions.push(results.len());
-                let prepared = prepare(&lease);
-                mine.push((lease.disarm(), prepared));
-                results.push(None);
-            } else {
-                results.push(Some(single(lease)));
+        // The caller's iterator may panic part way: the leases it yielded before are settled all the same
+        // (they were taken apart, and would otherwise wait out their visibility timeout), then the panic
+        // goes on to the caller, whose own code it is.
+        let collected = panic::catch_unwind(AssertUnwindSafe(|| {
+            for lease in leases {
+                if lease.is_of(self) {
+                    positions.push(results.len());
+                    let prepared = prepare(&lease);
+                    mine.push((lease.disarm(), prepared));
+                    results.push(None);
+                } else {
+                    results.push(Some(single(lease)));
+                }
             }
-        }
+        }));
         for (index, result) in positions.into_iter().zip(self.inner.settle_many(mine, op)) {
             results[index] = Some(result);
+        }
+        if let Err(payload) = collected {
+            panic::resume_unwind(payload);
         }
         results.into_iter().map(|r| r.unwrap_or(Err(LeaseLost::Gone))).collect()
     }
@@ -626,7 +645,9 @@ impl<T: Send + Sync + 'static> Queue<T> {
             let slots = core.st.purge(now);
             slots.iter().map(|&slot| core.jobs[slot as usize].take()).collect()
         });
-        removed.len() // the jobs are dropped here, outside the lock
+        let purged = removed.len();
+        self.inner.catcher.dispose(removed); // outside the lock
+        purged
     }
 
     /// Whether [`close`](Queue::close) was called.
@@ -716,6 +737,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
                 oldest_ready_age: core.st.oldest_ready_since().map(|t| Duration::from_nanos(now - t)),
                 consumers_waiting: core.st.waiting_consumers,
                 producers_waiting: core.st.waiting_producers,
+                panics: self.inner.catcher.count(),
             }
         })
     }
@@ -788,6 +810,20 @@ impl<T> fmt::Debug for Queue<T> {
             .field("capacity", &self.inner.capacity)
             .field("closed", &core.st.closed)
             .finish_non_exhaustive()
+    }
+}
+
+impl<T> Drop for Inner<T> {
+    /// The last handle is gone: the jobs and dead letters still held drop here, each on its own, so that
+    /// one job's panicking `Drop` neither stops the others' nor reaches whoever dropped the queue.
+    fn drop(&mut self) {
+        let core = self.core.0.get_mut();
+        for job in core.jobs.drain(..) {
+            self.catcher.dispose(job);
+        }
+        for dead in core.dead.drain(..) {
+            self.catcher.dispose(dead);
+        }
     }
 }
 
@@ -921,41 +957,36 @@ impl<T: Send + Sync + 'static> Inner<T> {
         }));
     }
 
-    /// Hands events to the observer and dead letters to the sink, outside every lock. What the sink hands
-    /// back goes to the store. A panicking sink loses the dead letter it was given; a panic of the sink or
-    /// the observer is re-raised once everything is delivered (unless this thread is already unwinding, as
-    /// in a lease dropped during a panic).
+    /// Hands alarms and events to their hooks and dead letters to the sink, outside every lock. What the
+    /// sink hands back goes to the store. User code that panics here is caught and reported, never
+    /// re-raised: the operation that delivers has already taken effect. While the sink runs the queue
+    /// keeps a copy of the dead letter (cheap: the job is shared), so that a sink that panics loses
+    /// nothing: the copy goes to the built-in store.
     fn deliver(&self, out: Outbox<T>) {
         let Some(out) = out.0 else { return };
-        let mut first_panic = None;
-        for (i, event) in &out.alarms {
+        let Mail { dead, events, alarms } = *out;
+        let catcher = &self.catcher;
+        for (i, event) in &alarms {
             let hook = &self.alarms[*i].1;
-            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| hook(event))) {
-                first_panic.get_or_insert(payload);
-            }
+            catcher.call(PanicSite::AlarmHook, None, || hook(event));
         }
         if let Some(observer) = &self.observer {
-            for event in &out.events {
-                if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| observer(event))) {
-                    first_panic.get_or_insert(payload);
-                }
+            for event in &events {
+                catcher.call(PanicSite::Observer, Some(event.id), || observer(event));
             }
         }
         // Dead letters are only collected here when there is a sink; without one they went to the store.
         if let Some(sink) = &self.sink {
-            for dead in out.dead {
-                match panic::catch_unwind(AssertUnwindSafe(|| sink.send(dead))) {
-                    Ok(Ok(())) => {}
-                    Ok(Err(dead)) => self.core.lock().dead.push_back(dead),
-                    Err(payload) => {
-                        first_panic.get_or_insert(payload);
+            for dead in dead {
+                let (id, copy) = (dead.id, dead.clone());
+                match catcher.call(PanicSite::DeadLetterSink, Some(id), || sink.send(dead)) {
+                    Some(Ok(())) => catcher.dispose(copy),
+                    Some(Err(back)) => {
+                        catcher.dispose(copy);
+                        self.core.lock().dead.push_back(back);
                     }
+                    None => self.core.lock().dead.push_back(copy),
                 }
-            }
-        }
-        if let Some(payload) = first_panic {
-            if !std::thread::panicking() {
-                panic::resume_unwind(payload);
             }
         }
     }
@@ -1054,7 +1085,10 @@ impl<T: Send + Sync + 'static> Inner<T> {
         self.finish(core, out);
         match (result, job) {
             // A duplicate is dropped here, outside the lock.
-            (Ok(pushed), _) => Ok(pushed),
+            (Ok(pushed), job) => {
+                self.catcher.dispose(job);
+                Ok(pushed)
+            }
             (Err(fail), Some(job)) => Err((job, fail)),
             (Err(_), None) => unreachable!("a job that was not pushed is still ours"),
         }
@@ -1224,7 +1258,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         }
         self.bury_all(&mut core, exits, &mut out);
         self.finish(core, out);
-        drop(dropped);
+        self.catcher.dispose(dropped);
         results
     }
 
@@ -1294,7 +1328,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
             Err(_) => None,
         };
         self.finish(core, Outbox::new());
-        drop(job); // the job's destructor runs outside the lock
+        self.catcher.dispose(job); // the job's destructor runs outside the lock
         result
     }
 
@@ -1396,6 +1430,7 @@ pub(crate) struct Parts<T> {
     pub capacity: Option<usize>,
     pub overflow: Overflow,
     pub ttl: Option<Duration>,
+    pub panic_hook: Option<PanicHook>,
 }
 
 impl<T: Send + Sync + 'static> Queue<T> {
@@ -1420,6 +1455,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
             overflow: parts.overflow,
             ttl: parts.ttl,
             ready_hint: Padded(AtomicUsize::new(0)),
+            catcher: Catcher::new(parts.panic_hook),
         });
         let listener: Arc<dyn Listener> = inner.clone();
         inner.clock.register(Arc::downgrade(&listener));

@@ -8,7 +8,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::clock::{Listener, Tick, NEVER};
 use crate::queue::Wait;
-use crate::{DeadLetter, PushOptions, Queue};
+use crate::{DeadLetter, PanicSite, PushOptions, Queue};
 
 type Filter<T> = Box<dyn Fn(&DeadLetter<T>) -> bool + Send + Sync>;
 
@@ -157,7 +157,10 @@ impl<T: Send + Sync + 'static> Redrive<T> {
         self
     }
 
-    /// Moves only the dead letters for which `filter` is true. It runs outside every lock.
+    /// Moves only the dead letters for which `filter` is true. It runs outside every lock. A filter that
+    /// panics is caught and reported to the target queue's [panic hook](crate::QueueBuilder::on_panic): that
+    /// dead letter counts as not matched (skipped, left where it was, no attempt spent), and the redrive
+    /// goes on.
     ///
     /// # Examples
     ///
@@ -232,7 +235,13 @@ impl<T: Send + Sync + 'static> Redrive<T> {
         let mut report = RedriveReport::default();
         let clock = &self.target.inner.clock;
         let start = clock.tick();
-        let matches = |d: &DeadLetter<T>| self.filter.as_ref().is_none_or(|f| f(d));
+        // A filter that panics is caught and reported; its dead letter is skipped and stays where it was.
+        let catcher = &self.target.inner.catcher;
+        let matches = |d: &DeadLetter<T>| {
+            self.filter
+                .as_ref()
+                .is_none_or(|f| catcher.call(PanicSite::RedriveFilter, Some(d.id), || f(d)).unwrap_or(false))
+        };
         match &self.source {
             Source::Store(queue) => {
                 // The filter runs on copies, outside the store's lock; each move then takes its dead letter,

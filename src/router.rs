@@ -3,13 +3,15 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::mem;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 use thiserror::Error;
 
-use crate::{JobId, Queue, TryPushError};
+use crate::{JobId, PushError, Queue, TryPushError};
 
 /// How a queue is bound to a [`Router`].
 ///
@@ -162,8 +164,9 @@ impl Published {
 pub struct Refused<T> {
     /// The binding it matched through.
     pub binding: BindingId,
-    /// Why: [`TryPushError::Full`] (only from [`Router::try_publish`]) or [`TryPushError::Closed`], with
-    /// that queue's copy of the job inside.
+    /// Why: [`TryPushError::Full`] (from [`Router::try_publish`], or from [`Router::publish`] to a queue
+    /// whose overflow policy is [`Overflow::RejectNew`](crate::Overflow::RejectNew)) or
+    /// [`TryPushError::Closed`], with that queue's copy of the job inside.
     pub error: TryPushError<T>,
 }
 
@@ -208,12 +211,18 @@ pub enum PublishError<T> {
         /// The queues that refused, each with its copy of the job.
         refused: Vec<Refused<T>>,
     },
+    /// The job's `Clone` panicked while the copies for the matched queues were made. Copies are made
+    /// before any is delivered, so no queue got the job; it comes back, and the panic is counted in
+    /// [`RouterStats::panics`].
+    #[error("the job's Clone panicked; no queue got it")]
+    ClonePanicked(T),
 }
 
 impl<T> fmt::Debug for PublishError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PublishError::Unroutable(_) => f.write_str("Unroutable(..)"),
+            PublishError::ClonePanicked(_) => f.write_str("ClonePanicked(..)"),
             PublishError::Refused { published, refused } => {
                 f.debug_struct("Refused").field("published", published).field("refused", refused).finish()
             }
@@ -242,6 +251,9 @@ pub struct RouterStats {
     pub unroutable: u64,
     /// Copies a matched queue refused (full or closed), handed back to the publisher.
     pub refused: u64,
+    /// Publishes whose job's `Clone` panicked (see [`PublishError::ClonePanicked`]), and copies whose
+    /// `Drop` panicked while the router let go of them.
+    pub panics: u64,
 }
 
 /// An exchange: it owns bindings from routing rules to [`Queue`]s and delivers each published job to every
@@ -286,6 +298,7 @@ struct RouterInner<T> {
     delivered: AtomicU64,
     unroutable: AtomicU64,
     refused: AtomicU64,
+    panics: AtomicU64,
 }
 
 struct Table<T> {
@@ -321,6 +334,7 @@ impl<T: Clone + Send + Sync + 'static> Router<T> {
                 delivered: AtomicU64::new(0),
                 unroutable: AtomicU64::new(0),
                 refused: AtomicU64::new(0),
+                panics: AtomicU64::new(0),
             }),
         }
     }
@@ -404,8 +418,10 @@ impl<T: Clone + Send + Sync + 'static> Router<T> {
     /// # Errors
     ///
     /// [`PublishError::Unroutable`] (the job comes back) when no binding matches under
-    /// [`Unroutable::Error`]; [`PublishError::Refused`] when a matched queue is closed (its copy comes
-    /// back; the other queues keep theirs).
+    /// [`Unroutable::Error`]; [`PublishError::Refused`] when a matched queue is closed, or full under
+    /// [`Overflow::RejectNew`](crate::Overflow::RejectNew) (its copy comes back; the other queues keep
+    /// theirs); [`PublishError::ClonePanicked`] (the job comes back, no queue got it) when the job's `Clone`
+    /// panicked.
     ///
     /// # Examples
     ///
@@ -418,7 +434,12 @@ impl<T: Clone + Send + Sync + 'static> Router<T> {
     /// assert!(router.publish("user.deleted", "ada@example.com").is_err()); // unroutable
     /// ```
     pub fn publish(&self, key: &str, job: T) -> Result<Published, PublishError<T>> {
-        self.route(key, job, |queue, job| queue.push(job).map_err(|e| TryPushError::Closed(e.into_inner())))
+        self.route(key, job, |queue, job| {
+            queue.push(job).map_err(|e| match e {
+                PushError::Full(job) => TryPushError::Full(job),
+                PushError::Closed(job) => TryPushError::Closed(job),
+            })
+        })
     }
 
     /// Like [`publish`](Router::publish), but a full bounded queue refuses its copy instead of blocking.
@@ -470,14 +491,29 @@ impl<T: Clone + Send + Sync + 'static> Router<T> {
                 },
             };
         }
+        // Every queue but the last gets a clone, the last the job itself. The clones are all made first,
+        // so that a `Clone` that panics leaves no queue with a copy and the job comes back whole.
+        let mut copies = Vec::with_capacity(targets.len());
+        for _ in 1..targets.len() {
+            match panic::catch_unwind(AssertUnwindSafe(|| job.clone())) {
+                Ok(copy) => copies.push(copy),
+                Err(payload) => {
+                    inner.panics.fetch_add(1, Ordering::Relaxed);
+                    mem::forget(payload); // its own drop could panic
+                    for copy in copies {
+                        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| drop(copy))) {
+                            inner.panics.fetch_add(1, Ordering::Relaxed);
+                            mem::forget(payload);
+                        }
+                    }
+                    return Err(PublishError::ClonePanicked(job));
+                }
+            }
+        }
+        copies.push(job);
         let mut published = Published::default();
         let mut refused = Vec::new();
-        let last = targets.len() - 1;
-        let mut job = Some(job);
-        for (i, (binding, queue)) in targets.into_iter().enumerate() {
-            // Every queue but the last gets a clone; the last gets the job itself.
-            let copy = if i == last { job.take() } else { job.clone() };
-            let Some(copy) = copy else { break };
+        for ((binding, queue), copy) in targets.into_iter().zip(copies) {
             match push(&queue, copy) {
                 Ok(id) => published.ids.push((binding, id)),
                 Err(error) => refused.push(Refused { binding, error }),
@@ -511,6 +547,7 @@ impl<T: Clone + Send + Sync + 'static> Router<T> {
             delivered: inner.delivered.load(Ordering::Relaxed),
             unroutable: inner.unroutable.load(Ordering::Relaxed),
             refused: inner.refused.load(Ordering::Relaxed),
+            panics: inner.panics.load(Ordering::Relaxed),
         }
     }
 }

@@ -55,6 +55,10 @@ pub struct Stats {
     pub consumers_waiting: usize,
     /// Producers blocked in `push` or `push_timeout` right now, waiting for room (backpressure).
     pub producers_waiting: usize,
+    /// Panics in user code that the queue caught (a dead-letter sink, an observer, an alarm hook, a job's
+    /// `Drop`, a backoff function, a worker pool's hooks, a redrive filter; see [`UserPanic`](crate::UserPanic)).
+    /// A pool's handler panics are counted in [`PoolStats::panicked`](crate::PoolStats::panicked) instead.
+    pub panics: u64,
 }
 
 impl Stats {

@@ -1,7 +1,6 @@
-use std::panic;
 use std::sync::{Arc, Mutex};
 
-use leasequeue::{Backoff, DeadLetter, DeadLetterReason, FailureKind, Queue};
+use leasequeue::{DeadLetter, DeadLetterReason, FailureKind, Queue};
 
 use crate::{builder, queue, secs};
 
@@ -122,25 +121,6 @@ fn a_sink_may_call_back_into_the_queue() {
     q.try_lease().unwrap().reject("no").unwrap();
     assert_eq!(*q.try_lease().unwrap(), 101);
     slot.lock().unwrap().take();
-}
-
-#[test]
-fn a_panicking_sink_re_raises_after_the_queue_is_consistent() {
-    let (b, _clock) = builder::<u8>();
-    let q = b.dead_letter(|_: DeadLetter<u8>| panic!("sink bug")).build().unwrap();
-    q.push(1).unwrap();
-    let lease = q.try_lease().unwrap();
-    let result = panic::catch_unwind(panic::AssertUnwindSafe(|| lease.reject("no")));
-    assert!(result.is_err());
-    let stats = q.stats();
-    assert_eq!((stats.dead_lettered, stats.len()), (1, 0));
-    // A dropped lease never lets the sink's panic out of its destructor.
-    q.push(2).unwrap();
-    let q1 = Queue::builder().max_attempts(1).backoff(Backoff::none());
-    let q1 = q1.dead_letter(|_: DeadLetter<u8>| panic!("sink bug")).build().unwrap();
-    q1.push(1).unwrap();
-    drop(q1.try_lease().unwrap());
-    assert_eq!(q1.stats().dead_lettered, 1);
 }
 
 #[test]

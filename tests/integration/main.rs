@@ -9,6 +9,7 @@ mod lapse;
 mod lease;
 mod model;
 mod operations;
+mod panics;
 mod pool;
 mod push;
 mod routing;
