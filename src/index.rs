@@ -125,6 +125,17 @@ impl<C> Lazy<C> {
     }
 }
 
+impl<C> Lazy<C> {
+    /// Keeps only the entries `keep` says to, now (O(n)).
+    pub fn sweep<E>(&mut self, keep: impl FnMut(&E) -> bool)
+    where
+        C: Container<E>,
+    {
+        self.items.keep(keep);
+        self.stale = self.stale.min(self.items.len());
+    }
+}
+
 impl<E> Lazy<BinaryHeap<E>> {
     /// Every entry, stale ones included, in no order.
     #[cfg(feature = "serde")]

@@ -199,7 +199,7 @@
 //! ```text
 //! {
 //!   "format": "leasequeue-snapshot",
-//!   "version": 1,
+//!   "version": 2,
 //!   "next_id": 42,                       // the next job id the queue would hand out
 //!   "jobs": [                            // every live job, oldest first
 //!     {
@@ -210,16 +210,30 @@
 //!       "group": "customer-17",          // or null
 //!       "age_ns": 1500000000,            // how long ago it was pushed
 //!       "ready_in_ns": 0,                // how long until it may be leased (0: ready)
-//!       "expires_in_ns": null            // how long until its time to live runs out, or null
+//!       "expires_in_ns": null,           // how long until its time to live runs out, or null
+//!       "history": [                     // its failures so far, oldest first (bounded)
+//!         { "attempt": 1, "ago_ns": 900000000, "kind": "nacked", "message": "smtp 451" }
+//!       ]
 //!     }
 //!   ],
-//!   "dedup": [{ "key": "order-42", "id": 7, "expires_in_ns": 120000000000 }]
+//!   "dedup": [{ "key": "order-42", "id": 7, "expires_in_ns": 120000000000 }],
+//!   "dead": [                            // the built-in dead-letter store, oldest first
+//!     {
+//!       "id": 3, "job": ..., "reason": "max_attempts", "attempts": 10,
+//!       "history": [...],                // as a job's
+//!       "age_ns": 7200000000000,         // how long ago it was pushed
+//!       "dead_ago_ns": 60000000000       // how long ago it was dead-lettered
+//!     }
+//!   ]
 //! }
 //! ```
 //!
 //! Times are durations from the snapshot, so the restored queue goes on from the moment of the restore
-//! on its own clock. Leased jobs are saved as ready with their attempt counted. The dead-letter store and
-//! the counters are not saved. A corrupt snapshot, or one of a newer version, is a `RestoreError`, and
+//! on its own clock. Leased jobs are saved as ready with their attempt counted. Failure kinds are
+//! `nacked`, `rejected`, `lapsed`, `dropped`, `panicked`; reasons `max_attempts`, `rejected`, `expired`,
+//! `overflow`. The counters are not saved. Version 1 (without histories and dead letters) is still read.
+//! A corrupt snapshot (ids not increasing, or not below `next_id`, or `next_id` above 2^63; an unknown
+//! kind or reason; a job that does not deserialize), or one of a newer version, is a `RestoreError`, and
 //! no queue is built.
 //!
 //! # Crate features

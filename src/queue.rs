@@ -1043,7 +1043,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         let mut core = self.core.lock();
         let result = loop {
             let now = core.st.observe(reading);
-            if core.st.closed {
+            if core.st.closed || core.st.ids_exhausted() {
                 break Err(Fail::Closed);
             }
             self.advance(&mut core, now, &mut out);
@@ -1191,7 +1191,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         let now = core.st.observe(reading);
         self.advance(&mut core, now, &mut out);
         for job in jobs {
-            if core.st.closed {
+            if core.st.closed || core.st.ids_exhausted() {
                 results.push(Err((job, Fail::Closed)));
                 continue;
             }
@@ -1281,16 +1281,14 @@ impl<T: Send + Sync + 'static> Inner<T> {
         self.observe(|core| f(&mut core.st))
     }
 
-    /// Runs `f` on the state and the payloads after processing what fell due.
+    /// Runs `f` on the state, the payloads and the dead-letter store, after processing what fell due; a
+    /// restore fills a new queue this way, under one lock.
     #[cfg(feature = "serde")]
-    pub(crate) fn inspect_core<R>(&self, f: impl FnOnce(&mut State, &mut Vec<Option<Arc<T>>>) -> R) -> R {
-        self.observe(|core| f(&mut core.st, &mut core.jobs))
-    }
-
-    /// Fills a new queue from a snapshot, under one lock.
-    #[cfg(feature = "serde")]
-    pub(crate) fn restore_from(&self, f: impl FnOnce(&mut State, &mut Vec<Option<Arc<T>>>)) {
-        self.observe(|core| f(&mut core.st, &mut core.jobs));
+    pub(crate) fn inspect_core<R>(
+        &self,
+        f: impl FnOnce(&mut State, &mut Vec<Option<Arc<T>>>, &mut VecDeque<DeadLetter<T>>) -> R,
+    ) -> R {
+        self.observe(|core| f(&mut core.st, &mut core.jobs, &mut core.dead))
     }
 
     /// When the next timed event (a delayed job or retry, a lapse, an expiry) is due, if any.

@@ -11,11 +11,14 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::clock::NEVER;
-use crate::state::{Placement, SavedJob};
-use crate::{Queue, QueueBuilder};
+use crate::state::{FailureRecord, Placement, RestoredJob, SavedJob, MAX_ID};
+use crate::{DeadLetter, DeadLetterReason, Failure, FailureKind, JobId, Queue, QueueBuilder};
 
 const FORMAT: &str = "leasequeue-snapshot";
-const VERSION: u32 = 1;
+/// The version written. Version 2 added failure histories and the dead-letter store; version 1 is still
+/// read (its jobs restore with empty histories, and with no dead letters).
+const VERSION: u32 = 2;
+const OLDEST_READ: u32 = 1;
 
 /// Why a snapshot could not be written.
 ///
@@ -64,6 +67,39 @@ struct SnapshotOut<'a, T> {
     next_id: u64,
     jobs: Vec<JobOut<'a, T>>,
     dedup: Vec<Reservation>,
+    dead: Vec<DeadOut<'a, T>>,
+}
+
+/// One failed attempt, in a job's or a dead letter's history.
+#[derive(Serialize, Deserialize)]
+struct FailureSaved {
+    attempt: u32,
+    /// How long before the snapshot it failed.
+    ago_ns: u64,
+    kind: String,
+    message: Option<String>,
+}
+
+#[derive(Serialize)]
+struct DeadOut<'a, T> {
+    id: u64,
+    job: &'a T,
+    reason: &'static str,
+    attempts: u32,
+    history: Vec<FailureSaved>,
+    age_ns: u64,
+    dead_ago_ns: u64,
+}
+
+#[derive(Deserialize)]
+struct DeadIn<T> {
+    id: u64,
+    job: T,
+    reason: String,
+    attempts: u32,
+    history: Vec<FailureSaved>,
+    age_ns: u64,
+    dead_ago_ns: u64,
 }
 
 #[derive(Serialize)]
@@ -76,6 +112,7 @@ struct JobOut<'a, T> {
     age_ns: u64,
     ready_in_ns: u64,
     expires_in_ns: Option<u64>,
+    history: Vec<FailureSaved>,
 }
 
 #[derive(Deserialize)]
@@ -89,6 +126,8 @@ struct SnapshotIn<T> {
     next_id: u64,
     jobs: Vec<JobIn<T>>,
     dedup: Vec<Reservation>,
+    #[serde(default = "Vec::new")]
+    dead: Vec<DeadIn<T>>,
 }
 
 #[derive(Deserialize)]
@@ -101,6 +140,8 @@ struct JobIn<T> {
     age_ns: u64,
     ready_in_ns: u64,
     expires_in_ns: Option<u64>,
+    #[serde(default)]
+    history: Vec<FailureSaved>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -138,16 +179,20 @@ impl<T: Send + Sync + 'static> Queue<T> {
         T: Serialize,
     {
         // Copy what is needed under the lock (the jobs are shared, not cloned), serialize after.
-        let (now, next_id, saved, payloads, reservations) = self.inner.inspect_core(|st, jobs| {
-            let now = st.now();
-            let saved = st.snapshot();
-            let payloads: Vec<Arc<T>> = saved
-                .iter()
-                .filter_map(|j: &SavedJob| jobs[j.slot as usize].as_ref().map(Arc::clone))
-                .collect();
-            (now, st.next_id(), saved, payloads, st.reservations(now))
-        });
+        let (now, next_id, saved, payloads, reservations, dead) =
+            self.inner.inspect_core(|st, jobs, dead| {
+                let now = st.now();
+                let saved = st.snapshot();
+                let payloads: Vec<Arc<T>> = saved
+                    .iter()
+                    .filter_map(|j: &SavedJob| jobs[j.slot as usize].as_ref().map(Arc::clone))
+                    .collect();
+                let dead: Vec<DeadLetter<T>> = dead.iter().cloned().collect();
+                (now, st.next_id(), saved, payloads, st.reservations(now), dead)
+            });
+        let clock = &self.inner.clock;
         let later = |at: u64| at.saturating_sub(now);
+        let ago = |at: u64| now.saturating_sub(at);
         let jobs = saved
             .iter()
             .zip(&payloads)
@@ -157,16 +202,48 @@ impl<T: Send + Sync + 'static> Queue<T> {
                 attempt: j.attempt,
                 priority: j.priority,
                 group: j.group.as_deref(),
-                age_ns: now.saturating_sub(j.pushed_at),
+                age_ns: ago(j.pushed_at),
                 ready_in_ns: later(j.ready_at),
                 expires_in_ns: j.expires_at.map(later),
+                history: j
+                    .history
+                    .iter()
+                    .map(|f| FailureSaved {
+                        attempt: f.attempt,
+                        ago_ns: ago(f.at),
+                        kind: kind_name(f.kind).to_owned(),
+                        message: f.message.clone(),
+                    })
+                    .collect(),
             })
             .collect();
         let dedup = reservations
             .into_iter()
             .map(|(key, id, until)| Reservation { key: key.to_string(), id, expires_in_ns: later(until) })
             .collect();
-        let out = SnapshotOut { format: FORMAT, version: VERSION, next_id, jobs, dedup };
+        let ago_instant = |at| ago(clock.tick_of(at));
+        let dead = dead
+            .iter()
+            .map(|d| DeadOut {
+                id: d.id.as_u64(),
+                job: &*d.job,
+                reason: reason_name(d.reason),
+                attempts: d.attempts,
+                history: d
+                    .history
+                    .iter()
+                    .map(|f| FailureSaved {
+                        attempt: f.attempt,
+                        ago_ns: ago_instant(f.at),
+                        kind: kind_name(f.kind).to_owned(),
+                        message: f.message.clone(),
+                    })
+                    .collect(),
+                age_ns: ago_instant(d.pushed_at),
+                dead_ago_ns: ago_instant(d.dead_lettered_at),
+            })
+            .collect();
+        let out = SnapshotOut { format: FORMAT, version: VERSION, next_id, jobs, dedup, dead };
         serde_json::to_writer(writer, &out)?;
         Ok(())
     }
@@ -210,27 +287,42 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
         if header.format != FORMAT {
             return Err(RestoreError::Corrupt(format!("not a {FORMAT} (format {:?})", header.format)));
         }
-        if header.version != VERSION {
+        if !(OLDEST_READ..=VERSION).contains(&header.version) {
             return Err(RestoreError::UnsupportedVersion { found: header.version, supported: VERSION });
         }
         let snapshot: SnapshotIn<T> = serde_json::from_slice(&bytes).map_err(corrupt)?;
-        let ids_increase = snapshot.jobs.windows(2).all(|w| w[0].id < w[1].id);
-        let below_next = snapshot.jobs.last().is_none_or(|j| j.id < snapshot.next_id);
-        if !ids_increase || !below_next || snapshot.jobs.first().is_some_and(|j| j.id == 0) {
-            return Err(RestoreError::Corrupt("job ids are not increasing, or not below next_id".into()));
-        }
+        check_ids(&snapshot)?;
+        let histories = snapshot
+            .jobs
+            .iter()
+            .map(|j| failures(&j.history))
+            .chain(snapshot.dead.iter().map(|d| failures(&d.history)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let reasons = snapshot.dead.iter().map(|d| reason(&d.reason)).collect::<Result<Vec<_>, _>>()?;
         let queue = self.build()?;
-        queue.inner.restore_from(|st, jobs| {
+        let clock = queue.inner.clock.clone();
+        queue.inner.inspect_core(|st, jobs, store| {
             let now = st.now();
-            for j in snapshot.jobs {
+            let mut histories = histories.into_iter();
+            let at = |ago_ns: u64| now.saturating_sub(ago_ns);
+            for (j, history) in snapshot.jobs.into_iter().zip(histories.by_ref()) {
                 let place = Placement {
                     ready_at: now.saturating_add(j.ready_in_ns),
                     priority: j.priority,
                     group: j.group.map(Arc::from),
                     expires_at: j.expires_in_ns.map_or(NEVER, |t| now.saturating_add(t).min(NEVER - 1)),
                 };
-                let pushed_at = now.saturating_sub(j.age_ns);
-                let slot = st.restore(now, j.id, j.attempt, pushed_at, place) as usize;
+                let history = history
+                    .into_iter()
+                    .map(|(attempt, ago_ns, kind, message)| FailureRecord {
+                        attempt,
+                        at: at(ago_ns),
+                        kind,
+                        message,
+                    })
+                    .collect();
+                let restored = RestoredJob { id: j.id, attempt: j.attempt, pushed_at: at(j.age_ns), history };
+                let slot = st.restore(now, restored, place) as usize;
                 if slot == jobs.len() {
                     jobs.push(None);
                 }
@@ -242,7 +334,98 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
                 .map(|r| (Arc::from(r.key), r.id, now.saturating_add(r.expires_in_ns)))
                 .collect();
             st.restore_tail(snapshot.next_id, reservations);
+            let instant = |ago_ns: u64| clock.instant(at(ago_ns));
+            for ((d, history), reason) in snapshot.dead.into_iter().zip(histories).zip(reasons) {
+                store.push_back(DeadLetter {
+                    job: Arc::new(d.job),
+                    id: JobId::from_u64(d.id),
+                    reason,
+                    attempts: d.attempts,
+                    history: history
+                        .into_iter()
+                        .map(|(attempt, ago_ns, kind, message)| Failure {
+                            attempt,
+                            at: instant(ago_ns),
+                            kind,
+                            message,
+                        })
+                        .collect(),
+                    pushed_at: instant(d.age_ns),
+                    dead_lettered_at: instant(d.dead_ago_ns),
+                });
+            }
         });
         Ok(queue)
     }
+}
+
+/// Checks the ids a snapshot gives: job ids increasing from 1, every id (of a job, a dedup reservation or
+/// a dead letter) below `next_id`, and `next_id` at most one past the highest id a queue hands out.
+fn check_ids<T>(snapshot: &SnapshotIn<T>) -> Result<(), RestoreError> {
+    let next = snapshot.next_id;
+    if next == 0 || next > MAX_ID + 1 {
+        return Err(RestoreError::Corrupt(format!("next_id {next} is out of range (1 to 2^63)")));
+    }
+    let issued = |id: u64| id != 0 && id < next;
+    if !snapshot.jobs.windows(2).all(|w| w[0].id < w[1].id) || !snapshot.jobs.iter().all(|j| issued(j.id)) {
+        return Err(RestoreError::Corrupt("job ids are not increasing, or not below next_id".into()));
+    }
+    if let Some(r) = snapshot.dedup.iter().find(|r| !issued(r.id)) {
+        return Err(RestoreError::Corrupt(format!(
+            "dedup key {:?} names job {}, not below next_id",
+            r.key, r.id
+        )));
+    }
+    if let Some(d) = snapshot.dead.iter().find(|d| !issued(d.id)) {
+        return Err(RestoreError::Corrupt(format!("dead letter {} is not below next_id", d.id)));
+    }
+    Ok(())
+}
+
+/// A saved history, checked: `(attempt, ago_ns, kind, message)` per failure.
+type Failures = Vec<(u32, u64, FailureKind, Option<String>)>;
+
+fn failures(saved: &[FailureSaved]) -> Result<Failures, RestoreError> {
+    saved.iter().map(|f| Ok((f.attempt, f.ago_ns, kind(&f.kind)?, f.message.clone()))).collect()
+}
+
+/// The names a snapshot gives failure kinds and dead-letter reasons: stable, unlike `Display`.
+fn kind_name(kind: FailureKind) -> &'static str {
+    match kind {
+        FailureKind::Nacked => "nacked",
+        FailureKind::Rejected => "rejected",
+        FailureKind::Lapsed => "lapsed",
+        FailureKind::Dropped => "dropped",
+        FailureKind::Panicked => "panicked",
+    }
+}
+
+fn kind(name: &str) -> Result<FailureKind, RestoreError> {
+    Ok(match name {
+        "nacked" => FailureKind::Nacked,
+        "rejected" => FailureKind::Rejected,
+        "lapsed" => FailureKind::Lapsed,
+        "dropped" => FailureKind::Dropped,
+        "panicked" => FailureKind::Panicked,
+        _ => return Err(RestoreError::Corrupt(format!("unknown failure kind {name:?}"))),
+    })
+}
+
+fn reason_name(reason: DeadLetterReason) -> &'static str {
+    match reason {
+        DeadLetterReason::MaxAttempts => "max_attempts",
+        DeadLetterReason::Rejected => "rejected",
+        DeadLetterReason::Expired => "expired",
+        DeadLetterReason::Overflow => "overflow",
+    }
+}
+
+fn reason(name: &str) -> Result<DeadLetterReason, RestoreError> {
+    Ok(match name {
+        "max_attempts" => DeadLetterReason::MaxAttempts,
+        "rejected" => DeadLetterReason::Rejected,
+        "expired" => DeadLetterReason::Expired,
+        "overflow" => DeadLetterReason::Overflow,
+        _ => return Err(RestoreError::Corrupt(format!("unknown dead-letter reason {name:?}"))),
+    })
 }

@@ -20,6 +20,11 @@ use crate::clock::{Tick, NEVER};
 use crate::index::Lazy;
 use crate::{DeadLetterReason, EventKind, FailureKind, LeaseLost};
 
+/// The highest job id a queue hands out (2^63 - 1). A queue that has handed it out refuses further pushes
+/// as if closed: ids are never reused, and at a billion pushes a second that takes 292 years. A snapshot
+/// whose next id is above it is refused.
+pub(crate) const MAX_ID: u64 = (1 << 63) - 1;
+
 /// Priority levels: 0 (the default, lowest) to `PRIORITY_LEVELS - 1` (highest).
 pub(crate) const PRIORITY_LEVELS: usize = 8;
 
@@ -143,6 +148,17 @@ pub(crate) struct SavedJob {
     pub ready_at: Tick,
     pub group: Option<Arc<str>>,
     pub expires_at: Option<Tick>,
+    /// Its failures so far, oldest first.
+    pub history: Vec<FailureRecord>,
+}
+
+/// A job as a snapshot gives it back.
+#[cfg(feature = "serde")]
+pub(crate) struct RestoredJob {
+    pub id: u64,
+    pub attempt: u32,
+    pub pushed_at: Tick,
+    pub history: Vec<FailureRecord>,
 }
 
 /// Where and when a new job goes.
@@ -358,6 +374,7 @@ impl State {
                     } else {
                         expiries.get(&s.id).copied()
                     },
+                    history: s.history.as_deref().map_or_else(Vec::new, |h| h.iter().cloned().collect()),
                 }
             })
             .collect();
@@ -380,16 +397,18 @@ impl State {
         self.next_id
     }
 
-    /// Adds a job restored from a snapshot, with its id and attempts (counted as pushed into this queue);
-    /// ids must come in increasing order.
+    /// Adds a job restored from a snapshot, with its id, attempts and failure history (counted as pushed
+    /// into this queue); ids must come in increasing order, below [`MAX_ID`].
     #[cfg(feature = "serde")]
-    pub fn restore(&mut self, now: Tick, id: u64, attempt: u32, pushed_at: Tick, place: Placement) -> u32 {
-        self.next_id = id;
+    pub fn restore(&mut self, now: Tick, job: RestoredJob, place: Placement) -> u32 {
+        self.next_id = job.id;
         let (slot, _) = self.push(now, place); // counted as pushed into this queue
-
         let s = &mut self.slots[slot as usize];
-        s.attempt = attempt;
-        s.pushed_at = pushed_at;
+        s.attempt = job.attempt;
+        s.pushed_at = job.pushed_at;
+        for failure in job.history {
+            self.record(slot, failure);
+        }
         slot
     }
 
@@ -442,11 +461,17 @@ impl State {
         self.dedup_order.push_back((until, key));
     }
 
-    /// Adds a job. The caller has checked capacity and closing, and has called
+    /// Whether every job id has been handed out (see [`MAX_ID`]): the queue takes no more jobs.
+    pub fn ids_exhausted(&self) -> bool {
+        self.next_id > MAX_ID
+    }
+
+    /// Adds a job. The caller has checked capacity, closing and [`ids_exhausted`](State::ids_exhausted), and has called
     /// [`advance`](State::advance) at `now`.
     pub fn push(&mut self, now: Tick, place: Placement) -> (u32, u64) {
+        debug_assert!(!self.ids_exhausted(), "the caller checks ids_exhausted before a push");
         let id = self.next_id;
-        self.next_id += 1;
+        self.next_id = self.next_id.saturating_add(1);
         self.counters.pushed += 1;
         let slot = match self.free.pop() {
             Some(slot) => slot,
@@ -776,9 +801,9 @@ impl State {
         let s = &mut self.slots[slot as usize];
         s.phase = Phase::Ready;
         s.due = since;
-        s.ticket = s.ticket.wrapping_add(1);
         let level = s.priority as usize;
-        self.ready[level].push(Entry { slot, ticket: s.ticket });
+        let ticket = self.bump_ticket(slot);
+        self.ready[level].push(Entry { slot, ticket });
         self.ready_levels |= 1 << level;
         self.n_ready += 1;
         self.wakes.ready += 1;
@@ -797,8 +822,9 @@ impl State {
         let s = &mut self.slots[slot as usize];
         s.phase = Phase::Delayed;
         s.due = at;
-        s.ticket = s.ticket.wrapping_add(1);
-        self.delayed.push(Timed { at, id: s.id, slot, ticket: s.ticket });
+        let id = s.id;
+        let ticket = self.bump_ticket(slot);
+        self.delayed.push(Timed { at, id, slot, ticket });
         self.n_delayed += 1;
     }
 
@@ -808,16 +834,41 @@ impl State {
         let s = &mut self.slots[slot as usize];
         s.phase = Phase::Leased;
         s.due = deadline;
-        s.ticket = s.ticket.wrapping_add(1);
-        let entry = Timed { at: deadline, id: s.id, slot, ticket: s.ticket };
         if in_order {
             s.flags &= !IN_HEAP;
-            self.lease_fifo.push(entry);
         } else {
             s.flags |= IN_HEAP;
+        }
+        let id = s.id;
+        let entry = Timed { at: deadline, id, slot, ticket: self.bump_ticket(slot) };
+        if in_order {
+            self.lease_fifo.push(entry);
+        } else {
             self.lease_heap.push(entry);
         }
         self.n_leased += 1;
+    }
+
+    /// Moves a slot to its next ticket, which makes every index entry it has stale; returns the new ticket.
+    ///
+    /// Tickets are 32 bits, so after 2^32 phase changes of one slot a value comes round again, and an entry
+    /// left stale in an index since then would look live. So when the ticket wraps to 0, every entry of the
+    /// slot is dropped from the indices first: at that moment none of them is live (the caller pushes the
+    /// slot's new entry after this), and none older than the wrap survives it.
+    fn bump_ticket(&mut self, slot: u32) -> u32 {
+        let s = &mut self.slots[slot as usize];
+        s.ticket = s.ticket.wrapping_add(1);
+        let ticket = s.ticket;
+        if ticket == 0 {
+            let others = |e_slot: u32| e_slot != slot;
+            for level in &mut self.ready {
+                level.sweep(|e: &Entry| others(e.slot));
+            }
+            self.delayed.sweep(|t: &Timed| others(t.slot));
+            self.lease_fifo.sweep(|t: &Timed| others(t.slot));
+            self.lease_heap.sweep(|t: &Timed| others(t.slot));
+        }
+        ticket
     }
 
     /// Takes a job out of whichever index holds it, leaving its entry there stale.
@@ -826,7 +877,7 @@ impl State {
         let (phase, due, id, flags) = (s.phase, s.due, s.id, s.flags);
         let old = Timed { at: due, id, slot, ticket: s.ticket };
         s.phase = Phase::Free;
-        s.ticket = s.ticket.wrapping_add(1);
+        self.bump_ticket(slot);
         let slots = &self.slots;
         let by_ticket = |t: &Timed| slots[t.slot as usize].ticket == t.ticket;
         match phase {
@@ -962,6 +1013,24 @@ mod tests {
 
     fn place(ready_at: Tick) -> Placement {
         Placement { ready_at, priority: 0, group: None, expires_at: NEVER }
+    }
+
+    #[test]
+    fn a_ticket_that_wraps_revives_no_stale_entry() {
+        let mut st = state(5);
+        let (b, _) = st.push(0, place(500));
+        let (a, _) = st.push(0, place(1000));
+        let stale = st.slots[a as usize].ticket;
+        st.unlink(a); // its delayed entry stays behind b's, stale
+                      // As if the slot had changed phase 2^32 times since: its ticket comes round to the stale entry's.
+        st.slots[a as usize].ticket = u32::MAX;
+        while st.bump_ticket(a) != stale {}
+        let mut exits = Vec::new();
+        st.advance(1000, &mut exits);
+        let counts = st.counts();
+        assert_eq!((counts.ready, counts.delayed), (1, 0), "only b became ready");
+        assert_eq!(st.lease(1000, 10).unwrap().token.slot, b);
+        assert!(st.lease(1000, 10).is_none());
     }
 
     #[test]

@@ -62,8 +62,8 @@ fn a_corrupt_or_newer_snapshot_is_an_error() {
         build().restore(&b"{\"format\":\"other\",\"version\":1}"[..]),
         Err(RestoreError::Corrupt(_))
     ));
-    let newer = br#"{"format":"leasequeue-snapshot","version":2,"next_id":1,"jobs":[],"dedup":[]}"#;
-    assert!(matches!(build().restore(&newer[..]), Err(RestoreError::UnsupportedVersion { found: 2, .. })));
+    let newer = br#"{"format":"leasequeue-snapshot","version":3,"next_id":1,"jobs":[],"dedup":[]}"#;
+    assert!(matches!(build().restore(&newer[..]), Err(RestoreError::UnsupportedVersion { found: 3, .. })));
     let q = Queue::new();
     q.push(1u32).unwrap();
     let mut bytes = snapshot(&q);
@@ -77,6 +77,87 @@ fn a_corrupt_or_newer_snapshot_is_an_error() {
     assert!(matches!(build().restore(&wrong_type[..]), Err(RestoreError::Corrupt(_))));
     let bad_ids = br#"{"format":"leasequeue-snapshot","version":1,"next_id":1,"jobs":[{"id":5,"job":1,"attempt":0,"priority":0,"group":null,"age_ns":0,"ready_in_ns":0,"expires_in_ns":null}],"dedup":[]}"#;
     assert!(matches!(build().restore(&bad_ids[..]), Err(RestoreError::Corrupt(_))));
+}
+
+#[test]
+fn a_restore_keeps_failure_histories() {
+    let clock = TestClock::new();
+    let b = || Queue::builder().clock(clock.clone()).max_attempts(3).backoff(leasequeue::Backoff::none());
+    let q: Queue<String> = b().build().unwrap();
+    q.push("flaky".into()).unwrap();
+    q.try_lease().unwrap().nack_with("502").unwrap();
+    clock.advance(secs(1));
+    q.try_lease().unwrap().nack_with("503").unwrap();
+    let bytes = snapshot(&q);
+
+    let r: Queue<String> = b().restore(&bytes[..]).unwrap();
+    let lease = r.try_lease().unwrap();
+    assert_eq!(lease.attempt(), 3);
+    lease.nack_with("504").unwrap();
+    let dead = r.drain_dead_letters().pop().unwrap();
+    assert_eq!(dead.attempts(), 3);
+    let history: Vec<_> = dead.history().iter().map(|f| (f.attempt, f.message.clone().unwrap())).collect();
+    assert_eq!(history, [(1, "502".to_owned()), (2, "503".to_owned()), (3, "504".to_owned())]);
+    assert_eq!(dead.history()[1].at - dead.history()[0].at, secs(1), "when each failed, relative");
+}
+
+#[test]
+fn a_restore_keeps_the_dead_letter_store() {
+    let clock = TestClock::new();
+    let q: Queue<String> = Queue::builder().clock(clock.clone()).build().unwrap();
+    q.push("poison".into()).unwrap();
+    clock.advance(secs(5));
+    q.try_lease().unwrap().reject("malformed").unwrap();
+    clock.advance(secs(7));
+    let bytes = snapshot(&q);
+
+    let clock2 = TestClock::new();
+    let r: Queue<String> = Queue::builder().clock(clock2.clone()).restore(&bytes[..]).unwrap();
+    assert_eq!(r.stats().dead, 1);
+    let dead = r.drain_dead_letters().pop().unwrap();
+    assert_eq!((dead.id().as_u64(), dead.job().as_str()), (1, "poison"));
+    assert_eq!(dead.reason(), leasequeue::DeadLetterReason::Rejected);
+    assert_eq!(dead.history()[0].kind, leasequeue::FailureKind::Rejected);
+    assert_eq!(dead.history()[0].message.as_deref(), Some("malformed"));
+    assert_eq!(clock2.now() - dead.dead_lettered_at(), secs(7));
+    assert_eq!(clock2.now() - dead.pushed_at(), secs(12));
+    assert_eq!(r.push("next".into()).unwrap().as_u64(), 2, "the dead letter's id is not reused");
+}
+
+#[test]
+fn a_version_1_snapshot_is_still_read() {
+    let v1 = br#"{"format":"leasequeue-snapshot","version":1,"next_id":3,"jobs":[{"id":2,"job":7,"attempt":1,"priority":0,"group":null,"age_ns":0,"ready_in_ns":0,"expires_in_ns":null}],"dedup":[]}"#;
+    let r = Queue::<u32>::builder().restore(&v1[..]).unwrap();
+    let lease = r.try_lease().unwrap();
+    assert_eq!((lease.id().as_u64(), *lease, lease.attempt()), (2, 7, 2));
+    lease.ack().unwrap();
+}
+
+#[test]
+fn ids_out_of_range_are_refused() {
+    let build = || Queue::<u32>::builder();
+    let with = |next_id: &str, dedup: &str| {
+        format!(
+            r#"{{"format":"leasequeue-snapshot","version":2,"next_id":{next_id},"jobs":[],"dedup":[{dedup}]}}"#
+        )
+    };
+    for next_id in ["18446744073709551615", "9223372036854775809", "0"] {
+        let bytes = with(next_id, "");
+        assert!(matches!(build().restore(bytes.as_bytes()), Err(RestoreError::Corrupt(_))), "{next_id}");
+    }
+    // A reservation must name a job id the queue handed out.
+    let bytes = with("5", r#"{"key":"k","id":5,"expires_in_ns":1000}"#);
+    assert!(matches!(build().restore(bytes.as_bytes()), Err(RestoreError::Corrupt(_))));
+    let dead = r#"{"format":"leasequeue-snapshot","version":2,"next_id":2,"jobs":[],"dedup":[],"dead":[{"id":2,"job":1,"reason":"rejected","attempts":1,"history":[],"age_ns":0,"dead_ago_ns":0}]}"#;
+    assert!(matches!(build().restore(dead.as_bytes()), Err(RestoreError::Corrupt(_))));
+
+    // The highest next_id accepted: the queue hands out its last id, then refuses pushes as if closed.
+    let r = build().restore(with("9223372036854775807", "").as_bytes()).unwrap();
+    assert_eq!(r.push(1).unwrap().as_u64(), (1 << 63) - 1);
+    assert!(r.push(2).unwrap_err().is_closed());
+    assert!(r.try_push(3).unwrap_err().is_closed());
+    assert!(r.push_batch([4]).pop().unwrap().unwrap_err().is_closed());
+    assert_eq!(r.len(), 1);
 }
 
 #[derive(Clone, Debug)]
