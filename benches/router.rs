@@ -1,6 +1,7 @@
 //! Publishing through a `Router` with 1, 100 and 10 000 topic bindings: the trie keeps the cost near the
 //! key's length, not the number of bindings. One binding matches each key; the job goes to its queue and
-//! is taken out again so queues stay small.
+//! is taken out again so queues stay small. Last, the worst case for `#`: eleven of them against a
+//! 40-word key (polynomial: each trie node and key position is visited once).
 //!
 //! Run with `cargo bench --bench router`.
 
@@ -39,6 +40,14 @@ fn uncontended_publish(c: &mut Criterion) {
             });
         });
     }
+    // The worst case a backtracking matcher has: many `#` that each may take any number of words. One
+    // binding, `#.a.#.a...#.a.b` (eleven `#`), against 40 words of `a`: it matches nothing.
+    let router: Router<u64> = Router::new().on_unroutable(leasequeue::Unroutable::Drop);
+    router.bind(Binding::topic(format!("{}.b", ["#.a"; 11].join("."))), Queue::new());
+    let key = vec!["a"; 40].join(".");
+    group.bench_function("topic_publish_eleven_hashes_40_words", |b| {
+        b.iter(|| router.publish(black_box(&key), 1).unwrap());
+    });
     group.finish();
 }
 

@@ -1,7 +1,7 @@
 //! Routing and fan-out: one publish, delivered to every queue whose binding matches (RabbitMQ exchanges,
 //! SNS to SQS).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::mem;
 use std::panic::{self, AssertUnwindSafe};
@@ -74,10 +74,10 @@ impl Binding {
         match self {
             Binding::Direct(k) => k == key,
             Binding::Topic(pattern) => {
-                let mut trie = Node::default();
-                trie.insert(&words(pattern), BindingId(0));
+                let mut trie = Trie::default();
+                trie.insert(pattern, BindingId(0));
                 let mut out = Vec::new();
-                trie.matches(&words(key), &mut out);
+                trie.matches(key, &mut out);
                 !out.is_empty()
             }
             Binding::Fanout => true,
@@ -265,7 +265,11 @@ pub struct RouterStats {
 /// pointer to the same payload.
 ///
 /// Bindings can be added and removed at any time from any thread. Topic patterns are matched with a trie
-/// of words, so a publish costs about the key's length, not the number of bindings.
+/// of words, so a publish costs about the key's length, not the number of bindings; patterns with `#`
+/// cost at most the trie's size times the key's words (each pair of trie node and key position is visited
+/// once, and runs of `#` collapse), never a backtracking search exponential in the `#`. Nothing recurses
+/// over a pattern or key, so a pattern or key of any length is safe (it costs memory and time in
+/// proportion, no stack).
 ///
 /// # Examples
 ///
@@ -305,7 +309,7 @@ struct Table<T> {
     next_id: u64,
     bindings: HashMap<BindingId, (Binding, Queue<T>)>,
     direct: HashMap<String, Vec<BindingId>>,
-    topics: Node,
+    topics: Trie,
     fanout: Vec<BindingId>,
     unroutable: Unroutable<T>,
 }
@@ -326,7 +330,7 @@ impl<T: Clone + Send + Sync + 'static> Router<T> {
                     next_id: 1,
                     bindings: HashMap::new(),
                     direct: HashMap::new(),
-                    topics: Node::default(),
+                    topics: Trie::default(),
                     fanout: Vec::new(),
                     unroutable: Unroutable::Error,
                 }),
@@ -373,7 +377,7 @@ impl<T: Clone + Send + Sync + 'static> Router<T> {
         table.next_id += 1;
         match &binding {
             Binding::Direct(key) => table.direct.entry(key.clone()).or_default().push(id),
-            Binding::Topic(pattern) => table.topics.insert(&words(pattern), id),
+            Binding::Topic(pattern) => table.topics.insert(pattern, id),
             Binding::Fanout => table.fanout.push(id),
         }
         table.bindings.insert(id, (binding, queue));
@@ -403,9 +407,7 @@ impl<T: Clone + Send + Sync + 'static> Router<T> {
                     }
                 }
             }
-            Binding::Topic(pattern) => {
-                table.topics.remove(&words(pattern), id);
-            }
+            Binding::Topic(pattern) => table.topics.remove(pattern, id),
             Binding::Fanout => table.fanout.retain(|b| *b != id),
         }
         Some(queue)
@@ -559,7 +561,7 @@ impl<T> Table<T> {
         if let Some(direct) = self.direct.get(key) {
             ids.extend(direct);
         }
-        self.topics.matches(&words(key), &mut ids);
+        self.topics.matches(key, &mut ids);
         ids.extend(&self.fanout);
         ids.sort_unstable();
         ids.dedup();
@@ -599,71 +601,172 @@ fn words(key: &str) -> Vec<&str> {
     key.split('.').collect()
 }
 
-/// A trie of topic patterns, one level per word.
+/// A pattern's words, with each run of `#` collapsed to one (`#.#` matches what `#` matches).
+fn pattern_words(pattern: &str) -> Vec<&str> {
+    let mut out = words(pattern);
+    out.dedup_by(|a, b| *a == "#" && *b == "#");
+    out
+}
+
+/// A trie of topic patterns, one level per word, its nodes in one arena (`nodes[0]` is the root) so that
+/// no operation recurses: a pattern or key of any length costs no stack, and dropping the trie is flat.
+struct Trie {
+    nodes: Vec<Node>,
+    /// Nodes pruned by `remove`, for reuse.
+    free: Vec<usize>,
+}
+
 #[derive(Default)]
 struct Node {
-    words: HashMap<Box<str>, Node>,
-    star: Option<Box<Node>>,
-    hash: Option<Box<Node>>,
+    words: HashMap<Box<str>, usize>,
+    star: Option<usize>,
+    hash: Option<usize>,
     bound: Vec<BindingId>,
 }
 
 impl Node {
-    fn insert(&mut self, pattern: &[&str], id: BindingId) {
-        let Some((first, rest)) = pattern.split_first() else {
-            self.bound.push(id);
-            return;
-        };
-        let child = match *first {
-            "*" => self.star.get_or_insert_with(Default::default),
-            "#" => self.hash.get_or_insert_with(Default::default),
-            word => self.words.entry(word.into()).or_default(),
-        };
-        child.insert(rest, id);
-    }
-
-    /// Removes `id` under `pattern`; returns whether this node is now empty.
-    fn remove(&mut self, pattern: &[&str], id: BindingId) -> bool {
-        match pattern.split_first() {
-            None => self.bound.retain(|b| *b != id),
-            Some((first, rest)) => match *first {
-                "*" => {
-                    if self.star.as_mut().is_some_and(|n| n.remove(rest, id)) {
-                        self.star = None;
-                    }
-                }
-                "#" => {
-                    if self.hash.as_mut().is_some_and(|n| n.remove(rest, id)) {
-                        self.hash = None;
-                    }
-                }
-                word => {
-                    if self.words.get_mut(word).is_some_and(|n| n.remove(rest, id)) {
-                        self.words.remove(word);
-                    }
-                }
-            },
-        }
+    fn is_empty(&self) -> bool {
         self.bound.is_empty() && self.words.is_empty() && self.star.is_none() && self.hash.is_none()
     }
+}
 
-    /// Pushes the ids of every pattern matching `key` (possibly more than once).
-    fn matches(&self, key: &[&str], out: &mut Vec<BindingId>) {
-        if let Some(hash) = &self.hash {
-            // `#` takes zero or more words.
-            for skip in 0..=key.len() {
-                hash.matches(&key[skip..], out);
+/// An edge of the trie: the word it matches.
+#[derive(Clone, Copy)]
+enum Edge<'a> {
+    Word(&'a str),
+    Star,
+    Hash,
+}
+
+impl<'a> Edge<'a> {
+    fn of(word: &'a str) -> Self {
+        match word {
+            "*" => Edge::Star,
+            "#" => Edge::Hash,
+            word => Edge::Word(word),
+        }
+    }
+}
+
+impl Default for Trie {
+    fn default() -> Self {
+        Trie { nodes: vec![Node::default()], free: Vec::new() }
+    }
+}
+
+impl Trie {
+    fn child(&self, node: usize, edge: Edge<'_>) -> Option<usize> {
+        let n = &self.nodes[node];
+        match edge {
+            Edge::Word(word) => n.words.get(word).copied(),
+            Edge::Star => n.star,
+            Edge::Hash => n.hash,
+        }
+    }
+
+    fn new_node(&mut self) -> usize {
+        match self.free.pop() {
+            Some(index) => index,
+            None => {
+                self.nodes.push(Node::default());
+                self.nodes.len() - 1
             }
         }
-        let Some((first, rest)) = key.split_first() else {
-            out.extend(&self.bound);
-            return;
-        };
-        if let Some(child) = self.words.get(*first) {
-            child.matches(rest, out);
+    }
+
+    fn insert(&mut self, pattern: &str, id: BindingId) {
+        let mut node = 0;
+        for word in pattern_words(pattern) {
+            let edge = Edge::of(word);
+            node = match self.child(node, edge) {
+                Some(child) => child,
+                None => {
+                    let child = self.new_node();
+                    let n = &mut self.nodes[node];
+                    match edge {
+                        Edge::Word(word) => {
+                            n.words.insert(word.into(), child);
+                        }
+                        Edge::Star => n.star = Some(child),
+                        Edge::Hash => n.hash = Some(child),
+                    }
+                    child
+                }
+            };
         }
-        if let Some(star) = &self.star {
-            star.matches(rest, out);
+        self.nodes[node].bound.push(id);
+    }
+
+    /// Removes `id` under `pattern`, pruning the nodes it leaves empty.
+    fn remove(&mut self, pattern: &str, id: BindingId) {
+        let words = pattern_words(pattern);
+        let mut path = Vec::with_capacity(words.len());
+        let mut node = 0;
+        for word in &words {
+            let edge = Edge::of(word);
+            let Some(child) = self.child(node, edge) else { return };
+            path.push((node, edge));
+            node = child;
+        }
+        self.nodes[node].bound.retain(|b| *b != id);
+        while let Some((parent, edge)) = path.pop() {
+            if !self.nodes[node].is_empty() {
+                break;
+            }
+            self.nodes[node] = Node::default(); // frees its map's memory
+            self.free.push(node);
+            let p = &mut self.nodes[parent];
+            match edge {
+                Edge::Word(word) => {
+                    p.words.remove(word);
+                }
+                Edge::Star => p.star = None,
+                Edge::Hash => p.hash = None,
+            }
+            node = parent;
+        }
+    }
+
+    /// Pushes the ids of every pattern matching `key`.
+    ///
+    /// A walk of the automaton the trie spells: a state is a node, the number of words of the key consumed,
+    /// and whether a `#` at that node may still take words. Each state is visited once, so a publish costs
+    /// at most 2 × nodes × (words + 1) steps, however many `#` the patterns hold (a backtracking match is
+    /// exponential in them). Only states reached through a `#` can be reached twice (elsewhere the walk is
+    /// a tree's: the position is the node's depth), so only those are remembered, and a key that meets no
+    /// `#` costs no set at all.
+    fn matches(&self, key: &str, out: &mut Vec<BindingId>) {
+        let key = words(key);
+        let mut seen: HashSet<(usize, usize, bool)> = HashSet::new();
+        // (node, words consumed, inside a `#`, reached through a `#`)
+        let mut todo = vec![(0, 0, false, false)];
+        while let Some((node, at, in_hash, after_hash)) = todo.pop() {
+            if after_hash && !seen.insert((node, at, in_hash)) {
+                continue;
+            }
+            if in_hash {
+                // Inside a `#`: take the next word for it, or stop taking and go on from this node.
+                if at < key.len() {
+                    todo.push((node, at + 1, true, true));
+                }
+                todo.push((node, at, false, true));
+                continue;
+            }
+            let n = &self.nodes[node];
+            if let Some(hash) = n.hash {
+                todo.push((hash, at, true, true)); // `#` takes zero or more words
+            }
+            match key.get(at) {
+                None => out.extend(&n.bound),
+                Some(word) => {
+                    if let Some(&child) = n.words.get(*word) {
+                        todo.push((child, at + 1, false, after_hash));
+                    }
+                    if let Some(star) = n.star {
+                        todo.push((star, at + 1, false, after_hash));
+                    }
+                }
+            }
         }
     }
 }
@@ -674,10 +777,21 @@ mod tests {
 
     #[test]
     fn removing_the_last_pattern_prunes_the_trie() {
-        let mut trie = Node::default();
-        trie.insert(&words("a.*.#"), BindingId(1));
-        trie.insert(&words("a.b"), BindingId(2));
-        assert!(!trie.remove(&words("a.*.#"), BindingId(1)));
-        assert!(trie.remove(&words("a.b"), BindingId(2)));
+        let mut trie = Trie::default();
+        trie.insert("a.*.#", BindingId(1));
+        trie.insert("a.b", BindingId(2));
+        trie.remove("a.*.#", BindingId(1));
+        assert_eq!(trie.nodes.len() - trie.free.len(), 3, "the root, a and a.b");
+        trie.remove("a.b", BindingId(2));
+        assert!(trie.nodes[0].is_empty());
+        assert_eq!(trie.free.len(), trie.nodes.len() - 1, "only the root is left");
+        trie.insert("x.y.z", BindingId(3)); // three of the four freed nodes are reused
+        assert_eq!((trie.nodes.len(), trie.free.len()), (5, 1));
+    }
+
+    #[test]
+    fn runs_of_hash_collapse() {
+        assert_eq!(pattern_words("#.#.a.#.#.#"), ["#", "a", "#"]);
+        assert_eq!(pattern_words("#.*.#"), ["#", "*", "#"]);
     }
 }

@@ -179,6 +179,33 @@ fn naive(pattern: &[&str], key: &[&str]) -> bool {
     }
 }
 
+/// The reference for patterns with many `#`: the same rules, by dynamic programming over (pattern word,
+/// key word), so that it stays polynomial where the naive one would not.
+fn by_table(pattern: &[&str], key: &[&str]) -> bool {
+    // m[i][j]: pattern[i..] matches key[j..].
+    let mut m = vec![vec![false; key.len() + 1]; pattern.len() + 1];
+    m[pattern.len()][key.len()] = true;
+    for i in (0..pattern.len()).rev() {
+        for j in (0..=key.len()).rev() {
+            m[i][j] = match pattern[i] {
+                "#" => m[i + 1][j] || (j < key.len() && m[i][j + 1]),
+                "*" => j < key.len() && m[i + 1][j + 1],
+                word => key.get(j) == Some(&word) && m[i + 1][j + 1],
+            };
+        }
+    }
+    m[0][0]
+}
+
+fn hashy_pattern() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop_oneof![3 => Just("#"), 1 => Just("a"), 1 => Just("b"), 1 => Just("*")], 1..24)
+        .prop_map(|w| w.join("."))
+}
+
+fn long_key() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop_oneof![4 => Just("a"), 1 => Just("b")], 1..40).prop_map(|w| w.join("."))
+}
+
 fn pattern() -> impl Strategy<Value = String> {
     prop::collection::vec(prop_oneof![Just("a"), Just("b"), Just("*"), Just("#")], 1..6)
         .prop_map(|w| w.join("."))
@@ -209,5 +236,79 @@ proptest! {
                 .collect();
             prop_assert_eq!(drain(q), expected, "pattern {}", p);
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Patterns full of `#` against long keys: the trie agrees with the table, and (being polynomial)
+    /// finishes: a backtracking matcher takes seconds on a dozen `#`.
+    #[test]
+    fn many_hashes_match_as_the_table_says(patterns in prop::collection::vec(hashy_pattern(), 1..6), key in long_key()) {
+        let router: Router<u8> = Router::new().on_unroutable(Unroutable::Drop);
+        let queues: Vec<Queue<u8>> = patterns.iter().map(|_| Queue::new()).collect();
+        for (p, q) in patterns.iter().zip(&queues) {
+            router.bind(Binding::topic(p.clone()), q.clone());
+        }
+        router.publish(&key, 0).unwrap();
+        let kw: Vec<&str> = key.split('.').collect();
+        for (p, q) in patterns.iter().zip(&queues) {
+            let expected = by_table(&p.split('.').collect::<Vec<_>>(), &kw);
+            prop_assert_eq!(q.len() == 1, expected, "pattern {} key {}", p, key);
+            prop_assert_eq!(Binding::topic(p.clone()).matches(&key), expected);
+        }
+    }
+}
+
+#[test]
+fn the_reported_worst_cases_match_without_backtracking() {
+    let key20 = vec!["a"; 20].join(".");
+    let key40 = vec!["a"; 40].join(".");
+    for hashes in [8, 10, 12] {
+        let pattern = format!("{}.b", vec!["#"; hashes].join("."));
+        assert!(!Binding::topic(pattern.clone()).matches(&key20));
+        assert!(!Binding::topic(pattern).matches(&key40));
+    }
+    // Interleaved so that no run collapses: `#.a.#.a...` against a key of `a`s.
+    let pattern = format!("{}.b", ["#.a"; 11].join("."));
+    assert!(!Binding::topic(pattern.clone()).matches(&key40));
+    assert!(Binding::topic(pattern.trim_end_matches(".b").to_owned()).matches(&key40));
+}
+
+#[test]
+fn very_long_patterns_and_keys_cost_no_stack() {
+    // On a thread with a small stack: recursion over 70 000 words would overflow it and abort.
+    thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(|| {
+            let long = vec!["w"; 70_000].join(".");
+            let router: Router<u8> = Router::new();
+            let q = Queue::new();
+            let id = router.bind(Binding::topic(long.clone()), q.clone());
+            router.bind(Binding::topic(format!("#.{}", ["*"; 10].join("."))), q.clone());
+            assert_eq!(router.publish(&long, 1).unwrap().queues(), 1);
+            assert!(Binding::topic(long.clone()).matches(&long));
+            assert!(router.unbind(id).is_some());
+            router.bind(Binding::topic(long), q.clone());
+            drop(router);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn publish_reports_a_full_queue_as_full() {
+    let full = Queue::builder().capacity(1).overflow(leasequeue::Overflow::RejectNew).build().unwrap();
+    full.push(0).unwrap();
+    let router = Router::new();
+    router.bind(Binding::Fanout, full);
+    match router.publish("k", 7).unwrap_err() {
+        PublishError::Refused { refused, .. } => {
+            assert!(refused[0].error.is_full());
+            assert!(!refused[0].error.is_closed());
+        }
+        other => panic!("{other:?}"),
     }
 }
