@@ -48,8 +48,8 @@ fn main() {
     let queue = Queue::builder().clock(clock.clone()).backoff(backoff()).build().unwrap();
     let pool = WorkerPool::builder(queue.clone()).workers(4).build(deliver).unwrap();
     queue.push("https://example.com/hook").unwrap();
-    let stats = pool.run_until_idle();
-    assert_eq!((stats.failed, stats.succeeded), (5, 1));
+    let summary = pool.run_until_idle();
+    assert_eq!((summary.retried, summary.acked), (5, 1));
     println!(
         "worker pool: five failures then success, {:?} of backoff in {:?} of wall time",
         clock.elapsed(),

@@ -36,7 +36,8 @@ impl fmt::Display for AlarmMetric {
 /// A threshold with hysteresis: raised once when the metric reaches `raise_at`, cleared once when it
 /// falls to `clear_at` or below, and raised again only after that. Add one with
 /// [`QueueBuilder::alarm`](crate::QueueBuilder::alarm); it is checked after every operation on the queue
-/// (and every advance of a test clock), with no thread of its own.
+/// (and every advance of a test clock), with no thread of its own. A threshold of zero would always be
+/// crossed, so [`QueueBuilder::build`](crate::QueueBuilder::build) refuses it.
 ///
 /// # Examples
 ///

@@ -351,6 +351,10 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
         if self.ttl == Some(Duration::ZERO) {
             return invalid("ttl", "must not be zero");
         }
+        if self.alarms.iter().any(|(alarm, _)| alarm.raise_at == 0) {
+            // It would be raised and cleared on every operation.
+            return invalid("alarm", "must have a threshold above zero");
+        }
         Ok(self.build_unchecked())
     }
 

@@ -178,6 +178,28 @@ impl Clock {
         matches!(&self.kind, Kind::Test(shared) if shared.auto_advance.load(Ordering::Acquire))
     }
 
+    /// On an auto-advancing test clock, whether every listener but `me` is quiet (see
+    /// [`Listener::quiet_until`]), and if so the earliest of their next events.
+    pub(crate) fn others_quiet_until(&self, me: *const ()) -> Option<Tick> {
+        let Kind::Test(shared) = &self.kind else { return Some(NEVER) };
+        let listeners: Vec<_> = shared.listeners.lock().clone();
+        let mut earliest = NEVER;
+        for listener in listeners.iter().filter(|l| address(l.as_ptr()) != me).filter_map(Weak::upgrade) {
+            earliest = earliest.min(listener.quiet_until()?);
+        }
+        Some(earliest)
+    }
+
+    /// Nudges every listener but `me` (see [`Listener::nudge`]).
+    pub(crate) fn nudge_others(&self, me: *const ()) {
+        if let Kind::Test(shared) = &self.kind {
+            let listeners: Vec<_> = shared.listeners.lock().clone();
+            for listener in listeners.iter().filter(|l| address(l.as_ptr()) != me).filter_map(Weak::upgrade) {
+                listener.nudge();
+            }
+        }
+    }
+
     /// Registers a listener to be called after each advance of a test clock. No-op on the system clock.
     pub(crate) fn register(&self, listener: Weak<dyn Listener>) {
         if let Kind::Test(shared) = &self.kind {
@@ -235,6 +257,20 @@ impl From<&TestClock> for Clock {
 /// Something that must run after a test clock moves: a queue waking its waiters and processing what fell due.
 pub(crate) trait Listener: Send + Sync {
     fn on_advance(&self);
+
+    /// For auto-advance, read without locks: `None` while this listener has work in flight (a job ready
+    /// or leased), else the tick of its next timed event ([`NEVER`] if none).
+    fn quiet_until(&self) -> Option<Tick> {
+        Some(NEVER)
+    }
+
+    /// Wakes blocked consumers so that they reconsider auto-advancing (another listener went quiet).
+    fn nudge(&self) {}
+}
+
+/// The address of a listener, to tell it apart from the others.
+pub(crate) fn address<L: ?Sized>(listener: *const L) -> *const () {
+    listener.cast()
 }
 
 struct TestShared {
@@ -389,11 +425,14 @@ impl TestClock {
     }
 
     /// Turns auto-advance on or off (off by default). With it on, a consumer about to block in `lease`
-    /// (or `lease_timeout`) on a queue of this clock that has no ready job and no job leased (so no
-    /// worker is busy) moves the clock straight to the earliest of the queue's next timed event (a
-    /// delayed job or retry coming due, a time to live running out) and the consumer's own timeout,
-    /// instead of waiting: tokio's paused clock, for threads. Hours of backoff then run through a real
-    /// [`WorkerPool`](crate::WorkerPool) in microseconds, with the same outcome every run.
+    /// (or `lease_timeout`) on a queue of this clock moves the clock instead of waiting, when nothing can
+    /// happen before then: when no queue on this clock has a job ready or leased (so no worker is busy
+    /// anywhere), it moves the clock straight to the earliest of every such queue's next timed event (a
+    /// delayed job or retry coming due, a time to live running out) and the consumer's own timeout. While
+    /// any queue on the clock is busy, it waits; the queue that goes quiet wakes it. This is tokio's
+    /// paused clock, for threads: hours of backoff run through real [`WorkerPool`](crate::WorkerPool)s in
+    /// microseconds, with the same outcome every run, and a busy worker's lease on one queue never lapses
+    /// because a consumer of another queue was idle.
     ///
     /// # Examples
     ///

@@ -318,6 +318,15 @@ pub(crate) fn run<T: Send + Sync + 'static, H: Fn(Job<'_, T>) -> Outcome + ?Size
     }
 }
 
+/// What a run decided, as a [`Summary`](crate::Summary) shows it (a panic as a retry with its message),
+/// and whether it panicked.
+pub(crate) fn outcome_of(ran: &Ran) -> (Outcome, bool) {
+    match ran {
+        Ran::Returned(outcome) => (outcome.clone(), false),
+        Ran::Panicked(message) => (Outcome::retry(format!("panicked: {message}")), true),
+    }
+}
+
 /// Settles the job as the handler decided; a panic is a failed attempt with the panic's message.
 pub(crate) fn settle<T: Send + Sync + 'static>(lease: Lease<T>, ran: Ran) -> Result<Settled, LeaseLost> {
     let retried = |n: NackOutcome| match n {

@@ -301,7 +301,7 @@ pub use integrations::trace_event;
 pub use job::{JobId, PushOptions, Pushed};
 pub use lease::{Lease, NackOutcome};
 pub use panics::{PanicSite, UserPanic};
-pub use pool::{PoolStats, ShutdownReport, WorkerPool, WorkerPoolBuilder, WorkerRange};
+pub use pool::{PoolStats, ShutdownReport, WorkerPool, WorkerPoolBuilder, WorkerRange, MAX_WORKERS};
 pub use queue::Queue;
 pub use redrive::{Redrive, RedriveCanceller, RedriveReport};
 pub use router::{Binding, BindingId, PublishError, Published, Refused, Router, RouterStats, Unroutable};

@@ -12,9 +12,10 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::clock::{ticks, Listener, NEVER};
 use crate::handler::{self, Handler, IntoOutcome, Job, Ran, Settled};
+use crate::queue::Backlog;
 use crate::queue::{Fail, LeaseParams, Wait};
 use crate::state::Token;
-use crate::{BuildError, JobId, Lease, PanicSite, Queue};
+use crate::{Attempt, BuildError, JobId, Lease, PanicSite, Queue, Summary, MAX_RUNS};
 
 type PanicHook = Box<dyn Fn(JobId, &str) + Send + Sync>;
 type WorkerHook = Box<dyn Fn(usize) + Send + Sync>;
@@ -27,9 +28,12 @@ type WorkerHook = Box<dyn Fn(usize) + Send + Sync>;
 /// job now or defer it without spending an attempt. A panicking handler is caught: the attempt counts as
 /// failed with the panic's message, and the worker goes on.
 ///
-/// The pool scales between a minimum and a maximum number of workers: a worker that leases a job while
-/// at least [`scale_up_depth`](WorkerPoolBuilder::scale_up_depth) more are ready starts another worker,
-/// and a worker idle for [`idle_timeout`](WorkerPoolBuilder::idle_timeout) retires, down to the minimum.
+/// The pool scales between a minimum and a maximum number of workers (at most [`MAX_WORKERS`]): a push
+/// that leaves at least [`scale_up_depth`](WorkerPoolBuilder::scale_up_depth) jobs ready while every
+/// worker is busy starts another worker, and so does a worker that leases a job while that many more are
+/// ready; a worker idle for [`idle_timeout`](WorkerPoolBuilder::idle_timeout) retires, down to the minimum.
+/// So a burst that arrives while every worker runs a long job scales the pool at once, whether it is
+/// pushed job by job or as a batch.
 ///
 /// [`shutdown`](WorkerPool::shutdown) stops gracefully. Dropping the pool without it only signals the
 /// workers to stop (it never blocks): they stop leasing, running handlers see
@@ -72,6 +76,28 @@ struct Shared<T: Send + Sync + 'static> {
     changed: Condvar,
     busy: AtomicUsize,
     counters: Counters,
+    /// While `run_until_idle` runs: every handler run, whether it panicked, and how it was settled.
+    recording: Mutex<Option<Vec<Run>>>,
+}
+
+/// One handler run as `run_until_idle` records it.
+type Run = (Attempt, bool, Option<Settled>);
+
+/// The most worker threads a pool may have; [`WorkerPoolBuilder::build`] refuses a larger maximum. A pool
+/// that scaled towards `usize::MAX` threads under a backlog would abort the process when the system ran
+/// out of them.
+///
+/// # Examples
+///
+/// ```
+/// use leasequeue::{Queue, WorkerPool, MAX_WORKERS};
+/// let err = WorkerPool::builder(Queue::<u8>::new()).workers(1..=MAX_WORKERS + 1).build(|_job| ()).unwrap_err();
+/// assert_eq!(err.option(), "workers");
+/// ```
+pub const MAX_WORKERS: usize = 4096;
+
+fn cfg_scales(cfg: &Config) -> bool {
+    cfg.workers.max > cfg.workers.min
 }
 
 /// The pool's configuration: what the builder collects, checked by `build`.
@@ -313,10 +339,16 @@ impl<T: Send + Sync + 'static> WorkerPool<T> {
         ShutdownReport { completed, released, threads_left }
     }
 
-    /// For tests on a [`TestClock`](crate::TestClock): waits until no job is ready or leased (every worker
-    /// idle), then moves the clock to the queue's next timed event (a delayed job or a retry coming due)
-    /// and goes on, until no job is ready, leased or scheduled. Returns the pool's counters. On the
-    /// system clock it only waits until no job is ready or leased. Waits by yielding, not sleeping.
+    /// For tests on a [`TestClock`](crate::TestClock): waits until no job is ready or leased and every
+    /// worker is idle, then moves the clock to the queue's next timed event (a delayed job or retry coming
+    /// due, a time to live) and goes on, until no job is ready, leased, running or scheduled. Returns a
+    /// [`Summary`] of every handler run the pool made meanwhile, with counts final: each run is settled and
+    /// counted before this returns. On the system clock it only waits until the queue and the pool are
+    /// idle. Waits by yielding, not sleeping.
+    ///
+    /// It moves the clock only while nothing is leased, so it never lapses a running job's lease. It stops
+    /// (with [`Summary::complete`] false) after [`MAX_RUNS`](crate::MAX_RUNS) handler runs, for a handler
+    /// that defers forever, or when the pool has no worker left to do the work.
     ///
     /// # Examples
     ///
@@ -335,28 +367,49 @@ impl<T: Send + Sync + 'static> WorkerPool<T> {
     ///     .build(|job| if job.attempt() < 3 { Err("flaky") } else { Ok(()) })
     ///     .unwrap();
     /// queue.push("job").unwrap();
-    /// let stats = pool.run_until_idle();
-    /// assert_eq!((stats.failed, stats.succeeded), (2, 1));
+    /// let summary = pool.run_until_idle();
+    /// assert_eq!((summary.retried, summary.acked), (2, 1));
+    /// assert!(summary.complete);
+    /// assert_eq!(summary.attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(), [1, 2, 3]);
     /// assert_eq!(clock.elapsed(), Duration::from_secs(2 * 3600));
     /// ```
-    pub fn run_until_idle(&self) -> PoolStats {
-        let queue = &self.shared.queue;
+    pub fn run_until_idle(&self) -> Summary {
+        let shared = &self.shared;
+        let queue = &shared.queue;
         let test = queue.clock().test_clock();
-        loop {
-            let stats = queue.stats();
-            if stats.ready > 0 || stats.leased > 0 {
-                if self.shared.stopping.load(Ordering::Acquire) || self.workers() == 0 {
-                    break; // nobody left to do the work
+        *shared.recording.lock() = Some(Vec::new());
+        let runs = || shared.recording.lock().as_ref().map_or(0, Vec::len);
+        let complete = loop {
+            if runs() >= MAX_RUNS {
+                break false;
+            }
+            // One look under the queue's lock: whether a job is ready or leased, and the next event. Then
+            // the workers: a worker counts as busy from before its lease is settled until after it has
+            // counted the outcome, so "idle queue, then no worker busy" means every run is counted.
+            let (active, next) = queue.inner.inspect(|st| {
+                let counts = st.counts();
+                (counts.ready > 0 || counts.leased > 0, st.next_event())
+            });
+            if active || shared.busy.load(Ordering::Acquire) > 0 {
+                if shared.stopping.load(Ordering::Acquire) || self.workers() == 0 {
+                    break false; // nobody left to do the work
                 }
                 thread::yield_now();
                 continue;
             }
-            match (&test, queue.inner.next_event()) {
-                (Some(test), Some(at)) => test.advance_to(at),
-                _ => break,
+            // Nothing is leased, so moving the clock to `next` lapses no lease. A worker that moved it
+            // there first (an auto-advancing clock) and leased the job makes this a no-op.
+            match (&test, next) {
+                (Some(test), next) if next != NEVER => test.advance_to(queue.inner.clock.instant(next)),
+                _ => break true,
             }
+        };
+        let runs = shared.recording.lock().take().unwrap_or_default();
+        let mut summary = Summary { complete, ..Summary::default() };
+        for (attempt, panicked, settled) in runs {
+            summary.record(attempt, panicked, settled);
         }
-        self.stats()
+        summary
     }
 
     /// Waits until every worker has exited on its own, which they do once the queue is closed and
@@ -487,7 +540,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
                         *slot.running.lock() = None;
                         break;
                     }
-                    self.scale_up();
+                    self.scale_up(false);
                     self.run(slot, lease);
                 }
                 Err(Fail::Timeout) => {
@@ -506,15 +559,20 @@ impl<T: Send + Sync + 'static> Shared<T> {
         }
     }
 
-    fn scale_up(self: &Arc<Self>) {
-        if self.cfg.workers.max == self.cfg.workers.min
-            || self.queue.inner.ready_hint() < self.cfg.scale_up_depth
-        {
+    /// Starts a worker if the pool may grow and the backlog has reached `scale_up_depth`. With
+    /// `unless_idle`, only when every worker is busy (a push: an idle worker will take the job); a worker
+    /// that has just leased a job calls it without (the backlog is left for others).
+    fn scale_up(self: &Arc<Self>, unless_idle: bool) {
+        if !cfg_scales(&self.cfg) || self.queue.inner.ready_hint() < self.cfg.scale_up_depth {
             return;
         }
         let mut state = self.state.lock();
-        if state.workers < self.cfg.workers.max && !self.stopping.load(Ordering::Acquire) {
-            // A failed spawn (out of threads) leaves the pool as it is; the next lease tries again.
+        let all_busy = self.busy.load(Ordering::Acquire) >= state.workers;
+        if state.workers < self.cfg.workers.max
+            && (all_busy || !unless_idle)
+            && !self.stopping.load(Ordering::Acquire)
+        {
+            // A failed spawn (out of threads) leaves the pool as it is; the next push or lease tries again.
             let _ = self.spawn(&mut state);
             let finished: Vec<Worker> = extract_finished(&mut state.threads);
             drop(state);
@@ -528,7 +586,9 @@ impl<T: Send + Sync + 'static> Shared<T> {
         let _busy = Busy::new(&self.busy, slot);
         let clock = &self.queue.inner.clock;
         let timeout_at = self.cfg.job_timeout.map_or(NEVER, |d| clock.tick().saturating_add(ticks(d)));
+        let (attempt, at) = (lease.attempt(), clock.now());
         let ran = handler::run(&*self.handler, &mut lease, clock, &self.cancelled, timeout_at);
+        let recorded = self.recording.lock().is_some().then(|| handler::outcome_of(&ran));
         let c = &self.counters;
         let count = |counter: &AtomicU64| {
             counter.fetch_add(1, Ordering::AcqRel);
@@ -539,7 +599,8 @@ impl<T: Send + Sync + 'static> Shared<T> {
                 self.queue.inner.catcher.call(PanicSite::HandlerPanicHook, Some(id), || hook(id, message));
             }
         }
-        match handler::settle(lease, ran) {
+        let settled = handler::settle(lease, ran);
+        match settled {
             Ok(Settled::Acked) => count(&c.succeeded),
             Ok(Settled::Retrying) => count(&c.failed),
             Ok(Settled::Exhausted) => {
@@ -549,6 +610,11 @@ impl<T: Send + Sync + 'static> Shared<T> {
             Ok(Settled::Rejected) => count(&c.dead_lettered),
             Ok(Settled::Deferred) => count(&c.deferred),
             Err(_) => count(&c.lost),
+        }
+        if let Some((outcome, panicked)) = recorded {
+            if let Some(runs) = self.recording.lock().as_mut() {
+                runs.push((Attempt { id, attempt, at, outcome }, panicked, settled.ok()));
+            }
         }
         count(&c.processed);
     }
@@ -600,6 +666,12 @@ fn extract_finished(threads: &mut Vec<Worker>) -> Vec<Worker> {
         mem::take(threads).into_iter().partition(|w| w.slot.finished.load(Ordering::Acquire));
     *threads = running;
     finished
+}
+
+impl<T: Send + Sync + 'static> Backlog for Shared<T> {
+    fn on_push(self: Arc<Self>) {
+        self.scale_up(true);
+    }
 }
 
 impl<T: Send + Sync + 'static> Listener for Shared<T> {
@@ -730,8 +802,9 @@ impl<T: Send + Sync + 'static> WorkerPoolBuilder<T> {
         self
     }
 
-    /// Scaling up: a worker that leases a job while at least `depth` more are ready starts another
-    /// worker, up to the maximum. Default 1. Must not be zero.
+    /// Scaling up: a push that leaves at least `depth` jobs ready while every worker is busy, or a worker
+    /// that leases a job while at least `depth` more are ready, starts another worker, up to the maximum.
+    /// Default 1. Must not be zero.
     ///
     /// # Examples
     ///
@@ -833,6 +906,9 @@ impl<T: Send + Sync + 'static> WorkerPoolBuilder<T> {
         if max < min {
             return invalid("workers", "must not have a maximum below its minimum");
         }
+        if max > MAX_WORKERS {
+            return invalid("workers", "must not exceed 4096 (MAX_WORKERS) threads");
+        }
         if cfg.job_timeout == Some(Duration::ZERO) {
             return invalid("job_timeout", "must not be zero");
         }
@@ -852,9 +928,14 @@ impl<T: Send + Sync + 'static> WorkerPoolBuilder<T> {
             changed: Condvar::new(),
             busy: AtomicUsize::new(0),
             counters: Counters::default(),
+            recording: Mutex::new(None),
         });
         let listener: Arc<dyn Listener> = shared.clone();
         shared.queue.inner.clock.register(Arc::downgrade(&listener) as Weak<dyn Listener>);
+        if cfg_scales(&shared.cfg) {
+            let watcher: Arc<dyn Backlog> = shared.clone();
+            shared.queue.inner.watch_backlog(Arc::downgrade(&watcher));
+        }
         let pool = WorkerPool { shared };
         {
             let mut state = pool.shared.state.lock();

@@ -4,13 +4,13 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::mem;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use crate::clock::{ticks, Listener, Tick, NEVER};
+use crate::clock::{address, ticks, Listener, Tick, NEVER};
 use crate::lease::{Lease, NackOutcome};
 use crate::panics::{Catcher, PanicHook};
 use crate::state::{Config, Exit, Grant, Nacked, State, Token};
@@ -70,7 +70,17 @@ pub(crate) struct Inner<T> {
     ready_hint: Padded<AtomicUsize>,
     /// Runs user code: catches, counts and reports its panics.
     pub(crate) catcher: Catcher,
+    /// Told of every push (see [`Backlog`]); `watched` says whether there is any, without the lock.
+    watchers: Mutex<Vec<Weak<dyn Backlog>>>,
+    watched: AtomicBool,
+    /// On an auto-advancing test clock, as of the last operation: [`BUSY`] while a job is ready or leased,
+    /// else the tick of the next timed event (see [`Listener::quiet_until`]).
+    quiet: AtomicU64,
 }
+
+/// `Inner::quiet` while the queue has work in flight. Tick 0 is never an idle queue's next event (events
+/// lie after the clock's epoch).
+const BUSY: Tick = 0;
 
 /// A value alone on its cache lines (two, for CPUs that fetch lines in pairs), against false sharing.
 #[repr(align(128))]
@@ -124,6 +134,12 @@ impl<T> Outbox<T> {
             Box::new(Mail { dead: Vec::new(), events: Vec::new(), alarms: Vec::new() })
         })
     }
+}
+
+/// Something that wants to hear of every push: a scaling worker pool, which starts a worker when the
+/// backlog builds up while every worker is busy.
+pub(crate) trait Backlog: Send + Sync {
+    fn on_push(self: Arc<Self>);
 }
 
 pub(crate) type Observer = Box<dyn Fn(&Event) + Send + Sync>;
@@ -898,10 +914,25 @@ impl<T: Send + Sync + 'static> Inner<T> {
         }
         self.wake(&mut core.st);
         self.ready_hint.store(core.st.counts().ready, Ordering::Relaxed);
+        // On a test clock (auto-advance may be turned on at any time), keep the hint current.
+        let went_quiet =
+            self.clock.is_manual() && self.publish_quiet(&mut core.st) && self.clock.auto_advances();
         drop(core);
+        if went_quiet {
+            // A consumer of another queue on this clock may be waiting for this one to go quiet.
+            self.clock.nudge_others(address(self));
+        }
         if !out.is_empty() {
             self.deliver(out);
         }
+    }
+
+    /// Publishes whether the queue is quiet and its next event (for auto-advance on a shared test clock);
+    /// returns whether it just went quiet.
+    fn publish_quiet(&self, st: &mut State) -> bool {
+        let counts = st.counts();
+        let quiet = if counts.ready > 0 || counts.leased > 0 { BUSY } else { st.next_event().max(BUSY + 1) };
+        self.quiet.swap(quiet, Ordering::AcqRel) == BUSY && quiet != BUSY
     }
 
     fn wake(&self, st: &mut State) {
@@ -1005,13 +1036,26 @@ impl<T: Send + Sync + 'static> Inner<T> {
                 let counts = core.st.counts();
                 counts.ready == 0 && counts.leased == 0
             };
-            if wake_at != NEVER && idle && self.clock.auto_advances() {
-                // Nothing can happen before `wake_at`: jump there instead of waiting.
-                if let Some(test) = self.clock.test_clock() {
-                    let at = self.clock.instant(wake_at);
-                    MutexGuard::unlocked(core, || test.advance_to(at));
+            if idle && self.clock.auto_advances() {
+                // If every other queue on the clock is quiet too, nothing can happen before the earliest
+                // of their next events and `wake_at`: jump there instead of waiting. If one is busy, wait:
+                // it nudges this queue's consumers when it goes quiet.
+                if let (Some(others), Some(test)) =
+                    (self.clock.others_quiet_until(address(self)), self.clock.test_clock())
+                {
+                    let at = wake_at.min(others);
+                    if at != NEVER {
+                        if at <= core.st.now() {
+                            // Another queue's event is due but nobody has looked: have every queue process
+                            // what fell due (and publish its next event), then look again.
+                            MutexGuard::unlocked(core, || test.advance(Duration::ZERO));
+                        } else {
+                            let at = self.clock.instant(at);
+                            MutexGuard::unlocked(core, || test.advance_to(at));
+                        }
+                        return;
+                    }
                 }
-                return;
             }
             core.st.waiting_consumers += 1;
             self.clock.wait(&self.consumers, core, wake_at);
@@ -1087,6 +1131,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
             // A duplicate is dropped here, outside the lock.
             (Ok(pushed), job) => {
                 self.catcher.dispose(job);
+                self.pushed();
                 Ok(pushed)
             }
             (Err(fail), Some(job)) => Err((job, fail)),
@@ -1218,6 +1263,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
             results.push(Ok(JobId::from_u64(id)));
         }
         self.finish(core, out);
+        self.pushed();
         results
             .into_iter()
             .map(|result| {
@@ -1295,6 +1341,24 @@ impl<T: Send + Sync + 'static> Inner<T> {
     pub(crate) fn next_event(&self) -> Option<Instant> {
         let next = self.inspect(|st| st.next_event());
         (next != NEVER).then(|| self.clock.instant(next))
+    }
+
+    /// Registers a watcher of pushes (see [`Backlog`]).
+    pub(crate) fn watch_backlog(&self, watcher: Weak<dyn Backlog>) {
+        let mut watchers = self.watchers.lock();
+        watchers.retain(|w| w.strong_count() > 0);
+        watchers.push(watcher);
+        self.watched.store(true, Ordering::Release);
+    }
+
+    /// Tells the watchers a push happened, outside the queue's lock.
+    fn pushed(&self) {
+        if self.watched.load(Ordering::Acquire) {
+            let watchers: Vec<_> = self.watchers.lock().iter().filter_map(Weak::upgrade).collect();
+            for watcher in watchers {
+                watcher.on_push();
+            }
+        }
     }
 
     /// Wakes every blocked consumer so that it rechecks its stop flag. Raise the flag first.
@@ -1415,6 +1479,18 @@ impl<T: Send + Sync + 'static> Listener for Inner<T> {
         self.consumers.notify_all();
         self.producers.notify_all();
     }
+
+    fn quiet_until(&self) -> Option<Tick> {
+        let quiet = self.quiet.load(Ordering::Acquire);
+        (quiet != BUSY).then_some(quiet)
+    }
+
+    fn nudge(&self) {
+        // Under the lock, so that a consumer between its look at the other queues and its wait is not
+        // missed.
+        let _core = self.core.lock();
+        self.consumers.notify_all();
+    }
 }
 
 /// Everything a queue is built from, checked by its builder.
@@ -1454,6 +1530,9 @@ impl<T: Send + Sync + 'static> Queue<T> {
             ttl: parts.ttl,
             ready_hint: Padded(AtomicUsize::new(0)),
             catcher: Catcher::new(parts.panic_hook),
+            watchers: Mutex::new(Vec::new()),
+            watched: AtomicBool::new(false),
+            quiet: AtomicU64::new(NEVER),
         });
         let listener: Arc<dyn Listener> = inner.clone();
         inner.clock.register(Arc::downgrade(&listener));

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use crate::clock::NEVER;
-use crate::handler::{self, Handler, IntoOutcome, Job, Outcome, Ran, Settled};
+use crate::handler::{self, Handler, IntoOutcome, Job, Outcome, Settled};
 use crate::{DeadLetter, DeadLetterReason, JobId, PushError, Queue};
 
 /// How many handler runs [`Queue::run_until_idle`] and [`Inline`] make at most in one call, so that a job
@@ -59,6 +59,21 @@ pub struct Attempt {
 }
 
 impl Summary {
+    /// Counts one handler run and keeps it.
+    pub(crate) fn record(&mut self, attempt: Attempt, panicked: bool, settled: Option<Settled>) {
+        if panicked {
+            self.panicked += 1;
+        }
+        match settled {
+            Some(Settled::Acked) => self.acked += 1,
+            Some(Settled::Retrying) => self.retried += 1,
+            Some(Settled::Exhausted | Settled::Rejected) => self.dead_lettered += 1,
+            Some(Settled::Deferred) => self.deferred += 1,
+            None => {}
+        }
+        self.attempts.push(attempt);
+    }
+
     /// The runs of one job, in order.
     ///
     /// # Examples
@@ -166,21 +181,10 @@ where
             Ok(mut lease) => {
                 let (id, attempt, at) = (lease.id(), lease.attempt(), clock.now());
                 let ran = handler::run(handler, &mut lease, clock, &cancelled, NEVER);
-                let outcome = match &ran {
-                    Ran::Returned(outcome) => outcome.clone(),
-                    Ran::Panicked(message) => {
-                        summary.panicked += 1;
-                        Outcome::retry(format!("panicked: {message}"))
-                    }
-                };
-                match handler::settle(lease, ran) {
-                    Ok(Settled::Acked) => summary.acked += 1,
-                    Ok(Settled::Retrying) => summary.retried += 1,
-                    Ok(Settled::Exhausted | Settled::Rejected) => summary.dead_lettered += 1,
-                    Ok(Settled::Deferred) => summary.deferred += 1,
-                    Err(_) => {} // the lease was lost: the handler let the test clock run past it
-                }
-                summary.attempts.push(Attempt { id, attempt, at, outcome });
+                let (outcome, panicked) = handler::outcome_of(&ran);
+                // An error: the lease was lost (the handler let the test clock run past it).
+                let settled = handler::settle(lease, ran).ok();
+                summary.record(Attempt { id, attempt, at, outcome }, panicked, settled);
             }
             Err(_) => match (&test_clock, queue.inner.next_event()) {
                 (Some(test), Some(at)) => test.advance_to(at),

@@ -82,3 +82,45 @@ fn the_system_clock_is_the_default() {
     // A real, short wait: the job becomes ready on the system clock and wakes the blocked lease.
     assert_eq!(*q.lease().unwrap(), 1);
 }
+
+#[test]
+fn auto_advance_waits_while_another_queue_on_the_clock_is_busy() {
+    let clock = TestClock::auto_advancing();
+    let busy: Queue<&str> =
+        Queue::builder().clock(clock.clone()).visibility_timeout(secs(30)).build().unwrap();
+    let idle: Queue<&str> = Queue::builder().clock(clock.clone()).build().unwrap();
+    busy.push("running").unwrap();
+    let lease = busy.try_lease().unwrap(); // a worker is busy with it
+    idle.push_with("in an hour", PushOptions::new().delay(secs(3600))).unwrap();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let consumer = idle.clone();
+    thread::spawn(move || tx.send(consumer.lease().map(|l| *l)).unwrap());
+    // The consumer blocks instead of jumping an hour, which would lapse the busy queue's lease.
+    until(|| idle.stats().consumers_waiting == 1 || clock.elapsed() > Duration::ZERO);
+    assert_eq!(clock.elapsed(), Duration::ZERO);
+    lease.ack().unwrap(); // now every queue is quiet: the consumer jumps
+    assert_eq!(rx.recv_timeout(secs(10)).unwrap().unwrap(), "in an hour");
+    assert_eq!(clock.elapsed(), secs(3600));
+    assert_eq!(busy.stats().expired, 0);
+}
+
+#[test]
+fn auto_advance_jumps_to_the_earliest_event_of_every_queue_on_the_clock() {
+    let clock = TestClock::auto_advancing();
+    let soon: Queue<&str> = Queue::builder().clock(clock.clone()).build().unwrap();
+    let later: Queue<&str> = Queue::builder().clock(clock.clone()).build().unwrap();
+    soon.push_with("in a minute", PushOptions::new().delay(secs(60))).unwrap();
+    later.push_with("in an hour", PushOptions::new().delay(secs(3600))).unwrap();
+    let (soon_clock, soon_queue) = (clock.clone(), soon.clone());
+    let first = thread::spawn(move || {
+        let lease = soon_queue.lease().unwrap();
+        let at = soon_clock.elapsed();
+        lease.ack().unwrap();
+        at
+    });
+    // The later queue's consumer does not jump past the other queue's event: it waits for it to be done.
+    let lease = later.lease().unwrap();
+    assert_eq!(first.join().unwrap(), secs(60));
+    assert_eq!((*lease, clock.elapsed()), ("in an hour", secs(3600)));
+    lease.ack().unwrap();
+}

@@ -225,3 +225,17 @@ fn redrive_over_a_large_store_moves_exactly_the_matching_ones() {
     let moved: Vec<u32> = q.try_lease_batch(1000).unwrap().iter().map(|l| **l).collect();
     assert_eq!(moved, (0..1200).step_by(2).collect::<Vec<_>>());
 }
+
+#[test]
+fn an_alarm_threshold_of_zero_is_refused() {
+    let err = leasequeue::Queue::<u8>::builder()
+        .alarm(leasequeue::Alarm::ready_depth(0), |_| ())
+        .build()
+        .unwrap_err();
+    assert_eq!(err.option(), "alarm");
+    let err = leasequeue::Queue::<u8>::builder()
+        .alarm(leasequeue::Alarm::dead_letters(0), |_| ())
+        .build()
+        .unwrap_err();
+    assert_eq!(err.option(), "alarm");
+}

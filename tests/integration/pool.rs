@@ -351,3 +351,153 @@ fn a_panic_records_its_message_in_the_history() {
     assert_eq!(dead[0].history()[0].message.as_deref(), Some("panicked: boom"));
     assert_eq!(pool.stats().dead_lettered, 1);
 }
+
+/// A pool of 1..=4 whose handler blocks until the gate lets it go, with one long job already running.
+fn one_long_job_running() -> (Queue<u32>, WorkerPool<u32>, crossbeam_channel::Sender<()>) {
+    let (q, _clock) = queue::<u32>();
+    let (gate, gate_rx) = unbounded::<()>();
+    let pool = WorkerPool::builder(q.clone())
+        .workers(1..=4)
+        .build(move |_job: Job<'_, u32>| {
+            let _ = gate_rx.recv(); // returns when let go, or when the gate is dropped
+        })
+        .unwrap();
+    q.push(0).unwrap();
+    until(|| pool.stats().busy == 1); // the only worker is on a long job
+    (q, pool, gate)
+}
+
+#[test]
+fn a_backlog_pushed_while_every_worker_is_busy_scales_the_pool_up() {
+    let (q, pool, gate) = one_long_job_running();
+    for n in 1..=20 {
+        q.push(n).unwrap();
+    }
+    // The first push found the backlog at the threshold and no idle worker: it started one at once.
+    assert!(pool.workers() >= 2, "workers: {}", pool.workers());
+    until(|| pool.workers() == 4 && pool.stats().busy == 4);
+    drop(gate); // every handler returns
+    q.close();
+    let stats = pool.join();
+    assert_eq!(stats.succeeded, 21);
+}
+
+#[test]
+fn a_backlog_pushed_as_a_batch_scales_the_same_way() {
+    let (q, pool, gate) = one_long_job_running();
+    assert!(q.push_batch(1..=20).iter().all(Result::is_ok));
+    assert!(pool.workers() >= 2, "workers: {}", pool.workers());
+    until(|| pool.workers() == 4 && pool.stats().busy == 4);
+    drop(gate);
+    q.close();
+    assert_eq!(pool.join().succeeded, 21);
+}
+
+#[test]
+fn a_push_with_an_idle_worker_starts_no_other() {
+    let (q, _clock) = queue::<u32>();
+    let (gate, gate_rx) = unbounded::<()>();
+    let pool = WorkerPool::builder(q.clone())
+        .workers(2..=4)
+        .build(move |_job: Job<'_, u32>| {
+            gate_rx.recv().unwrap();
+        })
+        .unwrap();
+    until(|| q.stats().consumers_waiting == 2);
+    q.push(1).unwrap(); // an idle worker takes it
+    until(|| pool.stats().busy == 1);
+    assert_eq!(pool.workers(), 2);
+    gate.send(()).unwrap();
+    until(|| pool.stats().processed == 1);
+}
+
+#[test]
+fn workers_beyond_the_limit_are_refused() {
+    let err = WorkerPool::builder(Queue::<u8>::new()).workers(1..=usize::MAX).build(|_job| ()).unwrap_err();
+    assert_eq!(err.option(), "workers");
+    assert!(err.to_string().contains("4096"), "{err}");
+    assert!(WorkerPool::builder(Queue::<u8>::new())
+        .workers(1..=leasequeue::MAX_WORKERS)
+        .build(|_job| ())
+        .is_ok());
+}
+
+/// A job whose `Drop` takes a while (a payload that flushes a buffer, say).
+struct SlowDrop(Arc<AtomicUsize>);
+
+impl Drop for SlowDrop {
+    #[allow(clippy::disallowed_methods)] // a real stall: the point is that it takes time
+    fn drop(&mut self) {
+        thread::sleep(Duration::from_millis(30));
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn run_until_idle_returns_final_counts() {
+    let (b, _clock) = builder::<SlowDrop>();
+    let q = b.build().unwrap();
+    let pool = WorkerPool::builder(q.clone()).workers(1).build(|_job: Job<'_, SlowDrop>| ()).unwrap();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    q.push(SlowDrop(Arc::clone(&dropped))).unwrap();
+    let summary = pool.run_until_idle();
+    assert_eq!((summary.acked, summary.attempts.len()), (1, 1));
+    let stats = pool.stats();
+    assert_eq!((stats.busy, stats.processed, stats.succeeded), (0, 1, 1));
+    assert_eq!(dropped.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn run_until_idle_on_an_auto_advancing_clock_is_the_same_every_time() {
+    // The README's scenario: five failures then success, four workers, with a thread polling stats().
+    let reference: Vec<(u32, Duration)> = (1..=6).map(|n| (n, secs(10) * (n - 1))).collect();
+    let runs = if cfg!(debug_assertions) { 200 } else { 1000 };
+    for _ in 0..runs {
+        let clock = leasequeue::TestClock::auto_advancing();
+        let q: Queue<u32> = Queue::builder()
+            .clock(clock.clone())
+            .visibility_timeout(secs(30))
+            .max_attempts(10)
+            .backoff(leasequeue::Backoff::fixed(secs(10)))
+            .build()
+            .unwrap();
+        let pool = WorkerPool::builder(q.clone())
+            .workers(4)
+            .build(|job: Job<'_, u32>| if job.attempt() <= 5 { Err("503") } else { Ok(()) })
+            .unwrap();
+        let start = clock.now();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let poller = {
+            let (q, stop) = (q.clone(), Arc::clone(&stop));
+            thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = q.stats();
+                    thread::yield_now();
+                }
+            })
+        };
+        q.push(1).unwrap();
+        let summary = pool.run_until_idle();
+        stop.store(true, Ordering::Relaxed);
+        poller.join().unwrap();
+        let schedule: Vec<(u32, Duration)> =
+            summary.attempts.iter().map(|a| (a.attempt, a.at - start)).collect();
+        assert_eq!(schedule, reference);
+        assert_eq!((summary.retried, summary.acked), (5, 1));
+        let (stats, qs) = (pool.stats(), q.stats());
+        assert_eq!((stats.lost, stats.busy, qs.expired, qs.len()), (0, 0, 0, 0));
+        pool.shutdown(Duration::ZERO);
+    }
+}
+
+#[test]
+fn run_until_idle_stops_for_a_handler_that_defers_forever() {
+    let (q, _clock) = queue::<u8>();
+    let pool =
+        WorkerPool::builder(q.clone()).workers(2).build(|_job| Outcome::defer(Duration::ZERO)).unwrap();
+    q.push(1).unwrap();
+    let summary = pool.run_until_idle();
+    assert!(!summary.complete);
+    assert!(summary.attempts.len() >= leasequeue::MAX_RUNS);
+    pool.shutdown(Duration::ZERO);
+}

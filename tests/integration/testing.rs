@@ -138,8 +138,9 @@ fn a_pool_runs_until_idle_on_a_manual_clock() {
     for n in 1..=3 {
         q.push(n).unwrap();
     }
-    let stats = pool.run_until_idle();
-    assert_eq!((stats.succeeded, stats.failed), (3, 3));
+    let summary = pool.run_until_idle();
+    assert_eq!((summary.acked, summary.retried, summary.attempts.len()), (3, 3, 6));
+    assert!(summary.complete);
     assert_eq!(clock.elapsed(), secs(20));
     assert!(q.is_empty());
 }
