@@ -139,12 +139,7 @@ impl Clock {
 
     /// The tick of an instant (saturating at tick 0, some 2.3 years before the clock's origin).
     pub(crate) fn tick_of(&self, at: Instant) -> Tick {
-        let origin = self.origin();
-        if at >= origin {
-            EPOCH.saturating_add(ticks(at - origin)).min(NEVER - 1)
-        } else {
-            EPOCH.saturating_sub(ticks(origin - at))
-        }
+        tick_at(self.origin(), at)
     }
 
     /// Blocks on `condvar` until notified or, on the system clock, until `until` passes.
@@ -207,6 +202,15 @@ impl Clock {
             listeners.retain(|l| l.strong_count() > 0);
             listeners.push(listener);
         }
+    }
+}
+
+/// The tick of `at` on a clock whose origin is `origin`.
+fn tick_at(origin: Instant, at: Instant) -> Tick {
+    if at >= origin {
+        EPOCH.saturating_add(ticks(at - origin)).min(NEVER - 1)
+    } else {
+        EPOCH.saturating_sub(ticks(origin - at))
     }
 }
 
@@ -283,6 +287,10 @@ struct TestShared {
 impl TestShared {
     fn instant(&self, tick: Tick) -> Instant {
         instant_of(self.origin, tick)
+    }
+
+    fn tick_of(&self, at: Instant) -> Tick {
+        tick_at(self.origin, at)
     }
 }
 
@@ -395,6 +403,11 @@ impl TestClock {
             .shared
             .offset
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| Some(t.saturating_add(by).min(NEVER - 1)));
+        self.notify_listeners();
+    }
+
+    /// Has every queue on this clock process what fell due and wake its blocked consumers and producers.
+    fn notify_listeners(&self) {
         // Snapshot the listeners so that none is called under the registry lock.
         let listeners: Vec<_> = self.shared.listeners.lock().clone();
         for listener in listeners.iter().filter_map(Weak::upgrade) {
@@ -456,9 +469,16 @@ impl TestClock {
     /// assert_eq!(clock.now(), target);
     /// ```
     pub fn advance_to(&self, at: Instant) {
-        let by = at.saturating_duration_since(self.now());
-        if !by.is_zero() {
-            self.advance(by);
+        // One atomic step from whatever the time is now: two threads moving the clock to the same instant
+        // at once move it there, not twice as far.
+        let target = self.shared.tick_of(at);
+        let moved = self
+            .shared
+            .offset
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| (target > t).then_some(target))
+            .is_ok();
+        if moved {
+            self.notify_listeners();
         }
     }
 }
@@ -478,6 +498,24 @@ impl fmt::Debug for TestClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threads_advancing_to_one_instant_move_the_clock_there_once() {
+        for _ in 0..200 {
+            let clock = TestClock::new();
+            let target = clock.now() + Duration::from_secs(10);
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    let clock = clock.clone();
+                    std::thread::spawn(move || clock.advance_to(target))
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert_eq!(clock.now(), target);
+        }
+    }
 
     #[test]
     fn ticks_saturate() {

@@ -19,6 +19,8 @@ pub(crate) trait Container<E>: Default {
     fn insert(&mut self, entry: E);
     fn len(&self) -> usize;
     fn keep(&mut self, live: impl FnMut(&E) -> bool);
+    fn capacity(&self) -> usize;
+    fn shrink_to(&mut self, capacity: usize);
 }
 
 impl<E> Container<E> for VecDeque<E> {
@@ -37,6 +39,12 @@ impl<E> Container<E> for VecDeque<E> {
     fn keep(&mut self, live: impl FnMut(&E) -> bool) {
         self.retain(live);
     }
+    fn capacity(&self) -> usize {
+        VecDeque::capacity(self)
+    }
+    fn shrink_to(&mut self, capacity: usize) {
+        VecDeque::shrink_to(self, capacity);
+    }
 }
 
 impl<E: Ord> Container<E> for BinaryHeap<E> {
@@ -54,6 +62,12 @@ impl<E: Ord> Container<E> for BinaryHeap<E> {
     }
     fn keep(&mut self, live: impl FnMut(&E) -> bool) {
         self.retain(live);
+    }
+    fn capacity(&self) -> usize {
+        BinaryHeap::capacity(self)
+    }
+    fn shrink_to(&mut self, capacity: usize) {
+        BinaryHeap::shrink_to(self, capacity);
     }
 }
 
@@ -99,6 +113,14 @@ impl<C> Lazy<C> {
 
     /// Entries, stale ones included.
     #[cfg(test)]
+    pub fn capacity<E>(&self) -> usize
+    where
+        C: Container<E>,
+    {
+        self.items.capacity()
+    }
+
+    #[cfg(test)]
     pub fn len<E>(&self) -> usize
     where
         C: Container<E>,
@@ -126,6 +148,17 @@ impl<C> Lazy<C> {
 }
 
 impl<C> Lazy<C> {
+    /// Shrinks the buffer when its capacity is over four times its length, to twice its length.
+    pub fn fit<E>(&mut self)
+    where
+        C: Container<E>,
+    {
+        let len = self.items.len();
+        if self.items.capacity() > 4 * len + 64 {
+            self.items.shrink_to(2 * len);
+        }
+    }
+
     /// Keeps only the entries `keep` says to, now (O(n)).
     pub fn sweep<E>(&mut self, keep: impl FnMut(&E) -> bool)
     where

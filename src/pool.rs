@@ -76,11 +76,13 @@ struct Shared<T: Send + Sync + 'static> {
     changed: Condvar,
     busy: AtomicUsize,
     counters: Counters,
-    /// While `run_until_idle` runs: every handler run, whether it panicked, and how it was settled.
-    recording: Mutex<Option<Vec<Run>>>,
+    /// Whether handler runs are recorded for `run_until_idle`: always on a test clock, else during the call.
+    recording: AtomicBool,
+    /// The runs recorded since the pool was built or since `run_until_idle` last returned.
+    runs: Mutex<Vec<Run>>,
 }
 
-/// One handler run as `run_until_idle` records it.
+/// One handler run as `run_until_idle` records it: the attempt, whether it panicked, how it was settled.
 type Run = (Attempt, bool, Option<Settled>);
 
 /// The most worker threads a pool may have; [`WorkerPoolBuilder::build`] refuses a larger maximum. A pool
@@ -343,7 +345,11 @@ impl<T: Send + Sync + 'static> WorkerPool<T> {
     /// worker is idle, then moves the clock to the queue's next timed event (a delayed job or retry coming
     /// due, a time to live) and goes on, until no job is ready, leased, running or scheduled. Returns a
     /// [`Summary`] of every handler run the pool made meanwhile, with counts final: each run is settled and
-    /// counted before this returns. On the system clock it only waits until the queue and the pool are
+    /// counted before this returns. On a test clock the summary covers every run since the pool was built
+    /// or since `run_until_idle` last returned (an auto-advancing clock lets workers run before this is
+    /// called), up to the last [`MAX_RUNS`](crate::MAX_RUNS); on the system clock, the runs during the
+    /// call. Its attempts are listed in the order they started on the queue's clock (then by job id and
+    /// attempt), so a seeded scenario gives the same summary every run. On the system clock it only waits until the queue and the pool are
     /// idle. Waits by yielding, not sleeping.
     ///
     /// It moves the clock only while nothing is leased, so it never lapses a running job's lease. It stops
@@ -377,10 +383,11 @@ impl<T: Send + Sync + 'static> WorkerPool<T> {
         let shared = &self.shared;
         let queue = &shared.queue;
         let test = queue.clock().test_clock();
-        *shared.recording.lock() = Some(Vec::new());
-        let runs = || shared.recording.lock().as_ref().map_or(0, Vec::len);
+        let manual = queue.clock().is_manual();
+        shared.recording.store(true, Ordering::Release);
+        let start = shared.counters.processed.load(Ordering::Acquire);
         let complete = loop {
-            if runs() >= MAX_RUNS {
+            if shared.counters.processed.load(Ordering::Acquire) - start >= MAX_RUNS as u64 {
                 break false;
             }
             // One look under the queue's lock: whether a job is ready or leased, and the next event. Then
@@ -404,7 +411,10 @@ impl<T: Send + Sync + 'static> WorkerPool<T> {
                 _ => break true,
             }
         };
-        let runs = shared.recording.lock().take().unwrap_or_default();
+        shared.recording.store(manual, Ordering::Release);
+        let mut runs = mem::take(&mut *shared.runs.lock());
+        // Workers record as they finish; the summary lists runs as they started, which is reproducible.
+        runs.sort_by_key(|(a, _, _)| (a.at, a.id, a.attempt));
         let mut summary = Summary { complete, ..Summary::default() };
         for (attempt, panicked, settled) in runs {
             summary.record(attempt, panicked, settled);
@@ -588,7 +598,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
         let timeout_at = self.cfg.job_timeout.map_or(NEVER, |d| clock.tick().saturating_add(ticks(d)));
         let (attempt, at) = (lease.attempt(), clock.now());
         let ran = handler::run(&*self.handler, &mut lease, clock, &self.cancelled, timeout_at);
-        let recorded = self.recording.lock().is_some().then(|| handler::outcome_of(&ran));
+        let recorded = self.recording.load(Ordering::Acquire).then(|| handler::outcome_of(&ran));
         let c = &self.counters;
         let count = |counter: &AtomicU64| {
             counter.fetch_add(1, Ordering::AcqRel);
@@ -612,9 +622,12 @@ impl<T: Send + Sync + 'static> Shared<T> {
             Err(_) => count(&c.lost),
         }
         if let Some((outcome, panicked)) = recorded {
-            if let Some(runs) = self.recording.lock().as_mut() {
-                runs.push((Attempt { id, attempt, at, outcome }, panicked, settled.ok()));
+            let mut runs = self.runs.lock();
+            // Bounded: a test-clock pool that never calls `run_until_idle` keeps its last `MAX_RUNS` runs.
+            if runs.len() >= MAX_RUNS {
+                runs.drain(..MAX_RUNS / 2);
             }
+            runs.push((Attempt { id, attempt, at, outcome }, panicked, settled.ok()));
         }
         count(&c.processed);
     }
@@ -928,8 +941,10 @@ impl<T: Send + Sync + 'static> WorkerPoolBuilder<T> {
             changed: Condvar::new(),
             busy: AtomicUsize::new(0),
             counters: Counters::default(),
-            recording: Mutex::new(None),
+            recording: AtomicBool::new(false),
+            runs: Mutex::new(Vec::new()),
         });
+        shared.recording.store(shared.queue.clock().is_manual(), Ordering::Release);
         let listener: Arc<dyn Listener> = shared.clone();
         shared.queue.inner.clock.register(Arc::downgrade(&listener) as Weak<dyn Listener>);
         if cfg_scales(&shared.cfg) {

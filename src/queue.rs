@@ -914,6 +914,14 @@ impl<T: Send + Sync + 'static> Inner<T> {
         }
         self.wake(&mut core.st);
         self.ready_hint.store(core.st.counts().ready, Ordering::Relaxed);
+        if core.jobs.len() > core.st.slot_count() {
+            // The slab shrank after a burst: the payloads' slots beyond it are free (`None`).
+            let slots = core.st.slot_count();
+            core.jobs.truncate(slots);
+            if core.jobs.capacity() > 4 * slots + 64 {
+                core.jobs.shrink_to(2 * slots);
+            }
+        }
         // On a test clock (auto-advance may be turned on at any time), keep the hint current.
         let went_quiet =
             self.clock.is_manual() && self.publish_quiet(&mut core.st) && self.clock.auto_advances();

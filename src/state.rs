@@ -12,7 +12,7 @@
 //! Groups keep only their head job in the indices; later jobs of the group wait in the group's own FIFO
 //! (phase `Waiting`) until the head leaves the queue.
 
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -24,6 +24,22 @@ use crate::{DeadLetterReason, EventKind, FailureKind, LeaseLost};
 /// as if closed: ids are never reused, and at a billion pushes a second that takes 292 years. A snapshot
 /// whose next id is above it is refused.
 pub(crate) const MAX_ID: u64 = (1 << 63) - 1;
+
+/// Below this many slots the slab never shrinks (see [`State::shrink`]).
+const SHRINK_MIN: usize = 4096;
+
+/// Shrinks a vector whose capacity is over four times its length to twice its length.
+fn fit<E>(v: &mut Vec<E>) {
+    if v.capacity() > 4 * v.len() + 64 {
+        v.shrink_to(2 * v.len());
+    }
+}
+
+fn fit_heap<E: Ord>(h: &mut BinaryHeap<E>) {
+    if h.capacity() > 4 * h.len() + 64 {
+        h.shrink_to(2 * h.len());
+    }
+}
 
 /// Priority levels: 0 (the default, lowest) to `PRIORITY_LEVELS - 1` (highest).
 pub(crate) const PRIORITY_LEVELS: usize = 8;
@@ -220,7 +236,11 @@ struct Group {
 
 pub(crate) struct State {
     slots: Vec<Slot>,
-    free: Vec<u32>,
+    /// Free slots, lowest first: new jobs fill the slab from the bottom, so that after a burst the live
+    /// jobs gather there and the free top can be given back (see [`State::shrink`]).
+    free: BinaryHeap<Reverse<u32>>,
+    /// Frees until the next look at whether the slab should shrink.
+    shrink_countdown: usize,
     ready: [Lazy<VecDeque<Entry>>; PRIORITY_LEVELS],
     /// Bit `l` is set while level `l`'s FIFO may hold live entries.
     ready_levels: u32,
@@ -272,7 +292,8 @@ impl State {
     pub fn new(cfg: Config) -> Self {
         State {
             slots: Vec::new(),
-            free: Vec::new(),
+            free: BinaryHeap::new(),
+            shrink_countdown: 0,
             ready: Default::default(),
             ready_levels: 0,
             delayed: Lazy::default(),
@@ -474,7 +495,7 @@ impl State {
         self.next_id = self.next_id.saturating_add(1);
         self.counters.pushed += 1;
         let slot = match self.free.pop() {
-            Some(slot) => slot,
+            Some(Reverse(slot)) => slot,
             None => {
                 self.slots.push(Slot {
                     id: 0,
@@ -591,7 +612,8 @@ impl State {
 
     /// Whether `token` is the job's current lease; returns the job's phase if so.
     pub fn current(&self, token: Token) -> Result<Phase, LeaseLost> {
-        let s = &self.slots[token.slot as usize];
+        // A slot past the end was given back by `shrink`: its job left long ago.
+        let Some(s) = self.slots.get(token.slot as usize) else { return Err(LeaseLost::Gone) };
         if s.id != token.id || s.phase == Phase::Free {
             Err(LeaseLost::Gone)
         } else if s.epoch != token.epoch {
@@ -957,7 +979,7 @@ impl State {
         s.epoch = s.epoch.wrapping_add(1);
         s.flags = 0;
         s.history = None;
-        self.free.push(slot);
+        self.free.push(Reverse(slot));
         self.wakes.freed += 1;
         if flags & HAS_TTL != 0 {
             let slots = &self.slots;
@@ -967,6 +989,56 @@ impl State {
         if flags & GROUPED != 0 {
             self.leave_group(slot, at);
         }
+        if self.shrink_countdown == 0 {
+            self.shrink();
+        } else {
+            self.shrink_countdown -= 1;
+        }
+    }
+
+    /// After a burst, gives memory back once the queue is mostly empty: if at most a quarter of the slab's
+    /// slots hold live jobs and the top half is free, the slab is cut above its highest live job, index
+    /// entries of the cut slots (all stale) are dropped, and every buffer whose capacity is over four times
+    /// its length shrinks to twice it. It runs once per quarter of the slab's length in frees, so its O(n)
+    /// cost is spread over the frees; a queue that stays at one size never shrinks, and one that shrank
+    /// must grow past twice its size to shrink again.
+    fn shrink(&mut self) {
+        let len = self.slots.len();
+        self.shrink_countdown = (len / 4).max(SHRINK_MIN / 4);
+        if len < SHRINK_MIN || self.live() * 4 > len {
+            return;
+        }
+        let keep = self.slots.iter().rposition(|s| s.phase != Phase::Free).map_or(0, |last| last + 1);
+        if keep <= len / 2 {
+            self.slots.truncate(keep);
+            let kept = |slot: u32| (slot as usize) < keep;
+            self.free.retain(|Reverse(slot)| kept(*slot));
+            for level in &mut self.ready {
+                level.sweep(|e: &Entry| kept(e.slot));
+            }
+            for index in [&mut self.delayed, &mut self.lease_heap, &mut self.expiry] {
+                index.sweep(|t: &Timed| kept(t.slot));
+            }
+            self.lease_fifo.sweep(|t: &Timed| kept(t.slot));
+            for group in self.groups.values_mut() {
+                group.waiting.retain(|(slot, _)| kept(*slot));
+            }
+        }
+        fit(&mut self.slots);
+        fit_heap(&mut self.free);
+        for level in &mut self.ready {
+            level.fit();
+        }
+        for index in [&mut self.delayed, &mut self.lease_heap, &mut self.expiry] {
+            index.fit();
+        }
+        self.lease_fifo.fit();
+        self.dedup_order.shrink_to(self.dedup_order.len() * 2);
+    }
+
+    /// The number of slots in the slab (the payload vector beside it follows it).
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
     }
 
     /// A job of a group left the queue at `at`: if it was the group's head, the next waiting job takes its
@@ -1013,6 +1085,50 @@ mod tests {
 
     fn place(ready_at: Tick) -> Placement {
         Placement { ready_at, priority: 0, group: None, expires_at: NEVER }
+    }
+
+    #[test]
+    fn the_slab_shrinks_once_a_burst_has_drained_to_a_trickle() {
+        let mut st = state(5);
+        let burst = 100_000;
+        for _ in 0..burst {
+            st.push(0, place(0));
+        }
+        // Drain all but the last ten, FIFO: those sit at the top of the slab.
+        let mut old = Vec::new();
+        for i in 0..burst {
+            let g = st.lease(0, 10).unwrap();
+            if i < burst - 10 {
+                st.ack(g.token).unwrap();
+            } else {
+                old.push(g.token);
+            }
+        }
+        assert_eq!(st.slots.len(), burst, "ten live jobs at the top hold the slab");
+        // A trickle: each new job takes the lowest free slot.
+        for _ in 0..burst {
+            let (slot, _) = st.push(0, place(0));
+            assert!(slot < 16);
+            let g = st.lease(0, 10).unwrap();
+            st.ack(g.token).unwrap();
+        }
+        for token in &old {
+            st.ack(*token).unwrap();
+        }
+        let (trickle, _) = st.push(0, place(0)); // live: 1, at the bottom
+        for _ in 0..burst / 2 {
+            let g = st.lease(0, 10).unwrap();
+            st.ack(g.token).unwrap();
+            st.push(0, place(0));
+        }
+        assert!(st.slots.len() < SHRINK_MIN, "slab: {}", st.slots.len());
+        assert!(st.slots.capacity() <= 2 * SHRINK_MIN, "slab capacity: {}", st.slots.capacity());
+        assert!(st.ready[0].capacity::<Entry>() < SHRINK_MIN, "ready: {}", st.ready[0].capacity::<Entry>());
+        assert!(st.lease_fifo.capacity::<Timed>() < SHRINK_MIN);
+        assert_eq!(st.live(), 1);
+        assert!(trickle < 16);
+        // A lease of a slot that was cut away is simply gone.
+        assert_eq!(st.ack(old[0]), Err(LeaseLost::Gone));
     }
 
     #[test]
