@@ -346,9 +346,7 @@ impl<T: Send + Sync + 'static> Lease<T> {
     /// one; where this was the last (the job was purged), the job's `Drop` runs here, and a panic of it is
     /// caught and reported.
     fn put_down(&mut self) {
-        if let Some(job) = self.job.take() {
-            self.queue.inner.catcher.dispose(job);
-        }
+        self.queue.inner.catcher.dispose_job(self.job.take());
     }
 
     pub(crate) fn token(&self) -> Token {

@@ -8,6 +8,7 @@ use std::any::Any;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::JobId;
 
@@ -124,9 +125,21 @@ impl Catcher {
         }
     }
 
-    /// Drops `value` (a job, a dead letter, anything whose `Drop` may run a job's), catching a panic.
+    /// Drops `value` (a dead letter, a batch of jobs, anything whose `Drop` may run a job's), catching a
+    /// panic.
     pub(crate) fn dispose<X>(&self, value: X) {
-        self.call(PanicSite::PayloadDrop, None, move || drop(value));
+        if std::mem::needs_drop::<X>() {
+            self.call(PanicSite::PayloadDrop, None, move || drop(value));
+        }
+    }
+
+    /// Lets go of one copy of a job: only the last holder drops the job itself, and only that drop (of a
+    /// job whose type has a `Drop` at all) needs catching. The hot path (an ack) pays one atomic.
+    #[inline]
+    pub(crate) fn dispose_job<T>(&self, job: Option<Arc<T>>) {
+        if let Some(value) = job.and_then(Arc::into_inner) {
+            self.dispose(value);
+        }
     }
 
     /// Counts and reports a panic already caught. The hook's own panic is swallowed: there is nobody left

@@ -73,6 +73,8 @@ pub(crate) struct Inner<T> {
     /// Told of every push (see [`Backlog`]); `watched` says whether there is any, without the lock.
     watchers: Mutex<Vec<Weak<dyn Backlog>>>,
     watched: AtomicBool,
+    /// Whether the clock is a test clock (read on every operation; the clock's kind never changes).
+    manual: bool,
     /// On an auto-advancing test clock, as of the last operation: [`BUSY`] while a job is ready or leased,
     /// else the tick of the next timed event (see [`Listener::quiet_until`]).
     quiet: AtomicU64,
@@ -923,8 +925,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
             }
         }
         // On a test clock (auto-advance may be turned on at any time), keep the hint current.
-        let went_quiet =
-            self.clock.is_manual() && self.publish_quiet(&mut core.st) && self.clock.auto_advances();
+        let went_quiet = self.manual && self.publish_quiet(&mut core.st) && self.clock.auto_advances();
         drop(core);
         if went_quiet {
             // A consumer of another queue on this clock may be waiting for this one to go quiet.
@@ -1398,7 +1399,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
             Err(_) => None,
         };
         self.finish(core, Outbox::new());
-        self.catcher.dispose(job); // the job's destructor runs outside the lock
+        self.catcher.dispose_job(job); // the job's destructor runs outside the lock
         result
     }
 
@@ -1519,6 +1520,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     pub(crate) fn from_parts(parts: Parts<T>) -> Queue<T> {
         let mut st = State::new(parts.cfg);
         st.observing = parts.observer.is_some();
+        let manual = parts.clock.is_manual();
         let inner = Arc::new(Inner {
             core: Padded(Mutex::new(Core {
                 st,
@@ -1541,6 +1543,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
             watchers: Mutex::new(Vec::new()),
             watched: AtomicBool::new(false),
             quiet: AtomicU64::new(NEVER),
+            manual,
         });
         let listener: Arc<dyn Listener> = inner.clone();
         inner.clock.register(Arc::downgrade(&listener));

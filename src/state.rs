@@ -819,6 +819,7 @@ impl State {
         }
     }
 
+    #[inline]
     fn make_ready(&mut self, slot: u32, since: Tick) {
         let s = &mut self.slots[slot as usize];
         s.phase = Phase::Ready;
@@ -877,20 +878,27 @@ impl State {
     /// left stale in an index since then would look live. So when the ticket wraps to 0, every entry of the
     /// slot is dropped from the indices first: at that moment none of them is live (the caller pushes the
     /// slot's new entry after this), and none older than the wrap survives it.
+    #[inline]
     fn bump_ticket(&mut self, slot: u32) -> u32 {
         let s = &mut self.slots[slot as usize];
         s.ticket = s.ticket.wrapping_add(1);
         let ticket = s.ticket;
         if ticket == 0 {
-            let others = |e_slot: u32| e_slot != slot;
-            for level in &mut self.ready {
-                level.sweep(|e: &Entry| others(e.slot));
-            }
-            self.delayed.sweep(|t: &Timed| others(t.slot));
-            self.lease_fifo.sweep(|t: &Timed| others(t.slot));
-            self.lease_heap.sweep(|t: &Timed| others(t.slot));
+            self.forget_entries(slot);
         }
         ticket
+    }
+
+    /// Drops every index entry of `slot` (see [`bump_ticket`](State::bump_ticket)).
+    #[cold]
+    fn forget_entries(&mut self, slot: u32) {
+        let others = |e_slot: u32| e_slot != slot;
+        for level in &mut self.ready {
+            level.sweep(|e: &Entry| others(e.slot));
+        }
+        self.delayed.sweep(|t: &Timed| others(t.slot));
+        self.lease_fifo.sweep(|t: &Timed| others(t.slot));
+        self.lease_heap.sweep(|t: &Timed| others(t.slot));
     }
 
     /// Takes a job out of whichever index holds it, leaving its entry there stale.
