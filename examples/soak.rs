@@ -194,7 +194,7 @@ fn main() -> ExitCode {
     println!();
     println!(
         "lapses {}, nacks {}, handler panics {}, other user-code panics caught {}, released {}; {:.1?} for {n} jobs",
-        q.expired,
+        q.lapsed,
         q.nacked,
         first.panicked + stats.panicked,
         q.panics,
@@ -203,7 +203,7 @@ fn main() -> ExitCode {
     );
     let consistent = q.pushed == n && q.acked + q.dead_lettered == n && q.is_empty();
     // A job runs twice only when a lease lapsed or shutdown took it back.
-    let explained = duplicated as u64 <= q.expired + q.released;
+    let explained = duplicated as u64 <= q.lapsed + q.released;
     if lost != 0 || unexpected != 0 || !consistent || !explained {
         eprintln!(
             "FAILED: lost {lost}, unexpected {unexpected}, queue consistent: {consistent}, \

@@ -178,7 +178,9 @@ pub enum Outcome {
         /// Recorded in the job's failure history.
         reason: String,
     },
-    /// Not now: give the job back, ready after `delay`, without spending an attempt (release).
+    /// Not now: give the job back, ready after `delay`, without spending an attempt. This releases the lease
+    /// ([`Lease::release_after`](crate::Lease::release_after)); counted in
+    /// [`Stats::released`](crate::Stats::released) and [`PoolStats::deferred`](crate::PoolStats::deferred).
     Defer {
         /// How long until the job is ready again.
         delay: Duration,

@@ -78,8 +78,9 @@ pub enum NackOutcome {
         /// When the job becomes ready again.
         at: Instant,
     },
-    /// That was the last attempt: the job was dead-lettered with reason
-    /// [`MaxAttempts`](crate::DeadLetterReason::MaxAttempts).
+    /// The job was dead-lettered: that was its last attempt (reason
+    /// [`MaxAttempts`](crate::DeadLetterReason::MaxAttempts)), or its time to live passed while it was
+    /// leased (reason [`Expired`](crate::DeadLetterReason::Expired)).
     DeadLettered,
 }
 
@@ -132,7 +133,7 @@ impl<T: Send + Sync + 'static> Lease<T> {
         self.queue.inner.clock.instant(self.deadline)
     }
 
-    /// Whether the deadline has passed. The lease may still be current (see the type's docs).
+    /// Whether the deadline has passed: the lease lapsed. It may still be current (see the type's docs).
     ///
     /// # Examples
     ///
@@ -142,13 +143,33 @@ impl<T: Send + Sync + 'static> Lease<T> {
     /// let queue = leasequeue::Queue::builder().clock(clock.clone()).build().unwrap();
     /// queue.push(1).unwrap();
     /// let lease = queue.try_lease().unwrap();
-    /// assert!(!lease.is_expired());
+    /// assert!(!lease.is_lapsed());
     /// clock.advance(Duration::from_secs(30));
-    /// assert!(lease.is_expired());
+    /// assert!(lease.is_lapsed());
     /// lease.ack().unwrap(); // late, but nobody else leased the job: accepted
     /// ```
-    pub fn is_expired(&self) -> bool {
+    pub fn is_lapsed(&self) -> bool {
         self.queue.inner.clock.tick() >= self.deadline
+    }
+
+    /// The same as [`is_lapsed`](Lease::is_lapsed), under its old name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #![allow(deprecated)]
+    /// let queue = leasequeue::Queue::new();
+    /// queue.push(1).unwrap();
+    /// let lease = queue.try_lease().unwrap();
+    /// assert_eq!(lease.is_expired(), lease.is_lapsed());
+    /// # lease.ack().unwrap();
+    /// ```
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed to `is_lapsed`: `expired` means a time to live that passed"
+    )]
+    pub fn is_expired(&self) -> bool {
+        self.is_lapsed()
     }
 
     /// The job is done: it leaves the queue.
@@ -275,7 +296,9 @@ impl<T: Send + Sync + 'static> Lease<T> {
     }
 
     /// Gives the job back, ready at once, without counting a failure: the next lease has the same attempt
-    /// number. For shutdown, rate limits, "not now".
+    /// number. For shutdown, rate limits, "not now". A pool handler's [`Outcome::Defer`](crate::Outcome::Defer)
+    /// is this (with a delay); both are counted in [`Stats::released`](crate::Stats::released), and a pool's
+    /// in [`PoolStats::deferred`](crate::PoolStats::deferred).
     ///
     /// If the lease had already lapsed, the lapse counted the attempt and a release does not undo that.
     ///

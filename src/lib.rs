@@ -47,7 +47,10 @@
 //! still current, so a slow worker's finished work is accepted; once the job is leased again, or has left
 //! the queue, the old lease gets a typed [`LeaseLost`] and changes nothing.
 //!
-//! First deliveries come out in push order (FIFO); redeliveries may reorder.
+//! First deliveries come out in the order jobs became ready (FIFO), within a priority level: for jobs
+//! pushed ready, that is push order; a delayed job, a retry, or a group's next job takes its place in line
+//! when it becomes ready (its due time, as SQS does), behind jobs already waiting. Redeliveries after a
+//! lapse may reorder.
 //!
 //! # Retries and backoff
 //!

@@ -168,13 +168,17 @@ pub struct PoolStats {
     pub processed: u64,
     /// Jobs acked.
     pub succeeded: u64,
-    /// Retryable failures (nacks), panics included.
+    /// Failed attempts (errors and panics), the last attempt of a job that was then dead-lettered
+    /// included: `failed` = [`Summary::retried`](crate::Summary::retried) + the jobs dead-lettered after
+    /// their last attempt.
     pub failed: u64,
     /// Handler panics.
     pub panicked: u64,
     /// Jobs dead-lettered: rejected, or failed on their last attempt.
     pub dead_lettered: u64,
-    /// Jobs deferred (released without spending an attempt).
+    /// Jobs deferred ([`Outcome::Defer`](crate::Outcome::Defer): the lease released without spending an
+    /// attempt, as [`Lease::release_after`]; the queue counts them in
+    /// [`Stats::released`](crate::Stats::released)).
     pub deferred: u64,
     /// Outcomes refused because the lease was no longer current (it lapsed and the job was leased
     /// again, or shutdown took it back).

@@ -748,7 +748,9 @@ impl<T: Send + Sync + 'static> Queue<T> {
                 nacked: c.nacked,
                 released: c.released,
                 rejected: c.rejected,
-                expired: c.expired,
+                lapsed: c.lapsed,
+                #[allow(deprecated)]
+                expired: c.lapsed,
                 dead_lettered: c.dead_lettered,
                 deduplicated: c.deduplicated,
                 purged: c.purged,

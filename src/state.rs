@@ -193,7 +193,7 @@ pub(crate) struct Counters {
     pub nacked: u64,
     pub released: u64,
     pub rejected: u64,
-    pub expired: u64,
+    pub lapsed: u64,
     pub dead_lettered: u64,
     pub deduplicated: u64,
     pub purged: u64,
@@ -777,7 +777,7 @@ impl State {
 
     fn lapse(&mut self, slot: u32, deadline: Tick, exits: &mut Vec<Exit>) {
         self.n_leased -= 1;
-        self.counters.expired += 1;
+        self.counters.lapsed += 1;
         self.note(EventKind::Lapsed, slot, deadline);
         let s = &mut self.slots[slot as usize];
         s.phase = Phase::Free; // unlinked: its index entry was just popped

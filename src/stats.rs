@@ -36,11 +36,16 @@ pub struct Stats {
     pub acked: u64,
     /// Nacks accepted, including leases dropped without an outcome.
     pub nacked: u64,
-    /// Releases accepted.
+    /// Releases accepted: [`Lease::release`](crate::Lease::release) and `release_after`, a pool handler's
+    /// [`Outcome::Defer`](crate::Outcome::Defer), and leases a pool's shutdown took back.
     pub released: u64,
     /// Rejections accepted.
     pub rejected: u64,
-    /// Leases that lapsed (their deadline passed without an outcome).
+    /// Leases that lapsed (their deadline passed without an outcome). "Lapsed" is the word for leases;
+    /// "expired" is for a job's time to live ([`DeadLetterReason::Expired`](crate::DeadLetterReason::Expired)).
+    pub lapsed: u64,
+    /// The same count as [`lapsed`](Stats::lapsed), under its old name.
+    #[deprecated(since = "0.1.0", note = "renamed to `lapsed`: `expired` means a time to live that passed")]
     pub expired: u64,
     /// Jobs dead-lettered, for any reason, to the sink or the built-in store.
     pub dead_lettered: u64,

@@ -101,7 +101,7 @@ fn auto_advance_waits_while_another_queue_on_the_clock_is_busy() {
     lease.ack().unwrap(); // now every queue is quiet: the consumer jumps
     assert_eq!(rx.recv_timeout(secs(10)).unwrap().unwrap(), "in an hour");
     assert_eq!(clock.elapsed(), secs(3600));
-    assert_eq!(busy.stats().expired, 0);
+    assert_eq!(busy.stats().lapsed, 0);
 }
 
 #[test]

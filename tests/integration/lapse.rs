@@ -9,7 +9,7 @@ fn a_lapse_counts_as_a_failed_attempt_and_redelivers_at_once() {
     let _first = q.try_lease().unwrap();
     clock.advance(secs(30));
     let stats = q.stats();
-    assert_eq!((stats.expired, stats.ready, stats.leased), (1, 1, 0));
+    assert_eq!((stats.lapsed, stats.ready, stats.leased), (1, 1, 0));
     // Ready at once: no backoff after a lapse.
     let second = q.try_lease().unwrap();
     assert_eq!(second.attempt(), 2);
@@ -31,7 +31,7 @@ fn a_lapse_on_the_last_attempt_dead_letters() {
     assert!(dead[0].history().iter().all(|f| f.kind == FailureKind::Lapsed));
     assert_eq!(dead[0].history().iter().map(|f| f.attempt).collect::<Vec<_>>(), [1, 2, 3]);
     let stats = q.stats();
-    assert_eq!((stats.expired, stats.dead_lettered, stats.len()), (3, 1, 0));
+    assert_eq!((stats.lapsed, stats.dead_lettered, stats.len()), (3, 1, 0));
     drop(leases); // stale or gone: dropping them changes nothing
     assert_eq!(q.stats(), stats);
 }

@@ -135,7 +135,7 @@ fn extend_is_measured_from_now_and_can_shorten() {
     lease.extend(secs(5)).unwrap(); // shorten
     clock.advance(secs(5));
     assert_eq!(q.stats().ready, 1);
-    assert_eq!(q.stats().expired, 1);
+    assert_eq!(q.stats().lapsed, 1);
     lease.ack().unwrap(); // lapsed, but still current: accepted
     assert!(q.is_empty());
 }
@@ -146,9 +146,9 @@ fn extend_to_zero_lapses_at_once() {
     q.push(1).unwrap();
     let mut lease = q.try_lease().unwrap();
     lease.extend(Duration::ZERO).unwrap();
-    assert!(lease.is_expired());
+    assert!(lease.is_lapsed());
     let stats = q.stats();
-    assert_eq!((stats.expired, stats.ready), (1, 1));
+    assert_eq!((stats.lapsed, stats.ready), (1, 1));
     let next = q.try_lease().unwrap();
     assert_eq!(next.attempt(), 2);
     assert_eq!(lease.ack(), Err(LeaseLost::Superseded { attempt: 2 }));
@@ -175,7 +175,7 @@ fn extend_of_a_lapsed_current_lease_takes_the_job_back() {
     assert_eq!(q.stats().ready, 1);
     lease.extend(secs(30)).unwrap();
     let stats = q.stats();
-    assert_eq!((stats.ready, stats.leased, stats.expired), (0, 1, 1));
+    assert_eq!((stats.ready, stats.leased, stats.lapsed), (0, 1, 1));
     assert!(q.try_lease().is_err());
     lease.ack().unwrap();
 }
@@ -226,11 +226,11 @@ fn a_late_ack_is_accepted_while_nobody_else_holds_the_job() {
     q.push(1).unwrap();
     let lease = q.try_lease().unwrap();
     clock.advance(secs(31));
-    assert!(lease.is_expired());
+    assert!(lease.is_lapsed());
     assert_eq!(q.stats().ready, 1); // the lapse made it ready again
     lease.ack().unwrap();
     let stats = q.stats();
-    assert_eq!((stats.acked, stats.expired, stats.len()), (1, 1, 0));
+    assert_eq!((stats.acked, stats.lapsed, stats.len()), (1, 1, 0));
 }
 
 #[test]

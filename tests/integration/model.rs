@@ -104,7 +104,7 @@ struct Model {
     nacked: u64,
     released: u64,
     rejected: u64,
-    expired: u64,
+    lapsed: u64,
     dead: u64,
     deduplicated: u64,
 }
@@ -140,7 +140,7 @@ impl Model {
                 }
                 1 => self.jobs[i].state = State::Ready { since: at },
                 _ => {
-                    self.expired += 1;
+                    self.lapsed += 1;
                     if self.jobs[i].ttl_passed || self.jobs[i].attempt >= MAX_ATTEMPTS {
                         self.exit(i, State::Dead, at);
                     } else {
@@ -405,8 +405,8 @@ fn check(queue: &Queue<usize>, model: &Model) {
         "{model:?}"
     );
     assert_eq!(
-        (stats.acked, stats.nacked, stats.released, stats.rejected, stats.expired, stats.dead_lettered),
-        (model.acked, model.nacked, model.released, model.rejected, model.expired, model.dead)
+        (stats.acked, stats.nacked, stats.released, stats.rejected, stats.lapsed, stats.dead_lettered),
+        (model.acked, model.nacked, model.released, model.rejected, model.lapsed, model.dead)
     );
     assert_eq!(stats.deduplicated, model.deduplicated);
     // Nothing lost, nothing invented: every pushed job is live or has left exactly once.

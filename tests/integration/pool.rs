@@ -147,7 +147,7 @@ fn a_heartbeat_keeps_a_long_job_past_the_visibility_timeout() {
     assert_eq!(started.recv().unwrap(), 1);
     clock.advance(secs(300)); // ten visibility timeouts
     let stats = q.stats();
-    assert_eq!((stats.expired, stats.leased, stats.ready), (0, 1, 0));
+    assert_eq!((stats.lapsed, stats.leased, stats.ready), (0, 1, 0));
     finish.send(()).unwrap();
     until(|| pool.stats().succeeded == 1);
     assert_eq!(pool.stats().lost, 0);
@@ -181,7 +181,7 @@ fn a_hung_job_lapses_at_its_timeout_and_is_delivered_elsewhere() {
     release.send(()).unwrap();
     until(|| pool.stats().processed == 2);
     assert_eq!(pool.stats().lost, 1, "the hung worker's late outcome is refused");
-    assert_eq!(q.stats().expired, 1);
+    assert_eq!(q.stats().lapsed, 1);
     pool.shutdown(Duration::ZERO);
 }
 
@@ -485,7 +485,7 @@ fn run_until_idle_on_an_auto_advancing_clock_is_the_same_every_time() {
         assert_eq!(schedule, reference);
         assert_eq!((summary.retried, summary.acked), (5, 1));
         let (stats, qs) = (pool.stats(), q.stats());
-        assert_eq!((stats.lost, stats.busy, qs.expired, qs.len()), (0, 0, 0, 0));
+        assert_eq!((stats.lost, stats.busy, qs.lapsed, qs.len()), (0, 0, 0, 0));
         pool.shutdown(Duration::ZERO);
     }
 }

@@ -268,3 +268,32 @@ fn drop_oldest_waits_when_nothing_is_ready() {
     lease.ack().unwrap();
     q.try_push(2).unwrap();
 }
+
+#[test]
+fn first_deliveries_come_in_the_order_jobs_became_ready() {
+    let (q, clock) = queue::<&str>();
+    q.push_with("due at 10 s", PushOptions::new().delay(secs(10))).unwrap();
+    clock.advance(secs(5));
+    q.push("pushed at 5 s").unwrap();
+    clock.advance(secs(6));
+    q.push("pushed at 11 s").unwrap();
+    q.push_with("grouped, first", PushOptions::new().group("g")).unwrap();
+    q.push_with("grouped, second", PushOptions::new().group("g")).unwrap();
+    q.push("pushed at 11 s, after the group").unwrap();
+    let mut order = Vec::new();
+    while let Ok(lease) = q.try_lease() {
+        order.push(*lease);
+        lease.ack().unwrap(); // the group's second job becomes ready now, behind the others
+    }
+    assert_eq!(
+        order,
+        [
+            "pushed at 5 s",
+            "due at 10 s",
+            "pushed at 11 s",
+            "grouped, first",
+            "pushed at 11 s, after the group",
+            "grouped, second"
+        ]
+    );
+}

@@ -433,7 +433,7 @@ fn w5(leases: u64, rows: &mut Vec<Row>) {
     clock.advance(Duration::from_secs(30)); // every lease lapses at once
     let elapsed = start.elapsed();
     let stats = queue.stats();
-    let ok = stats.expired == leases && stats.ready == leases as usize;
+    let ok = stats.lapsed == leases && stats.ready == leases as usize;
     rows.push(Row {
         workload: "W5 lapse storm",
         contender: "leasequeue",
