@@ -80,6 +80,12 @@ struct FailureSaved {
     message: Option<String>,
 }
 
+impl FailureSaved {
+    fn new(attempt: u32, ago_ns: u64, kind: FailureKind, message: &Option<String>) -> Self {
+        FailureSaved { attempt, ago_ns, kind: kind_name(kind).to_owned(), message: message.clone() }
+    }
+}
+
 #[derive(Serialize)]
 struct DeadOut<'a, T> {
     id: u64,
@@ -208,12 +214,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
                 history: j
                     .history
                     .iter()
-                    .map(|f| FailureSaved {
-                        attempt: f.attempt,
-                        ago_ns: ago(f.at),
-                        kind: kind_name(f.kind).to_owned(),
-                        message: f.message.clone(),
-                    })
+                    .map(|f| FailureSaved::new(f.attempt, ago(f.at), f.kind, &f.message))
                     .collect(),
             })
             .collect();
@@ -232,12 +233,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
                 history: d
                     .history
                     .iter()
-                    .map(|f| FailureSaved {
-                        attempt: f.attempt,
-                        ago_ns: ago_instant(f.at),
-                        kind: kind_name(f.kind).to_owned(),
-                        message: f.message.clone(),
-                    })
+                    .map(|f| FailureSaved::new(f.attempt, ago_instant(f.at), f.kind, &f.message))
                     .collect(),
                 age_ns: ago_instant(d.pushed_at),
                 dead_ago_ns: ago_instant(d.dead_lettered_at),
