@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use leasequeue::{Clock, PushOptions, Queue, TestClock};
 
-use crate::{queue, secs, until};
+use super::{queue, secs, until};
 
 #[test]
 fn a_test_clock_moves_only_when_advanced_and_clones_share_it() {
@@ -64,7 +64,7 @@ fn lease_timeouts_are_measured_on_the_test_clock() {
 fn advancing_a_clock_reaches_every_queue_on_it() {
     let clock = TestClock::new();
     let queues: Vec<Queue<u8>> =
-        (0..3).map(|_| Queue::builder().clock(clock.clone()).build().unwrap()).collect();
+        (0..3).map(|_| super::store().clock(clock.clone()).build().unwrap()).collect();
     for q in &queues {
         q.push_with(1, PushOptions::new().delay(secs(1))).unwrap();
     }
@@ -76,7 +76,7 @@ fn advancing_a_clock_reaches_every_queue_on_it() {
 
 #[test]
 fn the_system_clock_is_the_default() {
-    let q = Queue::<u8>::new();
+    let q = super::new_queue::<u8>();
     assert!(!q.clock().is_manual());
     q.push_with(1, PushOptions::new().delay(Duration::from_millis(20))).unwrap();
     // A real, short wait: the job becomes ready on the system clock and wakes the blocked lease.
@@ -87,8 +87,8 @@ fn the_system_clock_is_the_default() {
 fn auto_advance_waits_while_another_queue_on_the_clock_is_busy() {
     let clock = TestClock::auto_advancing();
     let busy: Queue<&str> =
-        Queue::builder().clock(clock.clone()).visibility_timeout(secs(30)).build().unwrap();
-    let idle: Queue<&str> = Queue::builder().clock(clock.clone()).build().unwrap();
+        super::store().clock(clock.clone()).visibility_timeout(secs(30)).build().unwrap();
+    let idle: Queue<&str> = super::store().clock(clock.clone()).build().unwrap();
     busy.push("running").unwrap();
     let lease = busy.try_lease().unwrap(); // a worker is busy with it
     idle.push_with("in an hour", PushOptions::new().delay(secs(3600))).unwrap();
@@ -107,8 +107,8 @@ fn auto_advance_waits_while_another_queue_on_the_clock_is_busy() {
 #[test]
 fn auto_advance_jumps_to_the_earliest_event_of_every_queue_on_the_clock() {
     let clock = TestClock::auto_advancing();
-    let soon: Queue<&str> = Queue::builder().clock(clock.clone()).build().unwrap();
-    let later: Queue<&str> = Queue::builder().clock(clock.clone()).build().unwrap();
+    let soon: Queue<&str> = super::store().clock(clock.clone()).build().unwrap();
+    let later: Queue<&str> = super::store().clock(clock.clone()).build().unwrap();
     soon.push_with("in a minute", PushOptions::new().delay(secs(60))).unwrap();
     later.push_with("in an hour", PushOptions::new().delay(secs(3600))).unwrap();
     let (soon_clock, soon_queue) = (clock.clone(), soon.clone());

@@ -2,7 +2,7 @@ use std::sync::{Arc, Mutex};
 
 use leasequeue::{DeadLetter, DeadLetterReason, FailureKind, Queue};
 
-use crate::{builder, queue, secs};
+use super::{builder, queue, secs};
 
 #[test]
 fn max_attempts_leads_to_exactly_one_dead_letter_with_its_history() {
@@ -80,7 +80,7 @@ fn a_full_channel_hands_dead_letters_back_to_the_store() {
 
 #[test]
 fn a_dead_letter_queue_can_be_leased_and_redriven() {
-    let dlq: Queue<DeadLetter<&str>> = Queue::new();
+    let dlq: Queue<DeadLetter<&str>> = super::new_queue();
     let (b, _clock) = builder();
     let q = b.dead_letter(dlq.clone()).build().unwrap();
     q.push("poison").unwrap();
@@ -94,7 +94,7 @@ fn a_dead_letter_queue_can_be_leased_and_redriven() {
 
 #[test]
 fn a_closed_dead_letter_queue_hands_back_to_the_store() {
-    let dlq: Queue<DeadLetter<u8>> = Queue::new();
+    let dlq: Queue<DeadLetter<u8>> = super::new_queue();
     dlq.close();
     let (b, _clock) = builder();
     let q = b.dead_letter(dlq).build().unwrap();

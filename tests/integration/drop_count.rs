@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use leasequeue::{DeadLetter, PushOptions, Queue};
 
-use crate::{builder, secs};
+use super::{builder, secs};
 
 struct Counted {
     drops: Arc<AtomicUsize>,
@@ -44,7 +44,7 @@ fn every_job_is_dropped_exactly_once() {
     let leased = q.try_lease().unwrap();
     q.close();
     let refused = q.push(job()).unwrap_err().into_inner(); // refused: handed back
-    let full = Queue::builder().capacity(1).build().unwrap();
+    let full = super::store().capacity(1).build().unwrap();
     full.push(job()).unwrap();
     let refused_full = full.try_push(job()).unwrap_err().into_inner();
 

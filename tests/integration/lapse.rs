@@ -1,6 +1,6 @@
 use leasequeue::{DeadLetterReason, FailureKind};
 
-use crate::{queue, secs};
+use super::{queue, secs};
 
 #[test]
 fn a_lapse_counts_as_a_failed_attempt_and_redelivers_at_once() {

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use leasequeue::{DeadLetterReason, FailureKind, LeaseLost, NackOutcome};
 
-use crate::{queue, secs};
+use super::{queue, secs};
 
 #[test]
 fn ack_removes_the_job() {

@@ -1,43 +1,98 @@
 //! Public-API tests, one module per concept. Time-dependent tests run on a `TestClock`.
+//!
+//! **The conformance suite.** The modules that define the queue's semantics (leases, lapses, dead
+//! letters, scheduling, pools, routing, panics, the model-based property test, ...) are written once and
+//! compiled once per store, inside a module named after the store (`memory::lease::...`): each store has a
+//! file here (`memory.rs`) that expands the `conformance!` macro below with a builder for a queue on that
+//! store. The macro gives the tests the constructors they use instead of `Queue::new()` and
+//! `Queue::builder()`: `store()`, `new_queue()`, and the `builder()` / `queue()` helpers on a fresh test
+//! clock. A new store adds a file of three lines and passes the same tests: a store changes durability,
+//! never semantics.
+//!
+//! Modules that do not depend on the store (backoff arithmetic, `Send`/`Sync`, the tracing and metrics
+//! integrations, the memory store's snapshots) run once.
 
 mod backoff;
-mod clock;
-mod dead_letter;
-mod drop_count;
 mod integrations;
-mod lapse;
-mod lease;
-mod model;
-mod operations;
-mod panics;
-mod pool;
-mod push;
-mod routing;
-mod scheduling;
 mod send_sync;
 #[cfg(feature = "serde")]
 mod snapshot;
-mod testing;
-mod threads;
 
 use std::time::Duration;
 
-use leasequeue::{Backoff, Queue, QueueBuilder, TestClock};
+use leasequeue::{Backoff, QueueBuilder, TestClock};
 
-/// A queue builder on a fresh test clock: 30 s visibility, 3 attempts, fixed 10 s backoff, no jitter.
-pub fn builder<T: Send + Sync + 'static>() -> (QueueBuilder<T>, TestClock) {
+/// The conformance suite for one store, expanded in that store's file (`memory.rs`): the constructors the
+/// semantic tests use, then the tests themselves. `$builder` is a builder for a queue on the store.
+macro_rules! conformance {
+    ($builder:expr) => {
+        use leasequeue::{Queue, QueueBuilder, TestClock};
+
+        pub use crate::{secs, until};
+
+        /// A builder for a queue on this store, with every default.
+        pub fn store<T: Send + Sync + 'static>() -> QueueBuilder<T> {
+            $builder
+        }
+
+        /// A queue on this store with every default.
+        pub fn new_queue<T: Send + Sync + 'static>() -> Queue<T> {
+            store().build().unwrap()
+        }
+
+        /// A builder on this store and a fresh test clock (see [`crate::configure`]).
+        pub fn builder<T: Send + Sync + 'static>() -> (QueueBuilder<T>, TestClock) {
+            crate::configure(store())
+        }
+
+        pub fn queue<T: Send + Sync + 'static>() -> (Queue<T>, TestClock) {
+            let (builder, clock) = builder();
+            (builder.build().unwrap(), clock)
+        }
+
+        #[path = "clock.rs"]
+        mod clock;
+        #[path = "dead_letter.rs"]
+        mod dead_letter;
+        #[path = "drop_count.rs"]
+        mod drop_count;
+        #[path = "lapse.rs"]
+        mod lapse;
+        #[path = "lease.rs"]
+        mod lease;
+        #[path = "model.rs"]
+        mod model;
+        #[path = "operations.rs"]
+        mod operations;
+        #[path = "panics.rs"]
+        mod panics;
+        #[path = "pool.rs"]
+        mod pool;
+        #[path = "push.rs"]
+        mod push;
+        #[path = "routing.rs"]
+        mod routing;
+        #[path = "scheduling.rs"]
+        mod scheduling;
+        #[path = "testing.rs"]
+        mod testing;
+        #[path = "threads.rs"]
+        mod threads;
+    };
+}
+
+mod memory;
+
+/// The test configuration on a fresh test clock: 30 s visibility, 3 attempts, fixed 10 s backoff, no
+/// jitter.
+pub fn configure<T: Send + Sync + 'static>(builder: QueueBuilder<T>) -> (QueueBuilder<T>, TestClock) {
     let clock = TestClock::new();
-    let builder = Queue::builder()
+    let builder = builder
         .clock(clock.clone())
         .visibility_timeout(secs(30))
         .max_attempts(3)
         .backoff(Backoff::fixed(secs(10)));
     (builder, clock)
-}
-
-pub fn queue<T: Send + Sync + 'static>() -> (Queue<T>, TestClock) {
-    let (builder, clock) = builder();
-    (builder.build().unwrap(), clock)
 }
 
 pub fn secs(s: u64) -> Duration {

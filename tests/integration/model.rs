@@ -257,7 +257,7 @@ fn options(p: &Push) -> PushOptions {
 
 fn run(ops: Vec<Op>) {
     let clock = TestClock::new();
-    let queue: Queue<usize> = Queue::builder()
+    let queue: Queue<usize> = super::store()
         .clock(clock.clone())
         .visibility_timeout(ms(VISIBILITY))
         .max_attempts(MAX_ATTEMPTS)

@@ -4,7 +4,7 @@ use std::thread;
 
 use leasequeue::{LeaseLost, PushOptions};
 
-use crate::{queue, secs, until};
+use super::{queue, secs, until};
 
 #[test]
 fn pause_stops_leasing_but_not_pushing_or_time() {
@@ -61,7 +61,7 @@ fn purging_a_closed_queue_releases_blocked_consumers() {
 
 #[test]
 fn batches_push_lease_and_settle_with_per_entry_results() {
-    let (b, clock) = crate::builder::<u32>();
+    let (b, clock) = super::builder::<u32>();
     let q = b.capacity(5).max_attempts(1).build().unwrap();
     let pushed = q.push_batch(0..7);
     assert_eq!(pushed.iter().filter(|r| r.is_ok()).count(), 5);
@@ -141,8 +141,8 @@ fn redrive_into_a_closed_queue_keeps_the_dead_letter() {
 
 #[test]
 fn redrive_from_a_dead_letter_queue_acks_what_it_moves_and_releases_the_rest() {
-    let dlq: leasequeue::Queue<leasequeue::DeadLetter<u32>> = leasequeue::Queue::new();
-    let (b, _clock) = crate::builder::<u32>();
+    let dlq: leasequeue::Queue<leasequeue::DeadLetter<u32>> = super::new_queue();
+    let (b, _clock) = super::builder::<u32>();
     let q = b.dead_letter(dlq.clone()).build().unwrap();
     for i in 0..4 {
         q.push(i).unwrap();
@@ -183,7 +183,7 @@ fn alarms_fire_once_per_crossing_with_hysteresis() {
     use std::sync::{Arc, Mutex};
     let log: Arc<Mutex<Vec<AlarmEvent>>> = Arc::default();
     let (depth_log, dead_log, age_log) = (Arc::clone(&log), Arc::clone(&log), Arc::clone(&log));
-    let (b, clock) = crate::builder::<u32>();
+    let (b, clock) = super::builder::<u32>();
     let q = b
         .alarm(Alarm::ready_depth(3).clear_at(1), move |e| depth_log.lock().unwrap().push(*e))
         .alarm(Alarm::dead_letters(1), move |e| dead_log.lock().unwrap().push(*e))
@@ -228,12 +228,12 @@ fn redrive_over_a_large_store_moves_exactly_the_matching_ones() {
 
 #[test]
 fn an_alarm_threshold_of_zero_is_refused() {
-    let err = leasequeue::Queue::<u8>::builder()
+    let err = super::store::<u8>()
         .alarm(leasequeue::Alarm::ready_depth(0), |_| ())
         .build()
         .unwrap_err();
     assert_eq!(err.option(), "alarm");
-    let err = leasequeue::Queue::<u8>::builder()
+    let err = super::store::<u8>()
         .alarm(leasequeue::Alarm::dead_letters(0), |_| ())
         .build()
         .unwrap_err();

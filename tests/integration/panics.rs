@@ -13,7 +13,7 @@ use leasequeue::{
     PoolStats, PublishError, Queue, Redrive, Router, UserPanic, WorkerPool,
 };
 
-use crate::{builder, secs, until};
+use super::{builder, secs, until};
 
 /// A job whose `Drop` panics (and counts how often it ran).
 struct Bomb(Arc<AtomicUsize>);
@@ -72,7 +72,7 @@ fn a_panicking_sink_keeps_a_dropped_last_attempt_in_the_store() {
 fn a_panicking_sink_on_a_lapse_keeps_the_letter_and_lets_the_clock_wake_other_queues() {
     let (b, clock) = builder::<&str>();
     let first = b.max_attempts(1).dead_letter(panicking_sink::<&str>).build().unwrap();
-    let second: Queue<&str> = Queue::builder().clock(clock.clone()).build().unwrap();
+    let second: Queue<&str> = super::store().clock(clock.clone()).build().unwrap();
     first.push("slow").unwrap();
     let lease = first.try_lease().unwrap();
     second.push_with("later", leasequeue::PushOptions::new().delay(secs(30))).unwrap();
@@ -92,7 +92,7 @@ fn a_panicking_sink_on_a_lapse_keeps_the_letter_and_lets_the_clock_wake_other_qu
 fn an_observer_panicking_on_leased_neither_kills_the_worker_nor_loses_jobs() {
     let fired = Arc::new(AtomicBool::new(false));
     let f = Arc::clone(&fired);
-    let q: Queue<u32> = Queue::builder()
+    let q: Queue<u32> = super::store()
         .observer(move |e: &Event| {
             if e.kind == EventKind::Leased && !f.swap(true, SeqCst) {
                 panic!("once")
@@ -111,7 +111,7 @@ fn an_observer_panicking_on_leased_neither_kills_the_worker_nor_loses_jobs() {
 
 #[test]
 fn a_panicking_sink_under_a_pool_loses_no_dead_letter_and_no_worker() {
-    let q: Queue<u32> = Queue::builder().dead_letter(panicking_sink::<u32>).build().unwrap();
+    let q: Queue<u32> = super::store().dead_letter(panicking_sink::<u32>).build().unwrap();
     let pool =
         WorkerPool::builder(q.clone()).workers(2).build(|_job: Job<'_, u32>| Outcome::reject("no")).unwrap();
     for i in 0..20 {
@@ -126,7 +126,7 @@ fn a_panicking_sink_under_a_pool_loses_no_dead_letter_and_no_worker() {
 #[test]
 fn a_job_whose_drop_panics_on_ack_costs_no_worker() {
     let drops = Arc::new(AtomicUsize::new(0));
-    let q: Queue<Bomb> = Queue::new();
+    let q: Queue<Bomb> = super::new_queue();
     let pool = WorkerPool::builder(q.clone()).workers(2).build(|_job: Job<'_, Bomb>| ()).unwrap();
     for _ in 0..10 {
         q.push(Bomb(Arc::clone(&drops))).unwrap();
@@ -142,7 +142,7 @@ fn a_job_whose_drop_panics_on_ack_costs_no_worker() {
 #[test]
 fn panicking_worker_hooks_leave_the_pool_working_and_its_counts_true() {
     let (seen, hook) = recorder();
-    let q: Queue<u32> = Queue::builder().on_panic(hook).build().unwrap();
+    let q: Queue<u32> = super::store().on_panic(hook).build().unwrap();
     let pool = WorkerPool::builder(q.clone())
         .workers(2)
         .on_worker_start(|_| panic!("start"))
@@ -271,7 +271,7 @@ fn a_clone_that_panics_during_a_fanout_delivers_nothing_and_hands_the_job_back()
             Brittle(Arc::clone(&self.0))
         }
     }
-    let queues: Vec<Queue<Brittle>> = (0..3).map(|_| Queue::new()).collect();
+    let queues: Vec<Queue<Brittle>> = (0..3).map(|_| super::new_queue()).collect();
     let router = Router::new();
     for q in &queues {
         router.bind(Binding::Fanout, q.clone());
@@ -288,7 +288,7 @@ fn a_clone_that_panics_during_a_fanout_delivers_nothing_and_hands_the_job_back()
 
 #[test]
 fn ack_batch_settles_what_a_panicking_iterator_yielded_before_the_panic() {
-    let (q, _clock) = crate::queue::<u32>();
+    let (q, _clock) = super::queue::<u32>();
     q.push_batch(0..3);
     let leases = q.try_lease_batch(3).unwrap();
     let yielded = AtomicUsize::new(0);
@@ -306,7 +306,7 @@ fn ack_batch_settles_what_a_panicking_iterator_yielded_before_the_panic() {
 
 #[test]
 fn nack_batch_settles_what_a_panicking_iterator_yielded_before_the_panic() {
-    let (q, _clock) = crate::queue::<u32>();
+    let (q, _clock) = super::queue::<u32>();
     q.push_batch(0..3);
     let leases = q.try_lease_batch(3).unwrap();
     let mut leases = leases.into_iter();
@@ -322,7 +322,7 @@ fn nack_batch_settles_what_a_panicking_iterator_yielded_before_the_panic() {
 
 #[test]
 fn a_panicking_redrive_filter_skips_its_letter_and_spends_no_attempt() {
-    let dlq: Queue<DeadLetter<u32>> = Queue::builder().max_attempts(1).build().unwrap();
+    let dlq: Queue<DeadLetter<u32>> = super::store().max_attempts(1).build().unwrap();
     let (b, _clock) = builder::<u32>();
     let q = b.dead_letter(dlq.clone()).build().unwrap();
     for i in 0..3 {

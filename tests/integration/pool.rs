@@ -6,11 +6,11 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, unbounded};
 use leasequeue::{DeadLetterReason, FailureKind, Job, LeaseLost, Outcome, Queue, WorkerPool};
 
-use crate::{builder, queue, secs, until};
+use super::{builder, queue, secs, until};
 
 #[test]
 fn every_job_is_handled_once_and_join_returns_after_close() {
-    let q = Queue::new();
+    let q = super::new_queue();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
     let pool = WorkerPool::builder(q.clone())
@@ -325,7 +325,7 @@ fn dropping_the_pool_loses_no_job() {
 
 #[test]
 fn invalid_pool_configuration_is_an_error() {
-    let q = Queue::<u8>::new();
+    let q = super::new_queue::<u8>();
     let build = |b: leasequeue::WorkerPoolBuilder<u8>| b.build(|_job| ()).unwrap_err().option();
     assert_eq!(build(WorkerPool::builder(q.clone()).workers(0)), "workers");
     #[allow(clippy::reversed_empty_ranges)] // the point: a range whose maximum is below its minimum
@@ -413,10 +413,10 @@ fn a_push_with_an_idle_worker_starts_no_other() {
 
 #[test]
 fn workers_beyond_the_limit_are_refused() {
-    let err = WorkerPool::builder(Queue::<u8>::new()).workers(1..=usize::MAX).build(|_job| ()).unwrap_err();
+    let err = WorkerPool::builder(super::new_queue::<u8>()).workers(1..=usize::MAX).build(|_job| ()).unwrap_err();
     assert_eq!(err.option(), "workers");
     assert!(err.to_string().contains("4096"), "{err}");
-    assert!(WorkerPool::builder(Queue::<u8>::new())
+    assert!(WorkerPool::builder(super::new_queue::<u8>())
         .workers(1..=leasequeue::MAX_WORKERS)
         .build(|_job| ())
         .is_ok());
@@ -454,7 +454,7 @@ fn run_until_idle_on_an_auto_advancing_clock_is_the_same_every_time() {
     let runs = if cfg!(debug_assertions) { 200 } else { 1000 };
     for _ in 0..runs {
         let clock = leasequeue::TestClock::auto_advancing();
-        let q: Queue<u32> = Queue::builder()
+        let q: Queue<u32> = super::store()
             .clock(clock.clone())
             .visibility_timeout(secs(30))
             .max_attempts(10)

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use leasequeue::{PushOptions, Queue};
 
-use crate::{builder, queue, secs, until};
+use super::{builder, queue, secs, until};
 
 #[test]
 fn first_deliveries_come_out_in_push_order() {
@@ -155,7 +155,7 @@ fn duration_max_timeouts_wait_forever_without_panicking() {
     q.push(2).unwrap();
     assert_eq!(blocked.join().unwrap().unwrap(), 2);
     // On the system clock too.
-    let q = Queue::new();
+    let q = super::new_queue();
     q.push_timeout(3, Duration::MAX).unwrap();
     assert_eq!(*q.lease_timeout(Duration::MAX).unwrap(), 3);
     q.push_with(4, PushOptions::new().delay(Duration::MAX)).unwrap();
@@ -192,11 +192,11 @@ fn oldest_ready_age_follows_the_clock() {
 
 #[test]
 fn invalid_configuration_is_an_error_not_a_panic() {
-    assert_eq!(Queue::<u8>::builder().capacity(0).build().unwrap_err().option(), "capacity");
-    assert_eq!(Queue::<u8>::builder().max_attempts(0).build().unwrap_err().option(), "max_attempts");
-    let err = Queue::<u8>::builder().visibility_timeout(Duration::ZERO).build().unwrap_err();
+    assert_eq!(super::store::<u8>().capacity(0).build().unwrap_err().option(), "capacity");
+    assert_eq!(super::store::<u8>().max_attempts(0).build().unwrap_err().option(), "max_attempts");
+    let err = super::store::<u8>().visibility_timeout(Duration::ZERO).build().unwrap_err();
     assert_eq!(err.option(), "visibility_timeout");
-    assert!(format!("{:?}", Queue::<u8>::builder()).contains("max_attempts: 10"));
+    assert!(format!("{:?}", super::store::<u8>()).contains("max_attempts: 10"));
 }
 
 #[test]

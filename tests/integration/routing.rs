@@ -6,7 +6,7 @@ use std::thread;
 use leasequeue::{Binding, PublishError, Queue, Router, Unroutable};
 use proptest::prelude::*;
 
-use crate::{queue, secs};
+use super::{queue, secs};
 
 fn drain<T: Clone + Send + Sync + 'static>(q: &Queue<T>) -> Vec<T> {
     let mut out = Vec::new();
@@ -19,7 +19,7 @@ fn drain<T: Clone + Send + Sync + 'static>(q: &Queue<T>) -> Vec<T> {
 
 #[test]
 fn direct_bindings_match_the_exact_key() {
-    let (created, shipped) = (Queue::new(), Queue::new());
+    let (created, shipped) = (super::new_queue(), super::new_queue());
     let router = Router::new();
     router.bind(Binding::direct("order.created"), created.clone());
     router.bind(Binding::direct("order.shipped"), shipped.clone());
@@ -59,7 +59,7 @@ fn topic_patterns_match_word_by_word() {
         ("*.#.*", "a.b", true),
     ];
     for &(pattern, key, expected) in cases {
-        let q = Queue::new();
+        let q = super::new_queue();
         let router = Router::new().on_unroutable(Unroutable::Drop);
         router.bind(Binding::topic(pattern), q.clone());
         router.publish(key, ()).unwrap();
@@ -94,7 +94,7 @@ fn fanout_delivers_to_every_queue_and_each_fails_independently() {
 
 #[test]
 fn a_queue_bound_twice_gets_one_copy() {
-    let q = Queue::new();
+    let q = super::new_queue();
     let router = Router::new();
     router.bind(Binding::topic("a.*"), q.clone());
     router.bind(Binding::topic("#"), q.clone());
@@ -112,7 +112,7 @@ fn unroutable_jobs_follow_the_policy() {
     }
     let router: Router<u8> = Router::new().on_unroutable(Unroutable::Drop);
     assert_eq!(router.publish("x", 2).unwrap().queues(), 0);
-    let alternate = Queue::new();
+    let alternate = super::new_queue();
     let router = Router::new().on_unroutable(Unroutable::Queue(alternate.clone()));
     router.publish("x", 3).unwrap();
     assert_eq!(drain(&alternate), [3]);
@@ -121,11 +121,11 @@ fn unroutable_jobs_follow_the_policy() {
 
 #[test]
 fn a_full_or_closed_queue_hands_its_copy_back() {
-    let full = Queue::builder().capacity(1).build().unwrap();
+    let full = super::store().capacity(1).build().unwrap();
     full.push(0).unwrap();
-    let closed = Queue::new();
+    let closed = super::new_queue();
     closed.close();
-    let open = Queue::new();
+    let open = super::new_queue();
     let router = Router::new();
     let (b_full, b_closed) =
         (router.bind(Binding::Fanout, full.clone()), router.bind(Binding::Fanout, closed));
@@ -147,7 +147,7 @@ fn a_full_or_closed_queue_hands_its_copy_back() {
 #[test]
 fn bindings_change_at_run_time_from_any_thread() {
     let router: Router<u64> = Router::new().on_unroutable(Unroutable::Drop);
-    let sink = Queue::new();
+    let sink = super::new_queue();
     let threads: Vec<_> = (0..4)
         .map(|t| {
             let (router, sink) = (router.clone(), sink.clone());
@@ -219,7 +219,7 @@ proptest! {
     #[test]
     fn the_topic_trie_agrees_with_the_naive_matcher(patterns in prop::collection::vec(pattern(), 1..12), keys in prop::collection::vec(key(), 1..12)) {
         let router: Router<usize> = Router::new().on_unroutable(Unroutable::Drop);
-        let queues: Vec<Queue<usize>> = patterns.iter().map(|_| Queue::new()).collect();
+        let queues: Vec<Queue<usize>> = patterns.iter().map(|_| super::new_queue()).collect();
         for (p, q) in patterns.iter().zip(&queues) {
             router.bind(Binding::topic(p.clone()), q.clone());
         }
@@ -247,7 +247,7 @@ proptest! {
     #[test]
     fn many_hashes_match_as_the_table_says(patterns in prop::collection::vec(hashy_pattern(), 1..6), key in long_key()) {
         let router: Router<u8> = Router::new().on_unroutable(Unroutable::Drop);
-        let queues: Vec<Queue<u8>> = patterns.iter().map(|_| Queue::new()).collect();
+        let queues: Vec<Queue<u8>> = patterns.iter().map(|_| super::new_queue()).collect();
         for (p, q) in patterns.iter().zip(&queues) {
             router.bind(Binding::topic(p.clone()), q.clone());
         }
@@ -284,7 +284,7 @@ fn very_long_patterns_and_keys_cost_no_stack() {
         .spawn(|| {
             let long = vec!["w"; 70_000].join(".");
             let router: Router<u8> = Router::new();
-            let q = Queue::new();
+            let q = super::new_queue();
             let id = router.bind(Binding::topic(long.clone()), q.clone());
             router.bind(Binding::topic(format!("#.{}", ["*"; 10].join("."))), q.clone());
             assert_eq!(router.publish(&long, 1).unwrap().queues(), 1);
@@ -300,7 +300,7 @@ fn very_long_patterns_and_keys_cost_no_stack() {
 
 #[test]
 fn publish_reports_a_full_queue_as_full() {
-    let full = Queue::builder().capacity(1).overflow(leasequeue::Overflow::RejectNew).build().unwrap();
+    let full = super::store().capacity(1).overflow(leasequeue::Overflow::RejectNew).build().unwrap();
     full.push(0).unwrap();
     let router = Router::new();
     router.bind(Binding::Fanout, full);

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use leasequeue::{DeadLetterReason, Overflow, PushOptions, Pushed, Queue};
 
-use crate::{builder, queue, secs};
+use super::{builder, queue, secs};
 
 fn take<T: Copy + Send + Sync + 'static>(q: &Queue<T>) -> T {
     let lease = q.try_lease().unwrap();

@@ -9,7 +9,7 @@ use leasequeue::{
     PushOptions, Queue, TestClock, WorkerPool,
 };
 
-use crate::{builder, queue, secs, until};
+use super::{builder, queue, secs, until};
 
 fn five_failures_backoff() -> Backoff {
     Backoff::exponential(secs(60), 4.0).max(secs(3600)).jitter(Jitter::Proportional(0.1)).seed(7)
@@ -22,7 +22,7 @@ fn auto_advance_runs_hours_of_backoff_through_a_pool() {
     let run = || {
         let clock = TestClock::auto_advancing();
         let queue: Queue<&str> =
-            Queue::builder().clock(clock.clone()).backoff(five_failures_backoff()).build().unwrap();
+            super::store().clock(clock.clone()).backoff(five_failures_backoff()).build().unwrap();
         let pool =
             WorkerPool::builder(queue.clone())
                 .workers(2)
@@ -51,7 +51,7 @@ fn auto_advance_runs_hours_of_backoff_through_a_pool() {
 #[test]
 fn auto_advance_jumps_to_a_blocked_consumers_own_timeout() {
     let clock = TestClock::auto_advancing();
-    let q: Queue<u8> = Queue::builder().clock(clock.clone()).build().unwrap();
+    let q: Queue<u8> = super::store().clock(clock.clone()).build().unwrap();
     assert!(q.lease_timeout(secs(3600)).unwrap_err().is_timeout());
     assert_eq!(clock.elapsed(), secs(3600));
 }
@@ -59,7 +59,7 @@ fn auto_advance_jumps_to_a_blocked_consumers_own_timeout() {
 #[test]
 fn auto_advance_waits_while_a_job_is_leased_and_moves_on_once_the_queue_is_idle() {
     let clock = TestClock::auto_advancing();
-    let q: Queue<u8> = Queue::builder().clock(clock.clone()).build().unwrap();
+    let q: Queue<u8> = super::store().clock(clock.clone()).build().unwrap();
     q.push(1).unwrap();
     q.push_with(2, PushOptions::new().delay(secs(10))).unwrap();
     let held = q.try_lease().unwrap();
@@ -110,7 +110,7 @@ fn run_until_idle_counts_panics_and_dead_letters_after_max_attempts() {
 
 #[test]
 fn run_until_idle_on_the_system_clock_runs_what_is_due() {
-    let q = Queue::new();
+    let q = super::new_queue();
     q.push(1).unwrap();
     q.push_with(2, PushOptions::new().delay(secs(3600))).unwrap();
     let summary = q.run_until_idle(|_job| ());
@@ -219,7 +219,7 @@ fn scenario_log() -> Vec<(EventKind, u64, u32, Duration)> {
     let start = clock.now();
     let log: Arc<Mutex<Vec<Event>>> = Arc::default();
     let sink = Arc::clone(&log);
-    let q = Queue::builder()
+    let q = super::store()
         .clock(clock.clone())
         .max_attempts(4)
         .backoff(Backoff::exponential(secs(1), 3.0).jitter(Jitter::Full).seed(2026))
@@ -276,7 +276,7 @@ fn the_observer_sees_lapses_and_dead_letters_in_order() {
 fn an_observer_may_call_back_into_the_queue() {
     let slot: Arc<Mutex<Option<Queue<u8>>>> = Arc::default();
     let inner = Arc::clone(&slot);
-    let q = Queue::builder()
+    let q = super::store()
         .observer(move |e: &Event| {
             if let Some(q) = inner.lock().unwrap().as_ref() {
                 let _ = q.stats();
@@ -296,7 +296,7 @@ fn an_observer_may_call_back_into_the_queue() {
 fn auto_advance_moves_on_after_a_nack_from_a_thread_that_then_stops() {
     let clock = TestClock::auto_advancing();
     let q: Queue<u8> =
-        Queue::builder().clock(clock.clone()).backoff(Backoff::fixed(secs(30))).build().unwrap();
+        super::store().clock(clock.clone()).backoff(Backoff::fixed(secs(30))).build().unwrap();
     q.push(1).unwrap();
     let held = q.try_lease().unwrap();
     let consumer = q.clone();

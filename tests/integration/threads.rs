@@ -11,7 +11,7 @@ fn producers_and_consumers_ack_every_job_exactly_once() {
     const PRODUCERS: usize = 4;
     const CONSUMERS: usize = 4;
     const PER_PRODUCER: usize = 5_000;
-    let queue: Queue<usize> = Queue::builder().backoff(Backoff::none()).capacity(256).build().unwrap();
+    let queue: Queue<usize> = super::store().backoff(Backoff::none()).capacity(256).build().unwrap();
     let acks: Arc<Vec<AtomicUsize>> =
         Arc::new((0..PRODUCERS * PER_PRODUCER).map(|_| AtomicUsize::new(0)).collect());
 
