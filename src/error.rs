@@ -1,6 +1,7 @@
 //! Each operation's own error. Errors of operations that took a job hand it back.
 
 use std::fmt;
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -10,11 +11,71 @@ macro_rules! debug_without_payload {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 match self {
                     $($ty::$variant(_) => f.write_str(concat!(stringify!($variant), "(..)")),)*
+                    $ty::Store(_, cause) => f.debug_tuple("Store").field(&"..").field(cause).finish(),
                 }
             }
         }
     };
 }
+
+/// A failure of the store beneath a queue: a journal's disk, a database connection. The in-memory store
+/// never fails; a durable store reports what its medium said, kept as this error's
+/// [`source`](std::error::Error::source). Cheap to clone (the cause is shared); two are equal when they
+/// are clones of one failure.
+///
+/// Every operation's error has a store variant, which hands back the job where the operation took one.
+///
+/// # Examples
+///
+/// ```
+/// use leasequeue::{PushError, StoreError};
+///
+/// fn describe(err: &PushError<String>) -> String {
+///     match err {
+///         PushError::Store(_, cause) => format!("retry later: {cause}"),
+///         other => other.to_string(),
+///     }
+/// }
+/// # let _ = describe;
+/// ```
+#[derive(Clone)]
+pub struct StoreError {
+    cause: Arc<dyn std::error::Error + Send + Sync + 'static>,
+}
+
+impl StoreError {
+    /// A store failure caused by `cause`.
+    #[allow(dead_code)] // the first durable store uses it
+    pub(crate) fn new(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError { cause: Arc::new(cause) }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the queue's store failed: {}", self.cause)
+    }
+}
+
+impl fmt::Debug for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("StoreError").field(&self.cause).finish()
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.cause)
+    }
+}
+
+impl PartialEq for StoreError {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.cause, &other.cause)
+    }
+}
+
+impl Eq for StoreError {}
 
 /// The error of [`Queue::push`](crate::Queue::push). The job comes back inside.
 ///
@@ -31,7 +92,8 @@ macro_rules! debug_without_payload {
 /// assert_eq!(err.to_string(), "queue is closed");
 /// assert_eq!(err.into_inner(), "welcome email");
 /// ```
-#[derive(Error, PartialEq, Eq, Clone, Copy)]
+#[derive(Error, PartialEq, Eq, Clone)]
+#[non_exhaustive]
 pub enum PushError<T> {
     /// A bounded queue is full and its overflow policy rejects new jobs.
     #[error("queue is full")]
@@ -39,6 +101,9 @@ pub enum PushError<T> {
     /// The queue is closed.
     #[error("queue is closed")]
     Closed(T),
+    /// The queue's store failed (a durable store's disk or database); the job was not pushed.
+    #[error("the queue's store failed; the job was not pushed")]
+    Store(T, #[source] StoreError),
 }
 debug_without_payload!(PushError { Full, Closed });
 
@@ -52,7 +117,7 @@ impl<T> PushError<T> {
     /// ```
     pub fn into_inner(self) -> T {
         match self {
-            PushError::Full(job) | PushError::Closed(job) => job,
+            PushError::Full(job) | PushError::Closed(job) | PushError::Store(job, _) => job,
         }
     }
 
@@ -90,7 +155,8 @@ impl<T> PushError<T> {
 /// assert!(err.is_full());
 /// assert_eq!(err.into_inner(), 2);
 /// ```
-#[derive(Error, PartialEq, Eq, Clone, Copy)]
+#[derive(Error, PartialEq, Eq, Clone)]
+#[non_exhaustive]
 pub enum TryPushError<T> {
     /// A bounded queue is at capacity.
     #[error("queue is full")]
@@ -98,6 +164,9 @@ pub enum TryPushError<T> {
     /// The queue is closed.
     #[error("queue is closed")]
     Closed(T),
+    /// The queue's store failed (a durable store's disk or database); the job was not pushed.
+    #[error("the queue's store failed; the job was not pushed")]
+    Store(T, #[source] StoreError),
 }
 debug_without_payload!(TryPushError { Full, Closed });
 
@@ -111,7 +180,7 @@ impl<T> TryPushError<T> {
     /// ```
     pub fn into_inner(self) -> T {
         match self {
-            TryPushError::Full(job) | TryPushError::Closed(job) => job,
+            TryPushError::Full(job) | TryPushError::Closed(job) | TryPushError::Store(job, _) => job,
         }
     }
 
@@ -150,7 +219,8 @@ impl<T> TryPushError<T> {
 /// assert!(err.is_timeout());
 /// assert_eq!(err.into_inner(), 2);
 /// ```
-#[derive(Error, PartialEq, Eq, Clone, Copy)]
+#[derive(Error, PartialEq, Eq, Clone)]
+#[non_exhaustive]
 pub enum PushTimeoutError<T> {
     /// The queue stayed full until the timeout.
     #[error("timed out waiting for room in the queue")]
@@ -161,6 +231,9 @@ pub enum PushTimeoutError<T> {
     /// The queue is closed.
     #[error("queue is closed")]
     Closed(T),
+    /// The queue's store failed (a durable store's disk or database); the job was not pushed.
+    #[error("the queue's store failed; the job was not pushed")]
+    Store(T, #[source] StoreError),
 }
 debug_without_payload!(PushTimeoutError { Timeout, Full, Closed });
 
@@ -174,9 +247,10 @@ impl<T> PushTimeoutError<T> {
     /// ```
     pub fn into_inner(self) -> T {
         match self {
-            PushTimeoutError::Timeout(job) | PushTimeoutError::Full(job) | PushTimeoutError::Closed(job) => {
-                job
-            }
+            PushTimeoutError::Timeout(job)
+            | PushTimeoutError::Full(job)
+            | PushTimeoutError::Closed(job)
+            | PushTimeoutError::Store(job, _) => job,
         }
     }
 
@@ -214,18 +288,42 @@ impl<T> PushTimeoutError<T> {
     }
 }
 
-/// The error of [`Queue::lease`](crate::Queue::lease): the queue is closed and holds no job any more.
+/// Why [`Queue::lease`](crate::Queue::lease) returned without a job: the queue is closed and holds no job
+/// any more, or its store failed.
 ///
 /// # Examples
 ///
 /// ```
 /// let queue = leasequeue::Queue::<u32>::new();
 /// queue.close();
-/// assert_eq!(queue.lease().unwrap_err(), leasequeue::LeaseError);
+/// assert_eq!(queue.lease().unwrap_err(), leasequeue::LeaseError::Closed);
+/// assert!(queue.lease().unwrap_err().is_closed());
 /// ```
-#[derive(Error, Debug, PartialEq, Eq, Clone, Copy)]
-#[error("queue is closed and drained")]
-pub struct LeaseError;
+#[derive(Error, Debug, PartialEq, Eq, Clone)]
+#[non_exhaustive]
+pub enum LeaseError {
+    /// The queue is closed and holds no job (ready, delayed or leased) any more.
+    #[error("queue is closed and drained")]
+    Closed,
+    /// The queue's store failed (a durable store's disk or database).
+    #[error("the queue's store failed")]
+    Store(#[source] StoreError),
+}
+
+impl LeaseError {
+    /// Whether the queue is closed and drained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::<u8>::new();
+    /// queue.close();
+    /// assert!(queue.lease().unwrap_err().is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        matches!(self, LeaseError::Closed)
+    }
+}
 
 /// The error of [`Queue::try_lease`](crate::Queue::try_lease).
 ///
@@ -235,7 +333,8 @@ pub struct LeaseError;
 /// let queue = leasequeue::Queue::<u32>::new();
 /// assert_eq!(queue.try_lease().unwrap_err(), leasequeue::TryLeaseError::Empty);
 /// ```
-#[derive(Error, Debug, PartialEq, Eq, Clone, Copy)]
+#[derive(Error, Debug, PartialEq, Eq, Clone)]
+#[non_exhaustive]
 pub enum TryLeaseError {
     /// No job is ready now (some may be delayed or leased).
     #[error("no job is ready")]
@@ -243,6 +342,9 @@ pub enum TryLeaseError {
     /// The queue is closed and holds no job any more.
     #[error("queue is closed and drained")]
     Closed,
+    /// The queue's store failed (a durable store's disk or database).
+    #[error("the queue's store failed")]
+    Store(#[source] StoreError),
 }
 
 impl TryLeaseError {
@@ -279,7 +381,8 @@ impl TryLeaseError {
 /// let err = queue.lease_timeout(Duration::ZERO).unwrap_err();
 /// assert!(err.is_timeout());
 /// ```
-#[derive(Error, Debug, PartialEq, Eq, Clone, Copy)]
+#[derive(Error, Debug, PartialEq, Eq, Clone)]
+#[non_exhaustive]
 pub enum LeaseTimeoutError {
     /// No job became ready before the timeout.
     #[error("timed out waiting for a job")]
@@ -287,6 +390,9 @@ pub enum LeaseTimeoutError {
     /// The queue is closed and holds no job any more.
     #[error("queue is closed and drained")]
     Closed,
+    /// The queue's store failed (a durable store's disk or database).
+    #[error("the queue's store failed")]
+    Store(#[source] StoreError),
 }
 
 impl LeaseTimeoutError {
@@ -337,7 +443,7 @@ impl LeaseTimeoutError {
 /// assert_eq!(stale.ack(), Err(LeaseLost::Superseded { attempt: 2 }));
 /// fresh.ack().unwrap();
 /// ```
-#[derive(Error, Debug, PartialEq, Eq, Clone, Copy)]
+#[derive(Error, Debug, PartialEq, Eq, Clone)]
 #[non_exhaustive]
 pub enum LeaseLost {
     /// The job was leased again after this lease lapsed; `attempt` is the newer lease's attempt.
@@ -353,6 +459,10 @@ pub enum LeaseLost {
     /// [`WorkerPool`](crate::WorkerPool) does with the jobs still running when its shutdown grace ends.
     #[error("the lease was revoked and its job returned to the queue")]
     Revoked,
+    /// The queue's store failed to record the outcome (a durable store's disk or database): nothing
+    /// changed, and the lease may still be current (its deadline decides, as for any lease).
+    #[error("the queue's store failed; the outcome was not recorded")]
+    Store(#[source] StoreError),
 }
 
 /// Invalid configuration given to a builder.
@@ -364,17 +474,34 @@ pub enum LeaseLost {
 /// assert_eq!(err.to_string(), "invalid queue configuration: capacity must be at least 1");
 /// assert_eq!(err.option(), "capacity");
 /// ```
-#[derive(Error, Debug, Clone, PartialEq, Eq)]
+#[derive(Error, Debug, Clone)]
 #[error("invalid {what} configuration: {option} {message}")]
 pub struct BuildError {
     what: &'static str,
     option: &'static str,
     message: &'static str,
+    /// What the system said, where it refused (a thread that could not be spawned).
+    #[source]
+    cause: Option<Arc<std::io::Error>>,
 }
+
+impl PartialEq for BuildError {
+    fn eq(&self, other: &Self) -> bool {
+        (self.what, self.option, self.message) == (other.what, other.option, other.message)
+    }
+}
+
+impl Eq for BuildError {}
 
 impl BuildError {
     pub(crate) fn new(what: &'static str, option: &'static str, message: &'static str) -> Self {
-        BuildError { what, option, message }
+        BuildError { what, option, message, cause: None }
+    }
+
+    /// The same, caused by what the system said.
+    pub(crate) fn caused_by(mut self, cause: std::io::Error) -> Self {
+        self.cause = Some(Arc::new(cause));
+        self
     }
 
     /// The name of the builder option that was invalid.
@@ -387,5 +514,33 @@ impl BuildError {
     /// ```
     pub fn option(&self) -> &'static str {
         self.option
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_store_error_keeps_its_cause_and_hands_the_job_back() {
+        let cause = StoreError::new(std::io::Error::other("disk full"));
+        assert_eq!(cause.source().unwrap().to_string(), "disk full");
+        assert_eq!(cause, cause.clone(), "clones of one failure are equal");
+        assert_ne!(cause, StoreError::new(std::io::Error::other("disk full")));
+        let err = PushError::Store("job", cause.clone());
+        assert_eq!(err.source().unwrap().to_string(), cause.to_string());
+        assert_eq!(format!("{err:?}"), format!("Store(\"..\", {cause:?})"));
+        assert_eq!(err.into_inner(), "job");
+        assert!(!LeaseError::Store(cause.clone()).is_closed());
+        assert!(LeaseLost::Store(cause).source().is_some());
+    }
+
+    #[test]
+    fn a_build_error_keeps_what_the_system_said() {
+        let err = BuildError::new("worker pool", "workers", "could not all be spawned as threads")
+            .caused_by(std::io::Error::other("out of threads"));
+        assert_eq!(err.source().unwrap().to_string(), "out of threads");
+        assert_eq!(err, BuildError::new("worker pool", "workers", "could not all be spawned as threads"));
     }
 }

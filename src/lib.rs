@@ -292,8 +292,8 @@ pub use builder::{Overflow, QueueBuilder};
 pub use clock::{Clock, TestClock};
 pub use dead_letter::{DeadLetter, DeadLetterReason, DeadLetterSink, Failure, FailureKind};
 pub use error::{
-    BuildError, LeaseError, LeaseLost, LeaseTimeoutError, PushError, PushTimeoutError, TryLeaseError,
-    TryPushError,
+    BuildError, LeaseError, LeaseLost, LeaseTimeoutError, PushError, PushTimeoutError, StoreError,
+    TryLeaseError, TryPushError,
 };
 pub use event::{Event, EventKind};
 pub use handler::{IntoOutcome, Job, Outcome};

@@ -13,7 +13,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::clock::{ticks, Listener, NEVER};
 use crate::handler::{self, Handler, IntoOutcome, Job, Ran, Settled};
 use crate::queue::Backlog;
-use crate::queue::{Fail, LeaseParams, Wait};
+use crate::queue::{LeaseFail, LeaseParams, Wait};
 use crate::state::Token;
 use crate::{Attempt, BuildError, JobId, Lease, PanicSite, Queue, Summary, MAX_RUNS};
 
@@ -330,18 +330,12 @@ impl<T: Send + Sync + 'static> WorkerPool<T> {
                 if shared.queue.inner.revoke(token).is_ok() {
                     released += 1;
                 }
+                running.push(worker.slot.index);
             }
-            running.push(token.is_some());
         }
         let completed = shared.counters.processed.load(Ordering::Acquire) - before;
-        let mut threads_left = 0;
-        for (worker, was_running) in threads.into_iter().zip(running) {
-            if was_running && !worker.slot.finished.load(Ordering::Acquire) {
-                threads_left += 1; // left to finish its handler on its own
-            } else {
-                let _ = worker.handle.join();
-            }
-        }
+        // A thread still in a handler is left to finish it on its own (threads are never killed).
+        let threads_left = join_workers(threads, |w| !running.contains(&w.slot.index));
         ShutdownReport { completed, released, threads_left }
     }
 
@@ -448,18 +442,20 @@ impl<T: Send + Sync + 'static> WorkerPool<T> {
         }
         let threads = mem::take(&mut state.threads);
         drop(state);
-        join_finished(threads);
+        let left = join_workers(threads, |_| false);
+        debug_assert_eq!(left, 0, "every worker has finished");
         shared.stats()
     }
 }
 
-/// Joins the threads that finished; returns how many had not.
-fn join_finished(threads: Vec<Worker>) -> usize {
+/// Joins the worker threads that have finished, and those `exiting` says are on their way out (they run
+/// no user code any more, so joining waits at most for their last instructions); returns how many it left
+/// running.
+fn join_workers(threads: Vec<Worker>, exiting: impl Fn(&Worker) -> bool) -> usize {
     let mut left = 0;
     for worker in threads {
-        if worker.slot.finished.load(Ordering::Acquire) {
-            // The thread has left user code: joining waits at most for its last instructions.
-            let _ = worker.handle.join();
+        if worker.slot.finished.load(Ordering::Acquire) || exiting(&worker) {
+            let _ = worker.handle.join(); // a worker's panics are caught inside it: nothing to report
         } else {
             left += 1;
         }
@@ -557,7 +553,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
                     self.scale_up(false);
                     self.run(slot, lease);
                 }
-                Err(Fail::Timeout) => {
+                Err(LeaseFail::NoJob) => {
                     let mut state = self.state.lock();
                     if state.workers > self.cfg.workers.min {
                         state.workers -= 1;
@@ -565,7 +561,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
                         break;
                     }
                 }
-                Err(_) => break, // stopped, or the queue is closed and drained
+                Err(LeaseFail::Stopped | LeaseFail::Closed) => break, // stopped, or closed and drained
             }
         }
         if let Some(hook) = &self.cfg.on_stop {
@@ -590,7 +586,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
             let _ = self.spawn(&mut state);
             let finished: Vec<Worker> = extract_finished(&mut state.threads);
             drop(state);
-            join_finished(finished);
+            join_workers(finished, |_| false);
         }
     }
 
@@ -959,9 +955,14 @@ impl<T: Send + Sync + 'static> WorkerPoolBuilder<T> {
         {
             let mut state = pool.shared.state.lock();
             for _ in 0..min {
-                if pool.shared.spawn(&mut state).is_err() {
+                if let Err(cause) = pool.shared.spawn(&mut state) {
                     drop(state);
-                    return invalid("workers", "could not all be spawned as threads");
+                    return Err(BuildError::new(
+                        "worker pool",
+                        "workers",
+                        "could not all be spawned as threads",
+                    )
+                    .caused_by(cause));
                 }
             }
         }

@@ -155,13 +155,41 @@ pub(crate) enum Wait {
     Until(Tick),
 }
 
-pub(crate) enum Fail {
-    Full,
-    Empty,
+/// Why a push did not take its job. Each public push maps it to its own error, exhaustively.
+pub(crate) enum PushFail {
     Closed,
-    Timeout,
+    /// The overflow policy ([`Overflow::RejectNew`]) refused it at once.
+    Rejected,
+    /// No room came within the wait (none, for a `try_` push).
+    NoRoom,
+}
+
+/// Why a lease call returned no lease. Each public lease maps it to its own error, exhaustively.
+pub(crate) enum LeaseFail {
+    /// The queue is closed and drained.
+    Closed,
+    /// No job became ready within the wait (none, for a `try_` lease).
+    NoJob,
     /// The caller's stop flag was raised.
     Stopped,
+}
+
+impl LeaseFail {
+    /// As a `try_` lease reports it (no wait, and no stop flag: `Stopped` cannot happen, and is "empty").
+    fn into_try(self) -> TryLeaseError {
+        match self {
+            LeaseFail::Closed => TryLeaseError::Closed,
+            LeaseFail::NoJob | LeaseFail::Stopped => TryLeaseError::Empty,
+        }
+    }
+
+    /// As a lease with a timeout reports it (no stop flag: `Stopped` cannot happen, and is a timeout).
+    fn into_timeout(self) -> LeaseTimeoutError {
+        match self {
+            LeaseFail::Closed => LeaseTimeoutError::Closed,
+            LeaseFail::NoJob | LeaseFail::Stopped => LeaseTimeoutError::Timeout,
+        }
+    }
 }
 
 /// How a consumer leases: how long it waits, the lease's visibility timeout if not the queue's, and a
@@ -242,8 +270,9 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// ```
     pub fn push_with(&self, job: T, options: PushOptions) -> Result<Pushed, PushError<T>> {
         self.inner.push(job, &options, Wait::Until(NEVER)).map_err(|(job, fail)| match fail {
-            Fail::Full => PushError::Full(job),
-            _ => PushError::Closed(job),
+            PushFail::Closed => PushError::Closed(job),
+            // A wait that never ends ends only when there is room: `NoRoom` is the policy's refusal too.
+            PushFail::Rejected | PushFail::NoRoom => PushError::Full(job),
         })
     }
 
@@ -281,8 +310,8 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// ```
     pub fn try_push_with(&self, job: T, options: PushOptions) -> Result<Pushed, TryPushError<T>> {
         self.inner.push(job, &options, Wait::No).map_err(|(job, fail)| match fail {
-            Fail::Closed => TryPushError::Closed(job),
-            _ => TryPushError::Full(job),
+            PushFail::Closed => TryPushError::Closed(job),
+            PushFail::Rejected | PushFail::NoRoom => TryPushError::Full(job),
         })
     }
 
@@ -327,9 +356,9 @@ impl<T: Send + Sync + 'static> Queue<T> {
     fn push_until(&self, job: T, until: Tick) -> Result<JobId, PushTimeoutError<T>> {
         match self.inner.push(job, &PushOptions::new(), Wait::Until(until)) {
             Ok(pushed) => Ok(pushed.id()),
-            Err((job, Fail::Closed)) => Err(PushTimeoutError::Closed(job)),
-            Err((job, Fail::Full)) => Err(PushTimeoutError::Full(job)),
-            Err((job, _)) => Err(PushTimeoutError::Timeout(job)),
+            Err((job, PushFail::Closed)) => Err(PushTimeoutError::Closed(job)),
+            Err((job, PushFail::Rejected)) => Err(PushTimeoutError::Full(job)),
+            Err((job, PushFail::NoRoom)) => Err(PushTimeoutError::Timeout(job)),
         }
     }
 
@@ -355,7 +384,14 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// lease.ack().unwrap();
     /// ```
     pub fn lease(&self) -> Result<Lease<T>, LeaseError> {
-        self.inner.lease(Wait::Until(NEVER)).map_err(|_| LeaseError)
+        loop {
+            match self.inner.lease(Wait::Until(NEVER)) {
+                Ok(lease) => return Ok(lease),
+                Err(LeaseFail::Closed) => return Err(LeaseError::Closed),
+                // A wait that never ends, with no stop flag, ends only with a job or a close: look again.
+                Err(LeaseFail::NoJob | LeaseFail::Stopped) => continue,
+            }
+        }
     }
 
     /// Leases the next ready job if there is one now; never blocks.
@@ -371,10 +407,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert!(queue.try_lease().unwrap_err().is_empty());
     /// ```
     pub fn try_lease(&self) -> Result<Lease<T>, TryLeaseError> {
-        self.inner.lease(Wait::No).map_err(|fail| match fail {
-            Fail::Closed => TryLeaseError::Closed,
-            _ => TryLeaseError::Empty,
-        })
+        self.inner.lease(Wait::No).map_err(LeaseFail::into_try)
     }
 
     /// Leases the next ready job, waiting up to `timeout` on the queue's clock. `Duration::MAX` waits
@@ -414,10 +447,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     }
 
     fn lease_until(&self, until: Tick) -> Result<Lease<T>, LeaseTimeoutError> {
-        self.inner.lease(Wait::Until(until)).map_err(|fail| match fail {
-            Fail::Closed => LeaseTimeoutError::Closed,
-            _ => LeaseTimeoutError::Timeout,
-        })
+        self.inner.lease(Wait::Until(until)).map_err(LeaseFail::into_timeout)
     }
 
     // ----- batches -----
@@ -457,10 +487,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// ```
     pub fn lease_batch(&self, max: usize, timeout: Duration) -> Result<Vec<Lease<T>>, LeaseTimeoutError> {
         let until = self.inner.clock.tick().saturating_add(ticks(timeout));
-        self.inner.lease_many(Wait::Until(until), max).map_err(|fail| match fail {
-            Fail::Closed => LeaseTimeoutError::Closed,
-            _ => LeaseTimeoutError::Timeout,
-        })
+        self.inner.lease_many(Wait::Until(until), max).map_err(LeaseFail::into_timeout)
     }
 
     /// Leases up to `max` jobs that are ready now; never blocks.
@@ -477,10 +504,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(queue.try_lease_batch(10).unwrap().len(), 2);
     /// ```
     pub fn try_lease_batch(&self, max: usize) -> Result<Vec<Lease<T>>, TryLeaseError> {
-        self.inner.lease_many(Wait::No, max).map_err(|fail| match fail {
-            Fail::Closed => TryLeaseError::Closed,
-            _ => TryLeaseError::Empty,
-        })
+        self.inner.lease_many(Wait::No, max).map_err(LeaseFail::into_try)
     }
 
     /// Acks many leases under one lock. Each has its own result, as [`Lease::ack`]. Leases of another
@@ -1078,76 +1102,113 @@ impl<T: Send + Sync + 'static> Inner<T> {
         }
     }
 
-    fn push(&self, job: T, options: &PushOptions, wait: Wait) -> Result<Pushed, (T, Fail)> {
-        self.push_shared(Arc::new(job), options, wait).map_err(|(job, fail)| {
-            // Nobody else has seen the job: the `Arc` is not shared.
-            (Arc::into_inner(job).expect("a job that was not pushed is still ours"), fail)
-        })
+    fn push(&self, job: T, options: &PushOptions, wait: Wait) -> Result<Pushed, (T, PushFail)> {
+        self.push_shared(job, options, wait)
     }
 
-    /// Pushes a job that is already shared (a redriven dead letter's).
-    pub(crate) fn push_shared(
+    /// Pushes a job, or one that is already shared (a redriven dead letter's): it becomes an `Arc` only
+    /// once it is in, so a refused job comes back exactly as it was given.
+    pub(crate) fn push_shared<J: Into<Arc<T>>>(
         &self,
-        job: Arc<T>,
+        job: J,
         options: &PushOptions,
         wait: Wait,
-    ) -> Result<Pushed, (Arc<T>, Fail)> {
-        let mut job = Some(job);
-        let mut reading = self.clock.tick();
+    ) -> Result<Pushed, (J, PushFail)> {
+        let reading = self.clock.tick();
         let mut out = Outbox::new();
         let mut core = self.core.lock();
-        let result = loop {
-            let now = core.st.observe(reading);
-            if core.st.closed || core.st.ids_exhausted() {
-                break Err(Fail::Closed);
+        let now = core.st.observe(reading);
+        let result = match self.push_once(&mut core, &mut out, job, options, now) {
+            Err((job, PushFail::NoRoom)) if matches!(wait, Wait::Until(until) if now < until) => {
+                self.push_waiting(&mut core, &mut out, job, options, wait)
             }
-            self.advance(&mut core, now, &mut out);
-            if let Some(id) = options.dedup().and_then(|key| core.st.deduplicate(now, key)) {
-                break Ok(Pushed::Duplicate(JobId::from_u64(id)));
-            }
-            if self.capacity.is_some_and(|cap| core.st.live() >= cap) {
-                match self.overflow {
-                    Overflow::RejectNew => break Err(Fail::Full),
-                    Overflow::DropOldest => {
-                        if let Some(exit) = core.st.evict(now) {
-                            self.bury(&mut core, exit, &mut out);
-                            continue;
-                        }
-                    }
-                    Overflow::Block => {}
-                }
-                match wait {
-                    Wait::Until(until) if now < until => {
-                        self.block(&mut core, &mut out, false, until);
-                        reading = self.clock.tick();
-                        continue;
-                    }
-                    Wait::Until(_) => break Err(Fail::Timeout),
-                    Wait::No => break Err(Fail::Full),
-                }
-            }
-            let (slot, id) = core.st.push(now, options.placement(now, &self.clock, self.ttl));
-            if let Some(key) = options.dedup() {
-                core.st.reserve(now, Arc::clone(key), id);
-            }
-            let slot = slot as usize;
-            if slot == core.jobs.len() {
-                core.jobs.push(None);
-            }
-            core.jobs[slot] = job.take();
-            break Ok(Pushed::Enqueued(JobId::from_u64(id)));
+            result => result,
         };
         self.finish(core, out);
-        match (result, job) {
-            // A duplicate is dropped here, outside the lock.
-            (Ok(pushed), job) => {
-                self.catcher.dispose(job);
-                self.pushed();
-                Ok(pushed)
-            }
-            (Err(fail), Some(job)) => Err((job, fail)),
-            (Err(_), None) => unreachable!("a job that was not pushed is still ours"),
+        let (pushed, duplicate) = result?;
+        self.catcher.dispose(duplicate); // a duplicate is dropped here, outside the lock
+        self.pushed();
+        Ok(pushed)
+    }
+
+    /// One try at a push at `now`, under the lock: a duplicate comes back to be dropped after the lock.
+    /// Inlined into the quick try and the waiting loop alike (a call here costs the cycle 5 %).
+    #[inline(always)]
+    fn push_once<J: Into<Arc<T>>>(
+        &self,
+        core: &mut Core<T>,
+        out: &mut Outbox<T>,
+        job: J,
+        options: &PushOptions,
+        now: Tick,
+    ) -> Result<(Pushed, Option<J>), (J, PushFail)> {
+        if core.st.closed || core.st.ids_exhausted() {
+            return Err((job, PushFail::Closed));
         }
+        self.advance(core, now, out);
+        if let Some(id) = options.dedup().and_then(|key| core.st.deduplicate(now, key)) {
+            return Ok((Pushed::Duplicate(JobId::from_u64(id)), Some(job)));
+        }
+        if let Err(fail) = self.room(core, now, out) {
+            return Err((job, fail));
+        }
+        let id = self.insert(core, now, job.into(), options);
+        if let Some(key) = options.dedup() {
+            core.st.reserve(now, Arc::clone(key), id.as_u64());
+        }
+        Ok((Pushed::Enqueued(id), None))
+    }
+
+    /// A push that waits for room (a bounded queue under [`Overflow::Block`]) until `wait` ends.
+    #[cold]
+    fn push_waiting<J: Into<Arc<T>>>(
+        &self,
+        core: &mut MutexGuard<'_, Core<T>>,
+        out: &mut Outbox<T>,
+        mut job: J,
+        options: &PushOptions,
+        wait: Wait,
+    ) -> Result<(Pushed, Option<J>), (J, PushFail)> {
+        let Wait::Until(until) = wait else { return Err((job, PushFail::NoRoom)) };
+        loop {
+            self.block(core, out, false, until);
+            let now = core.st.observe(self.clock.tick());
+            match self.push_once(core, out, job, options, now) {
+                Err((back, PushFail::NoRoom)) if now < until => job = back,
+                result => return result,
+            }
+        }
+    }
+
+    /// Makes room for one more job under the overflow policy, or says why there is none.
+    #[inline]
+    fn room(&self, core: &mut Core<T>, now: Tick, out: &mut Outbox<T>) -> Result<(), PushFail> {
+        if self.capacity.is_none_or(|cap| core.st.live() < cap) {
+            return Ok(());
+        }
+        match self.overflow {
+            Overflow::RejectNew => Err(PushFail::Rejected),
+            Overflow::DropOldest => match core.st.evict(now) {
+                Some(exit) => {
+                    self.bury(core, exit, out);
+                    Ok(())
+                }
+                None => Err(PushFail::NoRoom), // nothing ready to drop: wait as under `Block`
+            },
+            Overflow::Block => Err(PushFail::NoRoom),
+        }
+    }
+
+    /// Puts a job in: the one place the payloads grow. The caller checked closing, ids and room.
+    #[inline]
+    fn insert(&self, core: &mut Core<T>, now: Tick, job: Arc<T>, options: &PushOptions) -> JobId {
+        let (slot, id) = core.st.push(now, options.placement(now, &self.clock, self.ttl));
+        let slot = slot as usize;
+        if slot == core.jobs.len() {
+            core.jobs.push(None);
+        }
+        core.jobs[slot] = Some(job);
+        JobId::from_u64(id)
     }
 
     /// Takes the dead letter of job `id` out of the built-in store, if it is there. `hint` is where it
@@ -1167,14 +1228,15 @@ impl<T: Send + Sync + 'static> Inner<T> {
         self.core.lock().dead.push_front(dead);
     }
 
-    fn lease(self: &Arc<Self>, wait: Wait) -> Result<Lease<T>, Fail> {
+    fn lease(self: &Arc<Self>, wait: Wait) -> Result<Lease<T>, LeaseFail> {
         self.lease_with(LeaseParams { wait, visibility: None, stop: None })
     }
 
-    pub(crate) fn lease_with(self: &Arc<Self>, params: LeaseParams<'_>) -> Result<Lease<T>, Fail> {
+    pub(crate) fn lease_with(self: &Arc<Self>, params: LeaseParams<'_>) -> Result<Lease<T>, LeaseFail> {
         let mut lease = None;
         self.lease_into(params, 1, &mut |l| lease = Some(l))?;
-        lease.ok_or(Fail::Empty) // unreachable: `lease_into` hands out at least one lease when it succeeds
+        // `lease_into` hands out at least one lease when it succeeds; were it not to, there was no job.
+        lease.ok_or(LeaseFail::NoJob)
     }
 
     /// Waits as `params` say for a ready job, then hands out up to `max` (at least one) to `take`, under
@@ -1184,50 +1246,82 @@ impl<T: Send + Sync + 'static> Inner<T> {
         params: LeaseParams<'_>,
         max: usize,
         take: &mut impl FnMut(Lease<T>),
-    ) -> Result<(), Fail> {
-        let mut reading = self.clock.tick();
+    ) -> Result<(), LeaseFail> {
+        let reading = self.clock.tick();
         let mut out = Outbox::new();
-        let mut round = 0;
         let mut core = self.core.lock();
-        let result = loop {
-            if params.stop.is_some_and(|stop| stop.load(Ordering::Acquire)) {
-                break Err(Fail::Stopped);
+        let now = core.st.observe(reading);
+        let result = match self.lease_once(&mut core, &mut out, &params, max, take, now) {
+            Err(LeaseFail::NoJob) if matches!(params.wait, Wait::Until(until) if now < until) => {
+                self.lease_waiting(&mut core, &mut out, &params, max, take)
             }
-            let now = core.st.observe(reading);
-            self.advance(&mut core, now, &mut out);
-            let visibility = params.visibility.unwrap_or_else(|| core.st.default_visibility());
-            let mut taken = 0;
-            while taken < max && !core.st.paused {
-                let Some(grant) = core.st.lease(now, visibility) else { break };
-                take(self.lease_of(&core, grant));
-                taken += 1;
-            }
-            if taken > 0 {
-                break Ok(());
-            }
-            if core.st.closed && core.st.live() == 0 {
-                break Err(Fail::Closed);
-            }
-            match params.wait {
-                Wait::Until(until) if now < until => {
-                    if round < SPIN_ROUNDS + YIELD_ROUNDS && out.is_empty() {
-                        MutexGuard::unlocked(&mut core, || self.spin(round));
-                        round += 1;
-                    } else {
-                        self.block(&mut core, &mut out, true, until);
-                    }
-                    reading = self.clock.tick();
-                }
-                Wait::Until(_) => break Err(Fail::Timeout),
-                Wait::No => break Err(Fail::Empty),
-            }
+            result => result,
         };
         self.finish(core, out);
         result
     }
 
+    /// One try at leasing at `now`, under the lock. Inlined, as [`push_once`](Inner::push_once).
+    #[inline(always)]
+    fn lease_once(
+        self: &Arc<Self>,
+        core: &mut Core<T>,
+        out: &mut Outbox<T>,
+        params: &LeaseParams<'_>,
+        max: usize,
+        take: &mut impl FnMut(Lease<T>),
+        now: Tick,
+    ) -> Result<(), LeaseFail> {
+        if params.stop.is_some_and(|stop| stop.load(Ordering::Acquire)) {
+            return Err(LeaseFail::Stopped);
+        }
+        self.advance(core, now, out);
+        let visibility = params.visibility.unwrap_or_else(|| core.st.default_visibility());
+        let mut taken = 0;
+        while taken < max && !core.st.paused {
+            let Some(grant) = core.st.lease(now, visibility) else { break };
+            take(self.lease_of(core, grant));
+            taken += 1;
+        }
+        if taken > 0 {
+            Ok(())
+        } else if core.st.closed && core.st.live() == 0 {
+            Err(LeaseFail::Closed)
+        } else {
+            Err(LeaseFail::NoJob)
+        }
+    }
+
+    /// A lease that waits for a job until `params.wait` ends: a short spin without the lock first (jobs
+    /// that flow steadily arrive within it), then blocking (see [`block`](Inner::block)).
+    #[cold]
+    fn lease_waiting(
+        self: &Arc<Self>,
+        core: &mut MutexGuard<'_, Core<T>>,
+        out: &mut Outbox<T>,
+        params: &LeaseParams<'_>,
+        max: usize,
+        take: &mut impl FnMut(Lease<T>),
+    ) -> Result<(), LeaseFail> {
+        let Wait::Until(until) = params.wait else { return Err(LeaseFail::NoJob) };
+        let mut round = 0;
+        loop {
+            if round < SPIN_ROUNDS + YIELD_ROUNDS && out.is_empty() {
+                MutexGuard::unlocked(core, || self.spin(round));
+                round += 1;
+            } else {
+                self.block(core, out, true, until);
+            }
+            let now = core.st.observe(self.clock.tick());
+            match self.lease_once(core, out, params, max, take, now) {
+                Err(LeaseFail::NoJob) if now < until => {}
+                result => return result,
+            }
+        }
+    }
+
     /// Leases up to `max` jobs, waiting as `wait` says for the first.
-    fn lease_many(self: &Arc<Self>, wait: Wait, max: usize) -> Result<Vec<Lease<T>>, Fail> {
+    fn lease_many(self: &Arc<Self>, wait: Wait, max: usize) -> Result<Vec<Lease<T>>, LeaseFail> {
         let mut leases = Vec::with_capacity(max.min(1024));
         if max > 0 {
             self.lease_into(LeaseParams { wait, visibility: None, stop: None }, max, &mut |l| {
@@ -1239,55 +1333,28 @@ impl<T: Send + Sync + 'static> Inner<T> {
 
     /// Pushes jobs under one lock; never blocks. Jobs the queue has no room for come back `Full`.
     fn push_many(&self, jobs: impl IntoIterator<Item = T>) -> Vec<Result<JobId, TryPushError<T>>> {
-        let jobs: Vec<Arc<T>> = jobs.into_iter().map(Arc::new).collect();
-        let mut results: Vec<Result<JobId, (Arc<T>, Fail)>> = Vec::with_capacity(jobs.len());
         let reading = self.clock.tick();
         let mut out = Outbox::new();
         let mut core = self.core.lock();
         let now = core.st.observe(reading);
         self.advance(&mut core, now, &mut out);
-        for job in jobs {
-            if core.st.closed || core.st.ids_exhausted() {
-                results.push(Err((job, Fail::Closed)));
-                continue;
-            }
-            if self.capacity.is_some_and(|cap| core.st.live() >= cap) {
-                let evicted = match self.overflow {
-                    Overflow::DropOldest => core.st.evict(now),
-                    _ => None,
-                };
-                match evicted {
-                    Some(exit) => self.bury(&mut core, exit, &mut out),
-                    None => {
-                        results.push(Err((job, Fail::Full)));
-                        continue;
-                    }
+        let options = PushOptions::new();
+        let results = jobs
+            .into_iter()
+            .map(|job| {
+                if core.st.closed || core.st.ids_exhausted() {
+                    return Err(TryPushError::Closed(job));
                 }
-            }
-            let place = PushOptions::new().placement(now, &self.clock, self.ttl);
-            let (slot, id) = core.st.push(now, place);
-            let slot = slot as usize;
-            if slot == core.jobs.len() {
-                core.jobs.push(None);
-            }
-            core.jobs[slot] = Some(job);
-            results.push(Ok(JobId::from_u64(id)));
-        }
+                match self.room(&mut core, now, &mut out) {
+                    Ok(()) => Ok(self.insert(&mut core, now, Arc::new(job), &options)),
+                    Err(PushFail::Closed) => Err(TryPushError::Closed(job)),
+                    Err(PushFail::Rejected | PushFail::NoRoom) => Err(TryPushError::Full(job)),
+                }
+            })
+            .collect();
         self.finish(core, out);
         self.pushed();
         results
-            .into_iter()
-            .map(|result| {
-                result.map_err(|(job, fail)| {
-                    // Nobody else has seen the job: the `Arc` is not shared.
-                    let job = Arc::into_inner(job).expect("a job that was not pushed is still ours");
-                    match fail {
-                        Fail::Closed => TryPushError::Closed(job),
-                        _ => TryPushError::Full(job),
-                    }
-                })
-            })
-            .collect()
     }
 
     /// Settles many leases of this queue under one lock. `op` settles one, and says whether the job left

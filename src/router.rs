@@ -192,7 +192,8 @@ impl<T> fmt::Debug for Refused<T> {
 ///     PublishError::Refused { published, refused } => {
 ///         assert_eq!(published.queues(), 1); // the open queue took it
 ///         assert!(refused[0].error.is_closed());
-///         assert_eq!(refused[0].error.into_inner(), 7); // the closed queue's copy comes back
+///         let copy = refused.into_iter().next().unwrap().error.into_inner();
+///         assert_eq!(copy, 7); // the closed queue's copy comes back
 ///     }
 ///     other => panic!("{other}"),
 /// }
@@ -440,6 +441,7 @@ impl<T: Clone + Send + Sync + 'static> Router<T> {
             queue.push(job).map_err(|e| match e {
                 PushError::Full(job) => TryPushError::Full(job),
                 PushError::Closed(job) => TryPushError::Closed(job),
+                PushError::Store(job, cause) => TryPushError::Store(job, cause),
             })
         })
     }
@@ -487,9 +489,9 @@ impl<T: Clone + Send + Sync + 'static> Router<T> {
                 Unroutable::Drop => Ok(Published::default()),
                 Unroutable::Queue(queue) => match push(&queue, job) {
                     Ok(_) => Ok(Published::default()),
-                    Err(TryPushError::Full(job) | TryPushError::Closed(job)) => {
-                        Err(PublishError::Unroutable(job))
-                    }
+                    Err(
+                        TryPushError::Full(job) | TryPushError::Closed(job) | TryPushError::Store(job, _),
+                    ) => Err(PublishError::Unroutable(job)),
                 },
             };
         }

@@ -324,7 +324,7 @@ fn run(ops: Vec<Op>) {
                 let dies = leased && (j.attempt >= MAX_ATTEMPTS || j.ttl_passed);
                 let real = if matches!(op, Op::Drop(_)) {
                     drop(h.lease);
-                    expected
+                    expected.clone()
                 } else {
                     h.lease.nack().map(|outcome| {
                         assert_eq!(matches!(outcome, NackOutcome::DeadLettered), dies);
