@@ -4,9 +4,9 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::clock::ticks;
+use crate::core::Config;
 use crate::panics::PanicHook;
-use crate::queue::{AlarmHook, Observer, Parts};
-use crate::state::Config;
+use crate::store::{AlarmHook, Observer, Parts};
 use crate::{Alarm, AlarmEvent, Backoff, BuildError, Clock, DeadLetterSink, Event, Queue, UserPanic};
 
 /// What a push to a full bounded queue does.

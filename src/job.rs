@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::clock::{ticks, Clock, Tick, NEVER};
-use crate::state::{Placement, PRIORITY_LEVELS};
+use crate::core::{Placement, PRIORITY_LEVELS};
 
 /// A job's id, unique within its queue. Ids are handed out in push order, starting at 1.
 ///

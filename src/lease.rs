@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::clock::Tick;
-use crate::state::Token;
+use crate::core::Token;
 use crate::{FailureKind, JobId, LeaseLost, PanicSite, Queue};
 
 /// A leased job: hidden from other consumers until the lease is settled or its deadline passes.

@@ -267,11 +267,12 @@ mod alarm;
 mod backoff;
 mod builder;
 mod clock;
+mod core;
 mod dead_letter;
+mod deliver;
 mod error;
 mod event;
 mod handler;
-mod index;
 mod integrations;
 mod job;
 mod lease;
@@ -282,9 +283,10 @@ mod redrive;
 mod router;
 #[cfg(feature = "serde")]
 mod snapshot;
-mod state;
 mod stats;
+mod store;
 mod testing;
+mod wait;
 
 pub use alarm::{Alarm, AlarmEvent, AlarmMetric};
 pub use backoff::{Backoff, Jitter};

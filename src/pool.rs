@@ -11,10 +11,10 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 
 use crate::clock::{ticks, Listener, NEVER};
+use crate::core::Token;
 use crate::handler::{self, Handler, IntoOutcome, Job, Ran, Settled};
-use crate::queue::Backlog;
-use crate::queue::{LeaseFail, LeaseParams, Wait};
-use crate::state::Token;
+use crate::store::Backlog;
+use crate::store::{LeaseFail, LeaseParams, Wait};
 use crate::{Attempt, BuildError, JobId, Lease, PanicSite, Queue, Summary, MAX_RUNS};
 
 type PanicHook = Box<dyn Fn(JobId, &str) + Send + Sync>;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 use parking_lot::{Condvar, Mutex};
 
 use crate::clock::{Listener, Tick, NEVER};
-use crate::queue::Wait;
+use crate::store::Wait;
 use crate::{DeadLetter, PanicSite, PushOptions, Queue};
 
 type Filter<T> = Box<dyn Fn(&DeadLetter<T>) -> bool + Send + Sync>;

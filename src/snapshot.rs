@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::clock::NEVER;
-use crate::state::{FailureRecord, Placement, RestoredJob, SavedJob, MAX_ID};
+use crate::core::{FailureRecord, Placement, RestoredJob, SavedJob, MAX_ID};
 use crate::{DeadLetter, DeadLetterReason, Failure, FailureKind, JobId, Queue, QueueBuilder};
 
 const FORMAT: &str = "leasequeue-snapshot";

@@ -145,7 +145,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
             st.jobs()
                 .into_iter()
                 .map(|(id, phase, attempt, priority, pushed_at, due)| {
-                    use crate::state::Phase;
+                    use crate::core::Phase;
                     let (state, next) = match phase {
                         Phase::Ready => (JobState::Ready, None),
                         Phase::Delayed => (JobState::Delayed, Some(due)),

@@ -2,7 +2,7 @@
 //!
 //! Jobs live in a slab of [`Slot`]s addressed by a `u32` index. A slot is in one [`Phase`]; the indices
 //! that order jobs (a ready FIFO per priority level, the delayed heap, the lease-deadline FIFO and heap,
-//! the expiry heap) hold small entries and are cleaned lazily (see [`crate::index`]): every phase change
+//! the expiry heap) hold small entries and are cleaned lazily (see [`crate::core::index`]): every phase change
 //! bumps the slot's `ticket`, so an entry whose ticket no longer matches is stale and skipped.
 //!
 //! Fencing uses the slot's `epoch`, bumped when a lease is handed out and when the job leaves: a lease is
@@ -16,8 +16,10 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
+pub(crate) mod index;
+
+use self::index::Lazy;
 use crate::clock::{Tick, NEVER};
-use crate::index::Lazy;
 use crate::{DeadLetterReason, EventKind, FailureKind, LeaseLost};
 
 /// The highest job id a queue hands out (2^63 - 1). A queue that has handed it out refuses further pushes

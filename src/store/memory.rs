@@ -1,0 +1,601 @@
+//! The in-memory store: a queue's state behind one lock, with the payloads and the built-in dead-letter
+//! store beside it. Every operation takes the lock once, reads the clock outside it, processes what fell
+//! due (`advance`), does its work, wakes whom it owes a wake-up (see [`crate::wait`]), releases the lock
+//! in [`finish`](Inner::finish), and only then runs user code (see [`crate::deliver`]).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use crate::clock::{address, ticks, Listener, Tick, NEVER};
+use crate::core::{Exit, Grant, Nacked, State, Token};
+use crate::deliver::Outbox;
+use crate::lease::Lease;
+use crate::panics::Catcher;
+use crate::store::{AlarmHook, Backlog, LeaseFail, LeaseParams, Observer, Parts, PushFail, Wait};
+use crate::wait::{SPIN_ROUNDS, YIELD_ROUNDS};
+use crate::{
+    Alarm, Backoff, Clock, DeadLetter, DeadLetterSink, FailureKind, JobId, LeaseLost, Overflow, PushOptions,
+    Pushed, Queue, TryPushError,
+};
+
+pub(crate) struct Inner<T> {
+    /// The state, written under the lock by every operation: on cache lines of its own, so that reading
+    /// the settings below does not pull a line another core is writing.
+    pub(crate) core: Padded<Mutex<Core<T>>>,
+    pub(crate) consumers: Condvar,
+    pub(crate) producers: Condvar,
+    pub(crate) clock: Clock,
+    pub(crate) backoff: Backoff,
+    pub(crate) sink: Option<Box<dyn DeadLetterSink<T>>>,
+    pub(crate) observer: Option<Observer>,
+    pub(crate) alarms: Vec<(Alarm, AlarmHook)>,
+    pub(crate) capacity: Option<usize>,
+    pub(crate) overflow: Overflow,
+    /// The queue-wide time to live.
+    pub(crate) ttl: Option<Duration>,
+    /// The number of ready jobs as of the last operation: read without the lock by consumers that spin
+    /// a little before they block.
+    pub(crate) ready_hint: Padded<AtomicUsize>,
+    /// Runs user code: catches, counts and reports its panics.
+    pub(crate) catcher: Catcher,
+    /// Told of every push (see [`Backlog`]); `watched` says whether there is any, without the lock.
+    pub(crate) watchers: Mutex<Vec<Weak<dyn Backlog>>>,
+    pub(crate) watched: AtomicBool,
+    /// Whether the clock is a test clock (read on every operation; the clock's kind never changes).
+    pub(crate) manual: bool,
+    /// On an auto-advancing test clock, as of the last operation: [`BUSY`] while a job is ready or leased,
+    /// else the tick of the next timed event (see [`Listener::quiet_until`]).
+    pub(crate) quiet: AtomicU64,
+}
+
+/// A value alone on its cache lines (two, for CPUs that fetch lines in pairs), against false sharing.
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+pub(crate) struct Core<T> {
+    pub(crate) st: State,
+    /// Which alarms are raised, in the order of `Inner::alarms`.
+    pub(crate) raised: Vec<bool>,
+    /// Payloads, indexed by slot.
+    pub(crate) jobs: Vec<Option<Arc<T>>>,
+    /// The built-in dead-letter store.
+    pub(crate) dead: VecDeque<DeadLetter<T>>,
+}
+
+impl<T> Drop for Inner<T> {
+    /// The last handle is gone: the jobs and dead letters still held drop here, each on its own, so that
+    /// one job's panicking `Drop` neither stops the others' nor reaches whoever dropped the queue.
+    fn drop(&mut self) {
+        let core = self.core.0.get_mut();
+        for job in core.jobs.drain(..) {
+            self.catcher.dispose(job);
+        }
+        for dead in core.dead.drain(..) {
+            self.catcher.dispose(dead);
+        }
+    }
+}
+
+impl<T: Send + Sync + 'static> Inner<T> {
+    /// Runs `f` on the core after processing what fell due, then wakes waiters and delivers dead letters.
+    pub(crate) fn observe<R>(&self, f: impl FnOnce(&mut Core<T>) -> R) -> R {
+        let reading = self.clock.tick();
+        let mut out = Outbox::new();
+        let mut core = self.core.lock();
+        let now = core.st.observe(reading);
+        self.advance(&mut core, now, &mut out);
+        let result = f(&mut core);
+        self.finish(core, out);
+        result
+    }
+
+    pub(crate) fn advance(&self, core: &mut Core<T>, now: Tick, out: &mut Outbox<T>) {
+        let mut exits = Vec::new();
+        core.st.advance(now, &mut exits);
+        self.bury_all(core, exits, out);
+    }
+
+    /// Wakes the threads owed a wake-up, releases the lock, then hands events to the observer and dead
+    /// letters to the sink.
+    pub(crate) fn finish(&self, mut core: MutexGuard<'_, Core<T>>, mut out: Outbox<T>) {
+        // Checked here rather than in the callees: nearly every operation has nothing to hand out.
+        if !core.st.events.is_empty() {
+            self.collect_events(&mut core.st, &mut out);
+        }
+        if !self.alarms.is_empty() {
+            self.check_alarms(&mut core, &mut out);
+        }
+        self.wake(&mut core.st);
+        self.ready_hint.store(core.st.counts().ready, Ordering::Relaxed);
+        if core.jobs.len() > core.st.slot_count() {
+            // The slab shrank after a burst: the payloads' slots beyond it are free (`None`).
+            let slots = core.st.slot_count();
+            core.jobs.truncate(slots);
+            if core.jobs.capacity() > 4 * slots + 64 {
+                core.jobs.shrink_to(2 * slots);
+            }
+        }
+        // On a test clock (auto-advance may be turned on at any time), keep the hint current.
+        let went_quiet = self.manual && self.publish_quiet(&mut core.st) && self.clock.auto_advances();
+        drop(core);
+        if went_quiet {
+            // A consumer of another queue on this clock may be waiting for this one to go quiet.
+            self.clock.nudge_others(address(self));
+        }
+        if !out.is_empty() {
+            self.deliver(out);
+        }
+    }
+
+    pub(crate) fn push(&self, job: T, options: &PushOptions, wait: Wait) -> Result<Pushed, (T, PushFail)> {
+        self.push_shared(job, options, wait)
+    }
+
+    /// Pushes a job, or one that is already shared (a redriven dead letter's): it becomes an `Arc` only
+    /// once it is in, so a refused job comes back exactly as it was given.
+    pub(crate) fn push_shared<J: Into<Arc<T>>>(
+        &self,
+        job: J,
+        options: &PushOptions,
+        wait: Wait,
+    ) -> Result<Pushed, (J, PushFail)> {
+        let reading = self.clock.tick();
+        let mut out = Outbox::new();
+        let mut core = self.core.lock();
+        let now = core.st.observe(reading);
+        let result = match self.push_once(&mut core, &mut out, job, options, now) {
+            Err((job, PushFail::NoRoom)) if matches!(wait, Wait::Until(until) if now < until) => {
+                self.push_waiting(&mut core, &mut out, job, options, wait)
+            }
+            result => result,
+        };
+        self.finish(core, out);
+        let (pushed, duplicate) = result?;
+        self.catcher.dispose(duplicate); // a duplicate is dropped here, outside the lock
+        self.pushed();
+        Ok(pushed)
+    }
+
+    /// One try at a push at `now`, under the lock: a duplicate comes back to be dropped after the lock.
+    /// Inlined into the quick try and the waiting loop alike (a call here costs the cycle 5 %).
+    #[inline(always)]
+    pub(crate) fn push_once<J: Into<Arc<T>>>(
+        &self,
+        core: &mut Core<T>,
+        out: &mut Outbox<T>,
+        job: J,
+        options: &PushOptions,
+        now: Tick,
+    ) -> Result<(Pushed, Option<J>), (J, PushFail)> {
+        if core.st.closed || core.st.ids_exhausted() {
+            return Err((job, PushFail::Closed));
+        }
+        self.advance(core, now, out);
+        if let Some(id) = options.dedup().and_then(|key| core.st.deduplicate(now, key)) {
+            return Ok((Pushed::Duplicate(JobId::from_u64(id)), Some(job)));
+        }
+        if let Err(fail) = self.room(core, now, out) {
+            return Err((job, fail));
+        }
+        let id = self.insert(core, now, job.into(), options);
+        if let Some(key) = options.dedup() {
+            core.st.reserve(now, Arc::clone(key), id.as_u64());
+        }
+        Ok((Pushed::Enqueued(id), None))
+    }
+
+    /// A push that waits for room (a bounded queue under [`Overflow::Block`]) until `wait` ends.
+    #[cold]
+    pub(crate) fn push_waiting<J: Into<Arc<T>>>(
+        &self,
+        core: &mut MutexGuard<'_, Core<T>>,
+        out: &mut Outbox<T>,
+        mut job: J,
+        options: &PushOptions,
+        wait: Wait,
+    ) -> Result<(Pushed, Option<J>), (J, PushFail)> {
+        let Wait::Until(until) = wait else { return Err((job, PushFail::NoRoom)) };
+        loop {
+            self.block(core, out, false, until);
+            let now = core.st.observe(self.clock.tick());
+            match self.push_once(core, out, job, options, now) {
+                Err((back, PushFail::NoRoom)) if now < until => job = back,
+                result => return result,
+            }
+        }
+    }
+
+    /// Makes room for one more job under the overflow policy, or says why there is none.
+    #[inline]
+    pub(crate) fn room(&self, core: &mut Core<T>, now: Tick, out: &mut Outbox<T>) -> Result<(), PushFail> {
+        if self.capacity.is_none_or(|cap| core.st.live() < cap) {
+            return Ok(());
+        }
+        match self.overflow {
+            Overflow::RejectNew => Err(PushFail::Rejected),
+            Overflow::DropOldest => match core.st.evict(now) {
+                Some(exit) => {
+                    self.bury(core, exit, out);
+                    Ok(())
+                }
+                None => Err(PushFail::NoRoom), // nothing ready to drop: wait as under `Block`
+            },
+            Overflow::Block => Err(PushFail::NoRoom),
+        }
+    }
+
+    /// Puts a job in: the one place the payloads grow. The caller checked closing, ids and room.
+    #[inline]
+    pub(crate) fn insert(&self, core: &mut Core<T>, now: Tick, job: Arc<T>, options: &PushOptions) -> JobId {
+        let (slot, id) = core.st.push(now, options.placement(now, &self.clock, self.ttl));
+        let slot = slot as usize;
+        if slot == core.jobs.len() {
+            core.jobs.push(None);
+        }
+        core.jobs[slot] = Some(job);
+        JobId::from_u64(id)
+    }
+
+    /// Takes the dead letter of job `id` out of the built-in store, if it is there. `hint` is where it
+    /// probably is (checked first, so that a redrive over a large store does not rescan it per move).
+    pub(crate) fn take_dead_letter(&self, id: JobId, hint: usize) -> Option<DeadLetter<T>> {
+        let mut core = self.core.lock();
+        let index = if core.dead.get(hint).is_some_and(|d| d.id == id) {
+            hint
+        } else {
+            core.dead.iter().position(|d| d.id == id)?
+        };
+        core.dead.remove(index)
+    }
+
+    /// Puts a dead letter back at the front of the built-in store.
+    pub(crate) fn restore_dead_letter(&self, dead: DeadLetter<T>) {
+        self.core.lock().dead.push_front(dead);
+    }
+
+    pub(crate) fn lease(self: &Arc<Self>, wait: Wait) -> Result<Lease<T>, LeaseFail> {
+        self.lease_with(LeaseParams { wait, visibility: None, stop: None })
+    }
+
+    pub(crate) fn lease_with(self: &Arc<Self>, params: LeaseParams<'_>) -> Result<Lease<T>, LeaseFail> {
+        let mut lease = None;
+        self.lease_into(params, 1, &mut |l| lease = Some(l))?;
+        // `lease_into` hands out at least one lease when it succeeds; were it not to, there was no job.
+        lease.ok_or(LeaseFail::NoJob)
+    }
+
+    /// Waits as `params` say for a ready job, then hands out up to `max` (at least one) to `take`, under
+    /// one lock.
+    pub(crate) fn lease_into(
+        self: &Arc<Self>,
+        params: LeaseParams<'_>,
+        max: usize,
+        take: &mut impl FnMut(Lease<T>),
+    ) -> Result<(), LeaseFail> {
+        let reading = self.clock.tick();
+        let mut out = Outbox::new();
+        let mut core = self.core.lock();
+        let now = core.st.observe(reading);
+        let result = match self.lease_once(&mut core, &mut out, &params, max, take, now) {
+            Err(LeaseFail::NoJob) if matches!(params.wait, Wait::Until(until) if now < until) => {
+                self.lease_waiting(&mut core, &mut out, &params, max, take)
+            }
+            result => result,
+        };
+        self.finish(core, out);
+        result
+    }
+
+    /// One try at leasing at `now`, under the lock. Inlined, as [`push_once`](Inner::push_once).
+    #[inline(always)]
+    pub(crate) fn lease_once(
+        self: &Arc<Self>,
+        core: &mut Core<T>,
+        out: &mut Outbox<T>,
+        params: &LeaseParams<'_>,
+        max: usize,
+        take: &mut impl FnMut(Lease<T>),
+        now: Tick,
+    ) -> Result<(), LeaseFail> {
+        if params.stop.is_some_and(|stop| stop.load(Ordering::Acquire)) {
+            return Err(LeaseFail::Stopped);
+        }
+        self.advance(core, now, out);
+        let visibility = params.visibility.unwrap_or_else(|| core.st.default_visibility());
+        let mut taken = 0;
+        while taken < max && !core.st.paused {
+            let Some(grant) = core.st.lease(now, visibility) else { break };
+            take(self.lease_of(core, grant));
+            taken += 1;
+        }
+        if taken > 0 {
+            Ok(())
+        } else if core.st.closed && core.st.live() == 0 {
+            Err(LeaseFail::Closed)
+        } else {
+            Err(LeaseFail::NoJob)
+        }
+    }
+
+    /// A lease that waits for a job until `params.wait` ends: a short spin without the lock first (jobs
+    /// that flow steadily arrive within it), then blocking (see [`block`](Inner::block)).
+    #[cold]
+    pub(crate) fn lease_waiting(
+        self: &Arc<Self>,
+        core: &mut MutexGuard<'_, Core<T>>,
+        out: &mut Outbox<T>,
+        params: &LeaseParams<'_>,
+        max: usize,
+        take: &mut impl FnMut(Lease<T>),
+    ) -> Result<(), LeaseFail> {
+        let Wait::Until(until) = params.wait else { return Err(LeaseFail::NoJob) };
+        let mut round = 0;
+        loop {
+            if round < SPIN_ROUNDS + YIELD_ROUNDS && out.is_empty() {
+                MutexGuard::unlocked(core, || self.spin(round));
+                round += 1;
+            } else {
+                self.block(core, out, true, until);
+            }
+            let now = core.st.observe(self.clock.tick());
+            match self.lease_once(core, out, params, max, take, now) {
+                Err(LeaseFail::NoJob) if now < until => {}
+                result => return result,
+            }
+        }
+    }
+
+    /// Leases up to `max` jobs, waiting as `wait` says for the first.
+    pub(crate) fn lease_many(self: &Arc<Self>, wait: Wait, max: usize) -> Result<Vec<Lease<T>>, LeaseFail> {
+        let mut leases = Vec::with_capacity(max.min(1024));
+        if max > 0 {
+            self.lease_into(LeaseParams { wait, visibility: None, stop: None }, max, &mut |l| {
+                leases.push(l)
+            })?;
+        }
+        Ok(leases)
+    }
+
+    /// Pushes jobs under one lock; never blocks. Jobs the queue has no room for come back `Full`.
+    pub(crate) fn push_many(&self, jobs: impl IntoIterator<Item = T>) -> Vec<Result<JobId, TryPushError<T>>> {
+        let reading = self.clock.tick();
+        let mut out = Outbox::new();
+        let mut core = self.core.lock();
+        let now = core.st.observe(reading);
+        self.advance(&mut core, now, &mut out);
+        let options = PushOptions::new();
+        let results = jobs
+            .into_iter()
+            .map(|job| {
+                if core.st.closed || core.st.ids_exhausted() {
+                    return Err(TryPushError::Closed(job));
+                }
+                match self.room(&mut core, now, &mut out) {
+                    Ok(()) => Ok(self.insert(&mut core, now, Arc::new(job), &options)),
+                    Err(PushFail::Closed) => Err(TryPushError::Closed(job)),
+                    Err(PushFail::Rejected | PushFail::NoRoom) => Err(TryPushError::Full(job)),
+                }
+            })
+            .collect();
+        self.finish(core, out);
+        self.pushed();
+        results
+    }
+
+    /// Settles many leases of this queue under one lock. `op` settles one, and says whether the job left
+    /// the queue without an exit (an ack), so that its payload is dropped (after the lock).
+    pub(crate) fn settle_many<V, P>(
+        &self,
+        items: Vec<(Token, P)>,
+        mut op: impl FnMut(&mut State, Token, P, Tick, &mut Vec<Exit>) -> Result<(V, bool), LeaseLost>,
+    ) -> Vec<Result<V, LeaseLost>> {
+        let reading = self.clock.tick();
+        let mut out = Outbox::new();
+        let mut exits = Vec::new();
+        let mut dropped = Vec::new();
+        let mut core = self.core.lock();
+        let now = core.st.observe(reading);
+        core.st.advance(now, &mut exits);
+        let mut results = Vec::with_capacity(items.len());
+        for (token, prepared) in items {
+            results.push(op(&mut core.st, token, prepared, now, &mut exits).map(|(value, left)| {
+                if left {
+                    dropped.push(core.jobs[token.slot as usize].take());
+                }
+                value
+            }));
+        }
+        self.bury_all(&mut core, exits, &mut out);
+        self.finish(core, out);
+        self.catcher.dispose(dropped);
+        results
+    }
+
+    /// Runs `f` on the state after processing what fell due.
+    pub(crate) fn inspect<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        self.observe(|core| f(&mut core.st))
+    }
+
+    /// Runs `f` on the state, the payloads and the dead-letter store, after processing what fell due; a
+    /// restore fills a new queue this way, under one lock.
+    #[cfg(feature = "serde")]
+    pub(crate) fn inspect_core<R>(
+        &self,
+        f: impl FnOnce(&mut State, &mut Vec<Option<Arc<T>>>, &mut VecDeque<DeadLetter<T>>) -> R,
+    ) -> R {
+        self.observe(|core| f(&mut core.st, &mut core.jobs, &mut core.dead))
+    }
+
+    /// When the next timed event (a delayed job or retry, a lapse, an expiry) is due, if any.
+    pub(crate) fn next_event(&self) -> Option<Instant> {
+        let next = self.inspect(|st| st.next_event());
+        (next != NEVER).then(|| self.clock.instant(next))
+    }
+
+    /// Registers a watcher of pushes (see [`Backlog`]).
+    pub(crate) fn watch_backlog(&self, watcher: Weak<dyn Backlog>) {
+        let mut watchers = self.watchers.lock();
+        watchers.retain(|w| w.strong_count() > 0);
+        watchers.push(watcher);
+        self.watched.store(true, Ordering::Release);
+    }
+
+    /// Tells the watchers a push happened, outside the queue's lock.
+    pub(crate) fn pushed(&self) {
+        if self.watched.load(Ordering::Acquire) {
+            let watchers: Vec<_> = self.watchers.lock().iter().filter_map(Weak::upgrade).collect();
+            for watcher in watchers {
+                watcher.on_push();
+            }
+        }
+    }
+
+    /// The number of ready jobs, without processing what fell due (a cheap hint for scaling).
+    pub(crate) fn ready_hint(&self) -> usize {
+        self.ready_hint.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn lease_of(self: &Arc<Self>, core: &Core<T>, grant: Grant) -> Lease<T> {
+        let job = match &core.jobs[grant.token.slot as usize] {
+            Some(job) => Arc::clone(job),
+            None => unreachable!("a leased slot holds its job"),
+        };
+        Lease::new(Queue { inner: Arc::clone(self) }, job, grant.token, grant.attempt, grant.deadline)
+    }
+
+    // ----- lease outcomes, called by `Lease` -----
+
+    pub(crate) fn ack(&self, token: Token) -> Result<(), LeaseLost> {
+        let mut core = self.core.lock();
+        let result = core.st.ack(token);
+        let job = match result {
+            Ok(()) => core.jobs[token.slot as usize].take(),
+            Err(_) => None,
+        };
+        self.finish(core, Outbox::new());
+        self.catcher.dispose_job(job); // the job's destructor runs outside the lock
+        result
+    }
+
+    /// A failed attempt: retried after `delay` (returns when it is due), or dead-lettered if it was the
+    /// last (returns `None`).
+    pub(crate) fn nack(
+        &self,
+        token: Token,
+        delay: Duration,
+        kind: FailureKind,
+        message: Option<String>,
+    ) -> Result<Option<Tick>, LeaseLost> {
+        let delay = ticks(delay);
+        self.settle(|st, now, exits| {
+            Ok(match st.nack(token, now, delay, kind, message)? {
+                Nacked::Retry { at } => Some(at),
+                Nacked::Dead(exit) => {
+                    exits.push(exit);
+                    None
+                }
+            })
+        })
+    }
+
+    pub(crate) fn reject(&self, token: Token, message: Option<String>) -> Result<(), LeaseLost> {
+        self.settle(|st, now, exits| {
+            exits.push(st.reject(token, now, message)?);
+            Ok(())
+        })
+    }
+
+    pub(crate) fn release(&self, token: Token, delay: Duration) -> Result<(), LeaseLost> {
+        let delay = ticks(delay);
+        self.settle(|st, now, exits| {
+            exits.extend(st.release(token, now, delay, false)?);
+            Ok(())
+        })
+    }
+
+    /// Takes a lease back: the job is ready again without spending the attempt, and the lease is stale.
+    pub(crate) fn revoke(&self, token: Token) -> Result<(), LeaseLost> {
+        self.settle(|st, now, exits| {
+            exits.extend(st.release(token, now, 0, true)?);
+            Ok(())
+        })
+    }
+
+    pub(crate) fn extend(&self, token: Token, by: Duration) -> Result<Tick, LeaseLost> {
+        let by = ticks(by);
+        self.settle(|st, now, exits| {
+            let deadline = st.extend(token, now, by)?;
+            // An extension to "now" lapses at once.
+            st.advance(now, exits);
+            Ok(deadline)
+        })
+    }
+
+    /// Runs one lease operation at the current time, after processing what fell due. The operation pushes
+    /// the jobs it dead-letters to `exits`.
+    pub(crate) fn settle<V>(
+        &self,
+        op: impl FnOnce(&mut State, Tick, &mut Vec<Exit>) -> Result<V, LeaseLost>,
+    ) -> Result<V, LeaseLost> {
+        let reading = self.clock.tick();
+        let mut out = Outbox::new();
+        let mut exits = Vec::new();
+        let mut core = self.core.lock();
+        let now = core.st.observe(reading);
+        core.st.advance(now, &mut exits);
+        let result = op(&mut core.st, now, &mut exits);
+        self.bury_all(&mut core, exits, &mut out);
+        self.finish(core, out);
+        result
+    }
+
+    /// The backoff that nacks without an explicit delay use.
+    pub(crate) fn backoff(&self) -> &Backoff {
+        &self.backoff
+    }
+
+    /// A new store from checked parts, registered with its clock.
+    pub(crate) fn new(parts: Parts<T>) -> Arc<Inner<T>> {
+        let mut st = State::new(parts.cfg);
+        st.observing = parts.observer.is_some();
+        let manual = parts.clock.is_manual();
+        let inner = Arc::new(Inner {
+            core: Padded(Mutex::new(Core {
+                st,
+                raised: vec![false; parts.alarms.len()],
+                jobs: Vec::new(),
+                dead: VecDeque::new(),
+            })),
+            consumers: Condvar::new(),
+            producers: Condvar::new(),
+            clock: parts.clock,
+            backoff: parts.backoff,
+            sink: parts.sink,
+            observer: parts.observer,
+            alarms: parts.alarms,
+            capacity: parts.capacity,
+            overflow: parts.overflow,
+            ttl: parts.ttl,
+            ready_hint: Padded(AtomicUsize::new(0)),
+            catcher: Catcher::new(parts.panic_hook),
+            watchers: Mutex::new(Vec::new()),
+            watched: AtomicBool::new(false),
+            quiet: AtomicU64::new(NEVER),
+            manual,
+        });
+        let listener: Arc<dyn Listener> = inner.clone();
+        inner.clock.register(Arc::downgrade(&listener));
+        inner
+    }
+}
