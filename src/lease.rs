@@ -130,7 +130,7 @@ impl<T: Send + Sync + 'static> Lease<T> {
     /// # lease.ack().unwrap();
     /// ```
     pub fn deadline(&self) -> Instant {
-        self.queue.inner.clock.instant(self.deadline)
+        self.queue.clock().instant(self.deadline)
     }
 
     /// Whether the deadline has passed: the lease lapsed. It may still be current (see the type's docs).
@@ -149,7 +149,7 @@ impl<T: Send + Sync + 'static> Lease<T> {
     /// lease.ack().unwrap(); // late, but nobody else leased the job: accepted
     /// ```
     pub fn is_lapsed(&self) -> bool {
-        self.queue.inner.clock.tick() >= self.deadline
+        self.queue.clock().tick() >= self.deadline
     }
 
     /// The same as [`is_lapsed`](Lease::is_lapsed), under its old name.
@@ -188,7 +188,7 @@ impl<T: Send + Sync + 'static> Lease<T> {
     /// ```
     pub fn ack(mut self) -> Result<(), LeaseLost> {
         self.put_down();
-        self.queue.inner.ack(self.token)
+        self.queue.ack_lease(self.token)
     }
 
     /// The attempt failed. If it was the last allowed attempt the job is dead-lettered with reason
@@ -266,10 +266,10 @@ impl<T: Send + Sync + 'static> Lease<T> {
         message: Option<String>,
     ) -> Result<NackOutcome, LeaseLost> {
         self.put_down();
-        let inner = &self.queue.inner;
-        let retry = inner.nack(self.token, delay, kind, message)?;
+        let queue = &self.queue;
+        let retry = queue.nack_lease(self.token, delay, kind, message)?;
         Ok(match retry {
-            Some(at) => NackOutcome::Retrying { at: inner.clock.instant(at) },
+            Some(at) => NackOutcome::Retrying { at: queue.clock().instant(at) },
             None => NackOutcome::DeadLettered,
         })
     }
@@ -292,7 +292,7 @@ impl<T: Send + Sync + 'static> Lease<T> {
     /// ```
     pub fn reject(mut self, description: impl Into<String>) -> Result<(), LeaseLost> {
         self.put_down();
-        self.queue.inner.reject(self.token, Some(description.into()))
+        self.queue.reject_lease(self.token, Some(description.into()))
     }
 
     /// Gives the job back, ready at once, without counting a failure: the next lease has the same attempt
@@ -335,7 +335,7 @@ impl<T: Send + Sync + 'static> Lease<T> {
     /// ```
     pub fn release_after(mut self, delay: Duration) -> Result<(), LeaseLost> {
         self.put_down();
-        self.queue.inner.release(self.token, delay)
+        self.queue.release_lease(self.token, delay)
     }
 
     /// Moves the deadline to now + `by` (measured from now, as SQS `ChangeMessageVisibility`; it can
@@ -361,7 +361,7 @@ impl<T: Send + Sync + 'static> Lease<T> {
     /// # lease.ack().unwrap();
     /// ```
     pub fn extend(&mut self, by: Duration) -> Result<(), LeaseLost> {
-        self.deadline = self.queue.inner.extend(self.token, by)?;
+        self.deadline = self.queue.extend_lease(self.token, by)?;
         Ok(())
     }
 
@@ -369,7 +369,7 @@ impl<T: Send + Sync + 'static> Lease<T> {
     /// one; where this was the last (the job was purged), the job's `Drop` runs here, and a panic of it is
     /// caught and reported.
     fn put_down(&mut self) {
-        self.queue.inner.catcher.dispose_job(self.job.take());
+        self.queue.catcher().dispose_job(self.job.take());
     }
 
     pub(crate) fn token(&self) -> Token {
@@ -378,7 +378,7 @@ impl<T: Send + Sync + 'static> Lease<T> {
 
     /// Whether this lease belongs to `queue`.
     pub(crate) fn is_of(&self, queue: &Queue<T>) -> bool {
-        std::sync::Arc::ptr_eq(&self.queue.inner, &queue.inner)
+        self.queue.same_as(queue)
     }
 
     /// Takes the lease apart for a batch outcome settled by its queue: dropping it does nothing any more.
@@ -388,12 +388,12 @@ impl<T: Send + Sync + 'static> Lease<T> {
     }
 
     pub(crate) fn backoff_delay(&self) -> Duration {
-        let inner = &self.queue.inner;
+        let queue = &self.queue;
         let id = self.id();
         // A user's backoff function must not turn a nack (or a drop during unwinding) into a panic.
-        inner
-            .catcher
-            .call(PanicSite::Backoff, Some(id), || inner.backoff().delay_for(id, self.attempt))
+        queue
+            .catcher()
+            .call(PanicSite::Backoff, Some(id), || queue.backoff().delay_for(id, self.attempt))
             .unwrap_or(Duration::ZERO)
     }
 }
@@ -423,7 +423,7 @@ impl<T: Send + Sync + 'static> Drop for Lease<T> {
         let delay = self.backoff_delay();
         // A stale lease's drop changes nothing, like any other stale outcome. The nack runs no user code
         // that could panic here: the queue catches its sink's, observer's and hooks' panics.
-        let _ = self.queue.inner.nack(self.token, delay, FailureKind::Dropped, Some(message.to_owned()));
+        let _ = self.queue.nack_lease(self.token, delay, FailureKind::Dropped, Some(message.to_owned()));
     }
 }
 

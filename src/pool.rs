@@ -311,7 +311,7 @@ impl<T: Send + Sync + 'static> WorkerPool<T> {
         let shared = &self.shared;
         let before = shared.counters.processed.load(Ordering::Acquire);
         shared.stop();
-        let clock = &shared.queue.inner.clock;
+        let clock = shared.queue.clock();
         let deadline = clock.tick().saturating_add(ticks(grace));
         let mut state = shared.state.lock();
         while state.alive > 0 && clock.tick() < deadline {
@@ -327,7 +327,7 @@ impl<T: Send + Sync + 'static> WorkerPool<T> {
         for worker in &threads {
             let token = worker.slot.running.lock().take();
             if let Some(token) = token {
-                if shared.queue.inner.revoke(token).is_ok() {
+                if shared.queue.revoke_lease(token).is_ok() {
                     released += 1;
                 }
                 running.push(worker.slot.index);
@@ -391,10 +391,7 @@ impl<T: Send + Sync + 'static> WorkerPool<T> {
             // One look under the queue's lock: whether a job is ready or leased, and the next event. Then
             // the workers: a worker counts as busy from before its lease is settled until after it has
             // counted the outcome, so "idle queue, then no worker busy" means every run is counted.
-            let (active, next) = queue.inner.inspect(|st| {
-                let counts = st.counts();
-                (counts.ready > 0 || counts.leased > 0, st.next_event())
-            });
+            let (active, next) = queue.activity();
             if active || shared.busy.load(Ordering::Acquire) > 0 {
                 if shared.stopping.load(Ordering::Acquire) || self.workers() == 0 {
                     break false; // nobody left to do the work
@@ -405,7 +402,7 @@ impl<T: Send + Sync + 'static> WorkerPool<T> {
             // Nothing is leased, so moving the clock to `next` lapses no lease. A worker that moved it
             // there first (an auto-advancing clock) and leased the job makes this a no-op.
             match (&test, next) {
-                (Some(test), next) if next != NEVER => test.advance_to(queue.inner.clock.instant(next)),
+                (Some(test), next) if next != NEVER => test.advance_to(queue.clock().instant(next)),
                 _ => break true,
             }
         };
@@ -499,7 +496,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
     fn stop(&self) {
         self.stopping.store(true, Ordering::Release);
         self.cancelled.store(true, Ordering::Release);
-        self.queue.inner.interrupt();
+        self.queue.interrupt();
     }
 
     /// Starts one worker thread. The caller holds the state lock.
@@ -527,21 +524,21 @@ impl<T: Send + Sync + 'static> Shared<T> {
     /// returns.
     fn work(self: &Arc<Self>, slot: &WorkerSlot) {
         let mut leaving = Leaving { shared: self, slot, counted: true };
-        let catcher = &self.queue.inner.catcher;
+        let catcher = self.queue.catcher();
         if let Some(hook) = &self.cfg.on_start {
             catcher.call(PanicSite::WorkerStart, None, || hook(slot.index));
         }
-        let inner = &self.queue.inner;
+        let queue = &self.queue;
         let visibility = self.cfg.heartbeat.then(|| self.cfg.job_timeout.map_or(NEVER, ticks));
         loop {
             let may_retire = self.cfg.workers.max > self.cfg.workers.min
                 && self.state.lock().workers > self.cfg.workers.min;
             let wait = if may_retire {
-                Wait::Until(inner.clock.tick().saturating_add(ticks(self.cfg.idle_timeout)))
+                Wait::Until(queue.clock().tick().saturating_add(ticks(self.cfg.idle_timeout)))
             } else {
                 Wait::Until(NEVER)
             };
-            match inner.lease_with(LeaseParams { wait, visibility, stop: Some(&self.stopping) }) {
+            match queue.lease_with(LeaseParams { wait, visibility, stop: Some(&self.stopping) }) {
                 Ok(lease) => {
                     *slot.running.lock() = Some(lease.token());
                     if self.stopping.load(Ordering::Acquire) {
@@ -573,7 +570,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
     /// `unless_idle`, only when every worker is busy (a push: an idle worker will take the job); a worker
     /// that has just leased a job calls it without (the backlog is left for others).
     fn scale_up(self: &Arc<Self>, unless_idle: bool) {
-        if !cfg_scales(&self.cfg) || self.queue.inner.ready_hint() < self.cfg.scale_up_depth {
+        if !cfg_scales(&self.cfg) || self.queue.ready_hint() < self.cfg.scale_up_depth {
             return;
         }
         let mut state = self.state.lock();
@@ -594,7 +591,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
     fn run(&self, slot: &WorkerSlot, mut lease: Lease<T>) {
         let id = lease.id();
         let _busy = Busy::new(&self.busy, slot);
-        let clock = &self.queue.inner.clock;
+        let clock = self.queue.clock();
         let timeout_at = self.cfg.job_timeout.map_or(NEVER, |d| clock.tick().saturating_add(ticks(d)));
         let (attempt, at) = (lease.attempt(), clock.now());
         let ran = handler::run(&*self.handler, &mut lease, clock, &self.cancelled, timeout_at);
@@ -606,7 +603,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
         if let Ran::Panicked(message) = &ran {
             count(&c.panicked);
             if let Some(hook) = &self.cfg.on_panic {
-                self.queue.inner.catcher.call(PanicSite::HandlerPanicHook, Some(id), || hook(id, message));
+                self.queue.catcher().call(PanicSite::HandlerPanicHook, Some(id), || hook(id, message));
             }
         }
         let settled = handler::settle(lease, ran);
@@ -946,10 +943,10 @@ impl<T: Send + Sync + 'static> WorkerPoolBuilder<T> {
         });
         shared.recording.store(shared.queue.clock().is_manual(), Ordering::Release);
         let listener: Arc<dyn Listener> = shared.clone();
-        shared.queue.inner.clock.register(Arc::downgrade(&listener) as Weak<dyn Listener>);
+        shared.queue.clock().register(Arc::downgrade(&listener) as Weak<dyn Listener>);
         if cfg_scales(&shared.cfg) {
             let watcher: Arc<dyn Backlog> = shared.clone();
-            shared.queue.inner.watch_backlog(Arc::downgrade(&watcher));
+            shared.queue.watch_backlog(Arc::downgrade(&watcher));
         }
         let pool = WorkerPool { shared };
         {

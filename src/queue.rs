@@ -2,19 +2,20 @@
 
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crate::clock::{ticks, Tick, NEVER};
 use crate::core::{Exit, Nacked, State, Token};
 use crate::lease::{Lease, NackOutcome};
+use crate::panics::Catcher;
 use crate::store::memory::Inner;
-use crate::store::{LeaseFail, Parts, PushFail, Wait};
+use crate::store::{Backlog, LeaseFail, LeaseParams, Parts, PushFail, Wait};
 #[cfg(doc)]
 use crate::Overflow;
 use crate::{
-    Clock, DeadLetter, FailureKind, JobId, LeaseError, LeaseLost, LeaseTimeoutError, PushError, PushOptions,
-    PushTimeoutError, Pushed, QueueBuilder, Stats, TryLeaseError, TryPushError,
+    Backoff, Clock, DeadLetter, FailureKind, JobId, LeaseError, LeaseLost, LeaseTimeoutError, PushError,
+    PushOptions, PushTimeoutError, Pushed, QueueBuilder, Stats, TryLeaseError, TryPushError,
 };
 
 /// A job queue with leases, retries, dead letters and an injectable clock.
@@ -44,7 +45,7 @@ use crate::{
 /// assert!(queue.is_empty());
 /// ```
 pub struct Queue<T> {
-    pub(crate) inner: Arc<Inner<T>>,
+    inner: Arc<Inner<T>>,
 }
 
 impl LeaseFail {
@@ -699,6 +700,144 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// A queue on the in-memory store, from checked parts (see [`QueueBuilder::build`]).
     pub(crate) fn from_parts(parts: Parts<T>) -> Queue<T> {
         Queue { inner: Inner::new(parts) }
+    }
+
+    /// A handle of the queue whose store this is (for the leases the store hands out).
+    pub(crate) fn of_store(inner: Arc<Inner<T>>) -> Queue<T> {
+        Queue { inner }
+    }
+}
+
+// ----- the crate-internal interface -----
+//
+// What the lease, the worker pool, redrive, snapshots and the testing helpers use of a queue: everything a
+// store provides beyond the public API. Nothing outside this file reaches into the store itself.
+
+impl<T> Queue<T> {
+    /// Whether `other` is a handle of this same queue.
+    pub(crate) fn same_as(&self, other: &Queue<T>) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl<T: Send + Sync + 'static> Queue<T> {
+    /// Runs user code for this queue: catches, counts and reports its panics.
+    pub(crate) fn catcher(&self) -> &Catcher {
+        &self.inner.catcher
+    }
+
+    /// The backoff that nacks without an explicit delay use.
+    pub(crate) fn backoff(&self) -> &Backoff {
+        self.inner.backoff()
+    }
+
+    // The outcomes of a lease, fenced by its token.
+
+    pub(crate) fn ack_lease(&self, token: Token) -> Result<(), LeaseLost> {
+        self.inner.ack(token)
+    }
+
+    /// A failed attempt: retried after `delay` (returns when it is due), or dead-lettered (`None`).
+    pub(crate) fn nack_lease(
+        &self,
+        token: Token,
+        delay: Duration,
+        kind: FailureKind,
+        message: Option<String>,
+    ) -> Result<Option<Tick>, LeaseLost> {
+        self.inner.nack(token, delay, kind, message)
+    }
+
+    pub(crate) fn reject_lease(&self, token: Token, message: Option<String>) -> Result<(), LeaseLost> {
+        self.inner.reject(token, message)
+    }
+
+    pub(crate) fn release_lease(&self, token: Token, delay: Duration) -> Result<(), LeaseLost> {
+        self.inner.release(token, delay)
+    }
+
+    /// Takes a lease back: the job is ready again without spending the attempt, and the lease is stale.
+    pub(crate) fn revoke_lease(&self, token: Token) -> Result<(), LeaseLost> {
+        self.inner.revoke(token)
+    }
+
+    /// Moves a lease's deadline to now + `by`; returns the new deadline.
+    pub(crate) fn extend_lease(&self, token: Token, by: Duration) -> Result<Tick, LeaseLost> {
+        self.inner.extend(token, by)
+    }
+
+    // For a worker pool.
+
+    /// Leases as `params` say (a stop flag, a visibility timeout of the pool's own).
+    pub(crate) fn lease_with(&self, params: LeaseParams<'_>) -> Result<Lease<T>, LeaseFail> {
+        self.inner.lease_with(params)
+    }
+
+    /// Wakes every blocked consumer so that it rechecks its stop flag. Raise the flag first.
+    pub(crate) fn interrupt(&self) {
+        self.inner.interrupt();
+    }
+
+    /// The number of ready jobs as of the last operation: a cheap hint, without the lock.
+    pub(crate) fn ready_hint(&self) -> usize {
+        self.inner.ready_hint()
+    }
+
+    /// Registers a watcher of pushes (a scaling pool).
+    pub(crate) fn watch_backlog(&self, watcher: Weak<dyn Backlog>) {
+        self.inner.watch_backlog(watcher);
+    }
+
+    /// In one look under the lock: whether a job is ready or leased, and the tick of the next timed event
+    /// ([`NEVER`] if none).
+    pub(crate) fn activity(&self) -> (bool, Tick) {
+        self.inner.inspect(|st| {
+            let counts = st.counts();
+            (counts.ready > 0 || counts.leased > 0, st.next_event())
+        })
+    }
+
+    // For redrive.
+
+    /// Pushes a job that is already shared (a dead letter's), or a new one, as [`Wait`] says.
+    pub(crate) fn push_shared<J: Into<Arc<T>>>(
+        &self,
+        job: J,
+        options: &PushOptions,
+        wait: Wait,
+    ) -> Result<Pushed, (J, PushFail)> {
+        self.inner.push_shared(job, options, wait)
+    }
+
+    /// Takes the dead letter of job `id` out of the built-in store, looking at index `hint` first.
+    pub(crate) fn take_dead_letter(&self, id: JobId, hint: usize) -> Option<DeadLetter<T>> {
+        self.inner.take_dead_letter(id, hint)
+    }
+
+    /// Puts a dead letter back at the front of the built-in store.
+    pub(crate) fn restore_dead_letter(&self, dead: DeadLetter<T>) {
+        self.inner.restore_dead_letter(dead);
+    }
+
+    // For inspection, snapshots and the testing helpers.
+
+    /// Runs `f` on the bookkeeping after processing what fell due.
+    pub(crate) fn inspect<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        self.inner.inspect(f)
+    }
+
+    /// Runs `f` on the bookkeeping, the payloads and the dead-letter store, under one lock.
+    #[cfg(feature = "serde")]
+    pub(crate) fn inspect_core<R>(
+        &self,
+        f: impl FnOnce(&mut State, &mut Vec<Option<Arc<T>>>, &mut std::collections::VecDeque<DeadLetter<T>>) -> R,
+    ) -> R {
+        self.inner.inspect_core(f)
+    }
+
+    /// When the next timed event (a delayed job or retry, a lapse, an expiry) is due, if any.
+    pub(crate) fn next_event(&self) -> Option<Instant> {
+        self.inner.next_event()
     }
 }
 

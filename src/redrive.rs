@@ -118,7 +118,7 @@ impl<T: Send + Sync + 'static> Redrive<T> {
             wake: Condvar::new(),
         });
         let listener: Arc<dyn Listener> = cancel.clone();
-        target.inner.clock.register(Arc::downgrade(&listener) as Weak<dyn Listener>);
+        target.clock().register(Arc::downgrade(&listener) as Weak<dyn Listener>);
         Redrive { source, target, filter: None, limit: usize::MAX, per_second: None, cancel }
     }
 
@@ -233,10 +233,10 @@ impl<T: Send + Sync + 'static> Redrive<T> {
     /// ```
     pub fn run(self) -> RedriveReport {
         let mut report = RedriveReport::default();
-        let clock = &self.target.inner.clock;
+        let clock = self.target.clock();
         let start = clock.tick();
         // A filter that panics is caught and reported; its dead letter is skipped and stays where it was.
-        let catcher = &self.target.inner.catcher;
+        let catcher = self.target.catcher();
         let matches = |d: &DeadLetter<T>| {
             self.filter
                 .as_ref()
@@ -256,10 +256,10 @@ impl<T: Send + Sync + 'static> Redrive<T> {
                     }
                     let id = candidate.id;
                     drop(candidate);
-                    let Some(dead) = queue.inner.take_dead_letter(id, index - report.moved) else { continue };
+                    let Some(dead) = queue.take_dead_letter(id, index - report.moved) else { continue };
                     let job = Arc::clone(&dead.job);
-                    if self.target.inner.push_shared(job, &PushOptions::new(), Wait::No).is_err() {
-                        queue.inner.restore_dead_letter(dead);
+                    if self.target.push_shared(job, &PushOptions::new(), Wait::No).is_err() {
+                        queue.restore_dead_letter(dead);
                         report.refused = true;
                         break;
                     }
@@ -277,7 +277,7 @@ impl<T: Send + Sync + 'static> Redrive<T> {
                     }
                     let dead: &DeadLetter<T> = &lease;
                     let job = Arc::clone(&dead.job);
-                    if self.target.inner.push_shared(job, &PushOptions::new(), Wait::No).is_err() {
+                    if self.target.push_shared(job, &PushOptions::new(), Wait::No).is_err() {
                         kept.push(lease);
                         report.refused = true;
                         break;
@@ -301,7 +301,7 @@ impl<T: Send + Sync + 'static> Redrive<T> {
             return false;
         }
         let Some(rate) = self.per_second else { return true };
-        let clock = &self.target.inner.clock;
+        let clock = self.target.clock();
         let due = start.saturating_add(report.moved as u64 * 1_000_000_000 / u64::from(rate));
         let mut guard = self.cancel.lock.lock();
         while clock.tick() < due && !self.cancel.cancelled.load(Ordering::Acquire) {

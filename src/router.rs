@@ -570,7 +570,7 @@ impl<T> Table<T> {
         let mut targets: Vec<(BindingId, Queue<T>)> = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some((_, queue)) = self.bindings.get(&id) {
-                if !targets.iter().any(|(_, q)| Arc::ptr_eq(&q.inner, &queue.inner)) {
+                if !targets.iter().any(|(_, q)| q.same_as(queue)) {
                     targets.push((id, queue.clone()));
                 }
             }

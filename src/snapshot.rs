@@ -185,18 +185,17 @@ impl<T: Send + Sync + 'static> Queue<T> {
         T: Serialize,
     {
         // Copy what is needed under the lock (the jobs are shared, not cloned), serialize after.
-        let (now, next_id, saved, payloads, reservations, dead) =
-            self.inner.inspect_core(|st, jobs, dead| {
-                let now = st.now();
-                let saved = st.snapshot();
-                let payloads: Vec<Arc<T>> = saved
-                    .iter()
-                    .filter_map(|j: &SavedJob| jobs[j.slot as usize].as_ref().map(Arc::clone))
-                    .collect();
-                let dead: Vec<DeadLetter<T>> = dead.iter().cloned().collect();
-                (now, st.next_id(), saved, payloads, st.reservations(now), dead)
-            });
-        let clock = &self.inner.clock;
+        let (now, next_id, saved, payloads, reservations, dead) = self.inspect_core(|st, jobs, dead| {
+            let now = st.now();
+            let saved = st.snapshot();
+            let payloads: Vec<Arc<T>> = saved
+                .iter()
+                .filter_map(|j: &SavedJob| jobs[j.slot as usize].as_ref().map(Arc::clone))
+                .collect();
+            let dead: Vec<DeadLetter<T>> = dead.iter().cloned().collect();
+            (now, st.next_id(), saved, payloads, st.reservations(now), dead)
+        });
+        let clock = self.clock();
         let later = |at: u64| at.saturating_sub(now);
         let ago = |at: u64| now.saturating_sub(at);
         let jobs = saved
@@ -296,8 +295,8 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
             .collect::<Result<Vec<_>, _>>()?;
         let reasons = snapshot.dead.iter().map(|d| reason(&d.reason)).collect::<Result<Vec<_>, _>>()?;
         let queue = self.build()?;
-        let clock = queue.inner.clock.clone();
-        queue.inner.inspect_core(|st, jobs, store| {
+        let clock = queue.clock().clone();
+        queue.inspect_core(|st, jobs, store| {
             let now = st.now();
             let mut histories = histories.into_iter();
             let at = |ago_ns: u64| now.saturating_sub(ago_ns);

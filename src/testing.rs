@@ -141,7 +141,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// ```
     pub fn jobs(&self) -> Vec<JobInfo> {
         let clock = self.clock().clone();
-        self.inner.inspect(|st| {
+        self.inspect(|st| {
             st.jobs()
                 .into_iter()
                 .map(|(id, phase, attempt, priority, pushed_at, due)| {
@@ -186,7 +186,7 @@ where
                 let settled = handler::settle(lease, ran).ok();
                 summary.record(Attempt { id, attempt, at, outcome }, panicked, settled);
             }
-            Err(_) => match (&test_clock, queue.inner.next_event()) {
+            Err(_) => match (&test_clock, queue.next_event()) {
                 (Some(test), Some(at)) => test.advance_to(at),
                 _ => {
                     summary.complete = true;
@@ -195,7 +195,7 @@ where
             },
         }
     }
-    summary.complete = queue.try_lease().is_err() && queue.inner.next_event().is_none();
+    summary.complete = queue.try_lease().is_err() && queue.next_event().is_none();
     summary
 }
 

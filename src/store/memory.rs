@@ -217,7 +217,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
     }
 
     /// Makes room for one more job under the overflow policy, or says why there is none.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn room(&self, core: &mut Core<T>, now: Tick, out: &mut Outbox<T>) -> Result<(), PushFail> {
         if self.capacity.is_none_or(|cap| core.st.live() < cap) {
             return Ok(());
@@ -236,7 +236,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
     }
 
     /// Puts a job in: the one place the payloads grow. The caller checked closing, ids and room.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn insert(&self, core: &mut Core<T>, now: Tick, job: Arc<T>, options: &PushOptions) -> JobId {
         let (slot, id) = core.st.push(now, options.placement(now, &self.clock, self.ttl));
         let slot = slot as usize;
@@ -471,7 +471,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
             Some(job) => Arc::clone(job),
             None => unreachable!("a leased slot holds its job"),
         };
-        Lease::new(Queue { inner: Arc::clone(self) }, job, grant.token, grant.attempt, grant.deadline)
+        Lease::new(Queue::of_store(Arc::clone(self)), job, grant.token, grant.attempt, grant.deadline)
     }
 
     // ----- lease outcomes, called by `Lease` -----
