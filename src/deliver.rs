@@ -4,7 +4,7 @@
 //! they are collected in an [`Outbox`] under the lock; [`Inner::finish`](crate::store::memory::Inner)
 //! releases the lock and calls [`Inner::deliver`].
 
-use crate::core::{Exit, State};
+use crate::core::{Exit, Noted, State};
 use crate::store::memory::{Core, Inner};
 use crate::{AlarmEvent, AlarmMetric, DeadLetter, Event, Failure, JobId, PanicSite};
 
@@ -95,7 +95,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
             return;
         }
         let clock = &self.clock;
-        out.mail().events.extend(st.events.drain(..).map(|(kind, id, attempt, at)| Event {
+        out.mail().events.extend(st.events.drain(..).map(|Noted { kind, id, attempt, at }| Event {
             kind,
             id: JobId::from_u64(id),
             attempt,

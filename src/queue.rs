@@ -548,7 +548,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(lease.ack(), Err(leasequeue::LeaseLost::Gone));
     /// ```
     pub fn purge(&self) -> usize {
-        let removed: Vec<Option<Arc<T>>> = self.inner.observe(|core| {
+        let removed: Vec<Option<Arc<T>>> = self.inner.locked(|core| {
             let now = core.st.now();
             let slots = core.st.purge(now);
             slots.iter().map(|&slot| core.jobs[slot as usize].take()).collect()
@@ -584,7 +584,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(queue.len(), 0);
     /// ```
     pub fn len(&self) -> usize {
-        self.inner.observe(|core| core.st.live())
+        self.inner.locked(|core| core.st.live())
     }
 
     /// Whether the queue holds no live job.
@@ -623,7 +623,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!((stats.pushed, stats.acked, stats.ready), (2, 1, 1));
     /// ```
     pub fn stats(&self) -> Stats {
-        self.inner.observe(|core| {
+        self.inner.locked(|core| {
             let counts = core.st.counts();
             let now = core.st.now();
             let c = core.st.counters;
@@ -692,7 +692,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(queue.stats().dead, 0);
     /// ```
     pub fn drain_dead_letters(&self) -> Vec<DeadLetter<T>> {
-        self.inner.observe(|core| core.dead.drain(..).collect())
+        self.inner.locked(|core| core.dead.drain(..).collect())
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use crate::clock::NEVER;
+use crate::core::Listed;
 use crate::handler::{self, Handler, IntoOutcome, Job, Outcome, Settled};
 use crate::{DeadLetter, DeadLetterReason, JobId, PushError, Queue};
 
@@ -144,7 +145,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
         self.inspect(|st| {
             st.jobs()
                 .into_iter()
-                .map(|(id, phase, attempt, priority, pushed_at, due)| {
+                .map(|Listed { id, phase, attempt, priority, pushed_at, due }| {
                     use crate::core::Phase;
                     let (state, next) = match phase {
                         Phase::Ready => (JobState::Ready, None),

@@ -152,7 +152,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
 
 impl<T: Send + Sync + 'static> Listener for Inner<T> {
     fn on_advance(&self) {
-        self.observe(|_| ());
+        self.locked(|_| ());
         // Blocked calls with a timeout recheck it against the new time.
         self.consumers.notify_all();
         self.producers.notify_all();

@@ -170,6 +170,25 @@ pub(crate) struct SavedJob {
     pub history: Vec<FailureRecord>,
 }
 
+/// An event recorded while an observer is registered, for the queue to hand to it after the lock.
+pub(crate) struct Noted {
+    pub kind: EventKind,
+    pub id: u64,
+    pub attempt: u32,
+    pub at: Tick,
+}
+
+/// A live job as [`State::jobs`] lists it.
+pub(crate) struct Listed {
+    pub id: u64,
+    pub phase: Phase,
+    pub attempt: u32,
+    pub priority: u8,
+    pub pushed_at: Tick,
+    /// Ready: since when. Delayed and waiting: when it may become ready. Leased: the lease deadline.
+    pub due: Tick,
+}
+
 /// A job as a snapshot gives it back.
 #[cfg(feature = "serde")]
 pub(crate) struct RestoredJob {
@@ -276,7 +295,7 @@ pub(crate) struct State {
     pub wakes: Wakes,
     /// Whether to record events (an observer is registered), and those recorded since the last drain.
     pub observing: bool,
-    pub events: Vec<(EventKind, u64, u32, Tick)>,
+    pub events: Vec<Noted>,
     cfg: Config,
 }
 
@@ -328,13 +347,13 @@ impl State {
     fn note(&mut self, kind: EventKind, slot: u32, at: Tick) {
         if self.observing {
             let s = &self.slots[slot as usize];
-            self.events.push((kind, s.id, s.attempt, at));
+            self.events.push(Noted { kind, id: s.id, attempt: s.attempt, at });
         }
     }
 
     /// Folds a clock reading into the state's time, which never goes back (readings taken outside the lock
     /// by racing threads may arrive out of order).
-    pub fn observe(&mut self, reading: Tick) -> Tick {
+    pub fn catch_up(&mut self, reading: Tick) -> Tick {
         self.now = self.now.max(reading);
         self.now
     }
@@ -356,15 +375,22 @@ impl State {
         }
     }
 
-    /// Every live job, oldest first: `(id, phase, attempt, priority, pushed_at, due)`.
-    pub fn jobs(&self) -> Vec<(u64, Phase, u32, u8, Tick, Tick)> {
-        let mut jobs: Vec<_> = self
+    /// Every live job, oldest first.
+    pub fn jobs(&self) -> Vec<Listed> {
+        let mut jobs: Vec<Listed> = self
             .slots
             .iter()
             .filter(|s| s.phase != Phase::Free)
-            .map(|s| (s.id, s.phase, s.attempt, s.priority, s.pushed_at, s.due))
+            .map(|s| Listed {
+                id: s.id,
+                phase: s.phase,
+                attempt: s.attempt,
+                priority: s.priority,
+                pushed_at: s.pushed_at,
+                due: s.due,
+            })
             .collect();
-        jobs.sort_unstable_by_key(|j| j.0);
+        jobs.sort_unstable_by_key(|j| j.id);
         jobs
     }
 
@@ -471,7 +497,7 @@ impl State {
         if let Some(id) = id {
             self.counters.deduplicated += 1;
             if self.observing {
-                self.events.push((EventKind::Deduplicated, id, 0, now));
+                self.events.push(Noted { kind: EventKind::Deduplicated, id, attempt: 0, at: now });
             }
         }
         id

@@ -89,11 +89,11 @@ impl<T> Drop for Inner<T> {
 
 impl<T: Send + Sync + 'static> Inner<T> {
     /// Runs `f` on the core after processing what fell due, then wakes waiters and delivers dead letters.
-    pub(crate) fn observe<R>(&self, f: impl FnOnce(&mut Core<T>) -> R) -> R {
+    pub(crate) fn locked<R>(&self, f: impl FnOnce(&mut Core<T>) -> R) -> R {
         let reading = self.clock.tick();
         let mut out = Outbox::new();
         let mut core = self.core.lock();
-        let now = core.st.observe(reading);
+        let now = core.st.catch_up(reading);
         self.advance(&mut core, now, &mut out);
         let result = f(&mut core);
         self.finish(core, out);
@@ -153,7 +153,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         let reading = self.clock.tick();
         let mut out = Outbox::new();
         let mut core = self.core.lock();
-        let now = core.st.observe(reading);
+        let now = core.st.catch_up(reading);
         let result = match self.push_once(&mut core, &mut out, job, options, now) {
             Err((job, PushFail::NoRoom)) if matches!(wait, Wait::Until(until) if now < until) => {
                 self.push_waiting(&mut core, &mut out, job, options, wait)
@@ -208,7 +208,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         let Wait::Until(until) = wait else { return Err((job, PushFail::NoRoom)) };
         loop {
             self.block(core, out, false, until);
-            let now = core.st.observe(self.clock.tick());
+            let now = core.st.catch_up(self.clock.tick());
             match self.push_once(core, out, job, options, now) {
                 Err((back, PushFail::NoRoom)) if now < until => job = back,
                 result => return result,
@@ -286,7 +286,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         let reading = self.clock.tick();
         let mut out = Outbox::new();
         let mut core = self.core.lock();
-        let now = core.st.observe(reading);
+        let now = core.st.catch_up(reading);
         let result = match self.lease_once(&mut core, &mut out, &params, max, take, now) {
             Err(LeaseFail::NoJob) if matches!(params.wait, Wait::Until(until) if now < until) => {
                 self.lease_waiting(&mut core, &mut out, &params, max, take)
@@ -348,7 +348,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
             } else {
                 self.block(core, out, true, until);
             }
-            let now = core.st.observe(self.clock.tick());
+            let now = core.st.catch_up(self.clock.tick());
             match self.lease_once(core, out, params, max, take, now) {
                 Err(LeaseFail::NoJob) if now < until => {}
                 result => return result,
@@ -372,7 +372,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         let reading = self.clock.tick();
         let mut out = Outbox::new();
         let mut core = self.core.lock();
-        let now = core.st.observe(reading);
+        let now = core.st.catch_up(reading);
         self.advance(&mut core, now, &mut out);
         let options = PushOptions::new();
         let results = jobs
@@ -405,7 +405,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         let mut exits = Vec::new();
         let mut dropped = Vec::new();
         let mut core = self.core.lock();
-        let now = core.st.observe(reading);
+        let now = core.st.catch_up(reading);
         core.st.advance(now, &mut exits);
         let mut results = Vec::with_capacity(items.len());
         for (token, prepared) in items {
@@ -424,7 +424,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
 
     /// Runs `f` on the state after processing what fell due.
     pub(crate) fn inspect<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        self.observe(|core| f(&mut core.st))
+        self.locked(|core| f(&mut core.st))
     }
 
     /// Runs `f` on the state, the payloads and the dead-letter store, after processing what fell due; a
@@ -434,7 +434,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         &self,
         f: impl FnOnce(&mut State, &mut Vec<Option<Arc<T>>>, &mut VecDeque<DeadLetter<T>>) -> R,
     ) -> R {
-        self.observe(|core| f(&mut core.st, &mut core.jobs, &mut core.dead))
+        self.locked(|core| f(&mut core.st, &mut core.jobs, &mut core.dead))
     }
 
     /// When the next timed event (a delayed job or retry, a lapse, an expiry) is due, if any.
@@ -552,7 +552,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         let mut out = Outbox::new();
         let mut exits = Vec::new();
         let mut core = self.core.lock();
-        let now = core.st.observe(reading);
+        let now = core.st.catch_up(reading);
         core.st.advance(now, &mut exits);
         let result = op(&mut core.st, now, &mut exits);
         self.bury_all(&mut core, exits, &mut out);
