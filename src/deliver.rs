@@ -47,9 +47,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
 
     /// Turns a job that left by dead-lettering into a dead letter for the sink or the built-in store.
     pub(crate) fn bury(&self, core: &mut Core<T>, exit: Exit, out: &mut Outbox<T>) {
-        let Some(job) = core.jobs[exit.slot as usize].take() else {
-            return; // unreachable: a live slot always holds its job
-        };
+        let Some(job) = core.take_job(exit.slot) else { return };
         let dead = DeadLetter {
             job,
             id: JobId::from_u64(exit.id),
@@ -91,11 +89,11 @@ impl<T: Send + Sync + 'static> Inner<T> {
     }
 
     pub(crate) fn collect_events(&self, st: &mut State, out: &mut Outbox<T>) {
-        if st.events.is_empty() {
+        if !st.has_events() {
             return;
         }
         let clock = &self.clock;
-        out.mail().events.extend(st.events.drain(..).map(|Noted { kind, id, attempt, at }| Event {
+        out.mail().events.extend(st.take_events().map(|Noted { kind, id, attempt, at }| Event {
             kind,
             id: JobId::from_u64(id),
             attempt,

@@ -479,7 +479,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// ```
     pub fn close(&self) {
         let mut core = self.inner.core.lock();
-        core.st.closed = true;
+        core.st.close();
         self.inner.producers.notify_all();
         self.inner.consumers.notify_all();
     }
@@ -499,7 +499,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(*queue.try_lease().unwrap(), 1);
     /// ```
     pub fn pause(&self) {
-        self.inner.core.lock().st.paused = true;
+        self.inner.core.lock().st.set_paused(true);
     }
 
     /// Resumes leasing after [`pause`](Queue::pause), waking blocked consumers.
@@ -514,7 +514,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// ```
     pub fn resume(&self) {
         let mut core = self.inner.core.lock();
-        core.st.paused = false;
+        core.st.set_paused(false);
         self.inner.consumers.notify_all();
     }
 
@@ -528,7 +528,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert!(queue.is_paused());
     /// ```
     pub fn is_paused(&self) -> bool {
-        self.inner.core.lock().st.paused
+        self.inner.core.lock().st.is_paused()
     }
 
     /// Removes every live job (ready, delayed, waiting and leased) without dead-lettering them, and
@@ -551,7 +551,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
         let removed: Vec<Option<Arc<T>>> = self.inner.locked(|core| {
             let now = core.st.now();
             let slots = core.st.purge(now);
-            slots.iter().map(|&slot| core.jobs[slot as usize].take()).collect()
+            slots.iter().map(|&slot| core.take_job(slot)).collect()
         });
         let purged = removed.len();
         self.inner.catcher.dispose(removed); // outside the lock
@@ -568,7 +568,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert!(queue.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.inner.core.lock().st.closed
+        self.inner.core.lock().st.is_closed()
     }
 
     /// The number of live jobs: ready, delayed and leased.
@@ -626,7 +626,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
         self.inner.locked(|core| {
             let counts = core.st.counts();
             let now = core.st.now();
-            let c = core.st.counters;
+            let c = core.st.counters();
             Stats {
                 ready: counts.ready,
                 delayed: counts.delayed + counts.waiting,
@@ -645,8 +645,8 @@ impl<T: Send + Sync + 'static> Queue<T> {
                 deduplicated: c.deduplicated,
                 purged: c.purged,
                 oldest_ready_age: core.st.oldest_ready_since().map(|t| Duration::from_nanos(now - t)),
-                consumers_waiting: core.st.waiting_consumers,
-                producers_waiting: core.st.waiting_producers,
+                consumers_waiting: core.st.waiting_consumers(),
+                producers_waiting: core.st.waiting_producers(),
                 panics: self.inner.catcher.count(),
             }
         })
@@ -863,7 +863,7 @@ impl<T> fmt::Debug for Queue<T> {
             .field("leased", &counts.leased)
             .field("dead", &core.dead.len())
             .field("capacity", &self.inner.capacity)
-            .field("closed", &core.st.closed)
+            .field("closed", &core.st.is_closed())
             .finish_non_exhaustive()
     }
 }

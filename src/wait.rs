@@ -46,8 +46,8 @@ pub(crate) const BUSY: Tick = 0;
 
 impl<T: Send + Sync + 'static> Inner<T> {
     pub(crate) fn wake(&self, st: &mut State) {
-        let wakes = mem::take(&mut st.wakes);
-        if st.waiting_consumers > 0 {
+        let wakes = st.take_wakes();
+        if st.waiting_consumers() > 0 {
             let idle = || {
                 let counts = st.counts();
                 counts.ready == 0 && counts.leased == 0
@@ -55,16 +55,16 @@ impl<T: Send + Sync + 'static> Inner<T> {
             // On an auto-advancing test clock, an idle queue (a job just acked, nacked, released...) needs a
             // blocked consumer to move the clock on.
             let auto_idle = self.clock.auto_advances() && idle();
-            if wakes.rescheduled || auto_idle || (st.closed && st.live() == 0) {
+            if wakes.rescheduled || auto_idle || (st.is_closed() && st.live() == 0) {
                 self.consumers.notify_all();
             } else {
-                for _ in 0..(wakes.ready as usize).min(st.waiting_consumers) {
+                for _ in 0..(wakes.ready as usize).min(st.waiting_consumers()) {
                     self.consumers.notify_one();
                 }
             }
         }
-        if st.waiting_producers > 0 {
-            for _ in 0..(wakes.freed as usize).min(st.waiting_producers) {
+        if st.waiting_producers() > 0 {
+            for _ in 0..(wakes.freed as usize).min(st.waiting_producers()) {
                 self.producers.notify_one();
             }
         }
@@ -119,13 +119,13 @@ impl<T: Send + Sync + 'static> Inner<T> {
                     }
                 }
             }
-            core.st.waiting_consumers += 1;
+            core.st.count_waiter(true, true);
             self.clock.wait(&self.consumers, core, wake_at);
-            core.st.waiting_consumers -= 1;
+            core.st.count_waiter(true, false);
         } else {
-            core.st.waiting_producers += 1;
+            core.st.count_waiter(false, true);
             self.clock.wait(&self.producers, core, until);
-            core.st.waiting_producers -= 1;
+            core.st.count_waiter(false, false);
         }
     }
 

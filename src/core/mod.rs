@@ -17,6 +17,11 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
 pub(crate) mod index;
+#[cfg(feature = "serde")]
+mod saved;
+
+#[cfg(feature = "serde")]
+pub(crate) use saved::{RestoredJob, SavedJob};
 
 use self::index::Lazy;
 use crate::clock::{Tick, NEVER};
@@ -154,22 +159,6 @@ pub(crate) enum Nacked {
     Dead(Exit),
 }
 
-/// A live job as a snapshot keeps it.
-#[cfg(feature = "serde")]
-pub(crate) struct SavedJob {
-    pub slot: u32,
-    pub id: u64,
-    pub attempt: u32,
-    pub priority: u8,
-    pub pushed_at: Tick,
-    /// When it may become ready (0: now).
-    pub ready_at: Tick,
-    pub group: Option<Arc<str>>,
-    pub expires_at: Option<Tick>,
-    /// Its failures so far, oldest first.
-    pub history: Vec<FailureRecord>,
-}
-
 /// An event recorded while an observer is registered, for the queue to hand to it after the lock.
 pub(crate) struct Noted {
     pub kind: EventKind,
@@ -187,15 +176,6 @@ pub(crate) struct Listed {
     pub pushed_at: Tick,
     /// Ready: since when. Delayed and waiting: when it may become ready. Leased: the lease deadline.
     pub due: Tick,
-}
-
-/// A job as a snapshot gives it back.
-#[cfg(feature = "serde")]
-pub(crate) struct RestoredJob {
-    pub id: u64,
-    pub attempt: u32,
-    pub pushed_at: Tick,
-    pub history: Vec<FailureRecord>,
 }
 
 /// Where and when a new job goes.
@@ -284,18 +264,18 @@ pub(crate) struct State {
     n_delayed: usize,
     n_waiting: usize,
     n_leased: usize,
-    pub counters: Counters,
+    counters: Counters,
     next_id: u64,
     now: Tick,
-    pub closed: bool,
+    closed: bool,
     /// Leasing is paused: no job is handed out (pushes are still accepted).
-    pub paused: bool,
-    pub waiting_consumers: usize,
-    pub waiting_producers: usize,
-    pub wakes: Wakes,
+    paused: bool,
+    waiting_consumers: usize,
+    waiting_producers: usize,
+    wakes: Wakes,
     /// Whether to record events (an observer is registered), and those recorded since the last drain.
-    pub observing: bool,
-    pub events: Vec<Noted>,
+    observing: bool,
+    events: Vec<Noted>,
     cfg: Config,
 }
 
@@ -351,6 +331,66 @@ impl State {
         }
     }
 
+    /// Records events from now on (an observer is registered).
+    pub fn observe_events(&mut self) {
+        self.observing = true;
+    }
+
+    /// Whether events were recorded since the last [`take_events`](State::take_events).
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// The events recorded since the last call, oldest first.
+    pub fn take_events(&mut self) -> std::vec::Drain<'_, Noted> {
+        self.events.drain(..)
+    }
+
+    /// The wake-ups owed since the last call (see `crate::wait`).
+    pub fn take_wakes(&mut self) -> Wakes {
+        std::mem::take(&mut self.wakes)
+    }
+
+    /// Pushes are refused from now on; leasing goes on until the queue drains.
+    pub fn close(&mut self) {
+        self.closed = true;
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Whether leasing is paused (no job is handed out).
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// A consumer (or producer) begins or ends a blocking wait.
+    pub fn count_waiter(&mut self, consumer: bool, begins: bool) {
+        let count = if consumer { &mut self.waiting_consumers } else { &mut self.waiting_producers };
+        if begins {
+            *count += 1;
+        } else {
+            *count -= 1;
+        }
+    }
+
+    pub fn waiting_consumers(&self) -> usize {
+        self.waiting_consumers
+    }
+
+    pub fn waiting_producers(&self) -> usize {
+        self.waiting_producers
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
     /// Folds a clock reading into the state's time, which never goes back (readings taken outside the lock
     /// by racing threads may arrive out of order).
     pub fn catch_up(&mut self, reading: Tick) -> Tick {
@@ -392,84 +432,6 @@ impl State {
             .collect();
         jobs.sort_unstable_by_key(|j| j.id);
         jobs
-    }
-
-    /// What a snapshot keeps of every live job, oldest first.
-    #[cfg(feature = "serde")]
-    pub fn snapshot(&self) -> Vec<SavedJob> {
-        let expiries: HashMap<u64, Tick> = self
-            .expiry
-            .iter()
-            .filter(|t| self.slots[t.slot as usize].id == t.id)
-            .map(|t| (t.id, t.at))
-            .collect();
-        let mut jobs: Vec<SavedJob> = (0..self.slots.len() as u32)
-            .filter(|&slot| self.slots[slot as usize].phase != Phase::Free)
-            .map(|slot| {
-                let s = &self.slots[slot as usize];
-                SavedJob {
-                    slot,
-                    id: s.id,
-                    attempt: s.attempt,
-                    priority: s.priority,
-                    pushed_at: s.pushed_at,
-                    ready_at: match s.phase {
-                        Phase::Delayed | Phase::Waiting => s.due,
-                        _ => 0, // ready now; a leased job is saved as ready, its attempt counted
-                    },
-                    group: self.slot_groups.get(&slot).cloned(),
-                    expires_at: if s.flags & TTL_PASSED != 0 {
-                        Some(self.now)
-                    } else {
-                        expiries.get(&s.id).copied()
-                    },
-                    history: s.history.as_deref().map_or_else(Vec::new, |h| h.iter().cloned().collect()),
-                }
-            })
-            .collect();
-        jobs.sort_unstable_by_key(|j| j.id);
-        jobs
-    }
-
-    /// The dedup reservations still running at `now`: key, job id, end.
-    #[cfg(feature = "serde")]
-    pub fn reservations(&self, now: Tick) -> Vec<(Arc<str>, u64, Tick)> {
-        self.dedup
-            .iter()
-            .filter(|(_, &(_, until))| until > now)
-            .map(|(k, &(id, until))| (Arc::clone(k), id, until))
-            .collect()
-    }
-
-    #[cfg(feature = "serde")]
-    pub fn next_id(&self) -> u64 {
-        self.next_id
-    }
-
-    /// Adds a job restored from a snapshot, with its id, attempts and failure history (counted as pushed
-    /// into this queue); ids must come in increasing order, below [`MAX_ID`].
-    #[cfg(feature = "serde")]
-    pub fn restore(&mut self, now: Tick, job: RestoredJob, place: Placement) -> u32 {
-        self.next_id = job.id;
-        let (slot, _) = self.push(now, place); // counted as pushed into this queue
-        let s = &mut self.slots[slot as usize];
-        s.attempt = job.attempt;
-        s.pushed_at = job.pushed_at;
-        for failure in job.history {
-            self.record(slot, failure);
-        }
-        slot
-    }
-
-    /// Sets the next id to hand out and re-creates a dedup reservation, after a restore.
-    #[cfg(feature = "serde")]
-    pub fn restore_tail(&mut self, next_id: u64, reservations: Vec<(Arc<str>, u64, Tick)>) {
-        self.next_id = self.next_id.max(next_id);
-        for (key, id, until) in reservations {
-            self.dedup.insert(Arc::clone(&key), (id, until));
-            self.dedup_order.push_back((until, key));
-        }
-        self.dedup_order.make_contiguous().sort_by_key(|(until, _)| *until);
     }
 
     /// Since when the longest-waiting ready job has been ready.

@@ -63,6 +63,23 @@ impl<T> std::ops::Deref for Padded<T> {
     }
 }
 
+impl<T> Core<T> {
+    /// The job in a live slot. Every live slot holds its job (pushed with it, emptied only as it leaves):
+    /// a debug build checks it; a release build reports a broken invariant as `None`, never a panic.
+    pub(crate) fn job(&self, slot: u32) -> Option<&Arc<T>> {
+        let job = self.jobs.get(slot as usize).and_then(Option::as_ref);
+        debug_assert!(job.is_some(), "a live slot holds its job");
+        job
+    }
+
+    /// Takes the job out of a slot whose job leaves the queue (see [`job`](Core::job)).
+    pub(crate) fn take_job(&mut self, slot: u32) -> Option<Arc<T>> {
+        let job = self.jobs.get_mut(slot as usize).and_then(Option::take);
+        debug_assert!(job.is_some(), "a live slot holds its job");
+        job
+    }
+}
+
 pub(crate) struct Core<T> {
     pub(crate) st: State,
     /// Which alarms are raised, in the order of `Inner::alarms`.
@@ -110,7 +127,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
     /// letters to the sink.
     pub(crate) fn finish(&self, mut core: MutexGuard<'_, Core<T>>, mut out: Outbox<T>) {
         // Checked here rather than in the callees: nearly every operation has nothing to hand out.
-        if !core.st.events.is_empty() {
+        if core.st.has_events() {
             self.collect_events(&mut core.st, &mut out);
         }
         if !self.alarms.is_empty() {
@@ -178,7 +195,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         options: &PushOptions,
         now: Tick,
     ) -> Result<(Pushed, Option<J>), (J, PushFail)> {
-        if core.st.closed || core.st.ids_exhausted() {
+        if core.st.is_closed() || core.st.ids_exhausted() {
             return Err((job, PushFail::Closed));
         }
         self.advance(core, now, out);
@@ -314,14 +331,16 @@ impl<T: Send + Sync + 'static> Inner<T> {
         self.advance(core, now, out);
         let visibility = params.visibility.unwrap_or_else(|| core.st.default_visibility());
         let mut taken = 0;
-        while taken < max && !core.st.paused {
+        while taken < max && !core.st.is_paused() {
             let Some(grant) = core.st.lease(now, visibility) else { break };
-            take(self.lease_of(core, grant));
-            taken += 1;
+            if let Some(lease) = self.lease_of(core, grant) {
+                take(lease);
+                taken += 1;
+            }
         }
         if taken > 0 {
             Ok(())
-        } else if core.st.closed && core.st.live() == 0 {
+        } else if core.st.is_closed() && core.st.live() == 0 {
             Err(LeaseFail::Closed)
         } else {
             Err(LeaseFail::NoJob)
@@ -378,7 +397,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         let results = jobs
             .into_iter()
             .map(|job| {
-                if core.st.closed || core.st.ids_exhausted() {
+                if core.st.is_closed() || core.st.ids_exhausted() {
                     return Err(TryPushError::Closed(job));
                 }
                 match self.room(&mut core, now, &mut out) {
@@ -411,7 +430,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         for (token, prepared) in items {
             results.push(op(&mut core.st, token, prepared, now, &mut exits).map(|(value, left)| {
                 if left {
-                    dropped.push(core.jobs[token.slot as usize].take());
+                    dropped.push(core.take_job(token.slot));
                 }
                 value
             }));
@@ -466,12 +485,17 @@ impl<T: Send + Sync + 'static> Inner<T> {
         self.ready_hint.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn lease_of(self: &Arc<Self>, core: &Core<T>, grant: Grant) -> Lease<T> {
-        let job = match &core.jobs[grant.token.slot as usize] {
-            Some(job) => Arc::clone(job),
-            None => unreachable!("a leased slot holds its job"),
-        };
-        Lease::new(Queue::of_store(Arc::clone(self)), job, grant.token, grant.attempt, grant.deadline)
+    /// The lease of a grant. `None` only if the invariant "a live slot holds its job" were broken: a debug
+    /// build stops there; a release build hands out no lease (the grant lapses at its deadline).
+    pub(crate) fn lease_of(self: &Arc<Self>, core: &Core<T>, grant: Grant) -> Option<Lease<T>> {
+        let job = core.job(grant.token.slot)?;
+        Some(Lease::new(
+            Queue::of_store(Arc::clone(self)),
+            Arc::clone(job),
+            grant.token,
+            grant.attempt,
+            grant.deadline,
+        ))
     }
 
     // ----- lease outcomes, called by `Lease` -----
@@ -480,7 +504,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         let mut core = self.core.lock();
         let result = core.st.ack(token);
         let job = match result {
-            Ok(()) => core.jobs[token.slot as usize].take(),
+            Ok(()) => core.take_job(token.slot),
             Err(_) => None,
         };
         self.finish(core, Outbox::new());
@@ -568,7 +592,9 @@ impl<T: Send + Sync + 'static> Inner<T> {
     /// A new store from checked parts, registered with its clock.
     pub(crate) fn new(parts: Parts<T>) -> Arc<Inner<T>> {
         let mut st = State::new(parts.cfg);
-        st.observing = parts.observer.is_some();
+        if parts.observer.is_some() {
+            st.observe_events();
+        }
         let manual = parts.clock.is_manual();
         let inner = Arc::new(Inner {
             core: Padded(Mutex::new(Core {
