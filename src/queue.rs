@@ -478,10 +478,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert!(queue.lease().is_err());
     /// ```
     pub fn close(&self) {
-        let mut core = self.inner.core.lock();
-        core.st.close();
-        self.inner.producers.notify_all();
-        self.inner.consumers.notify_all();
+        self.inner.close();
     }
 
     /// Pauses leasing: no job is handed out until [`resume`](Queue::resume) (blocked consumers keep
@@ -499,7 +496,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(*queue.try_lease().unwrap(), 1);
     /// ```
     pub fn pause(&self) {
-        self.inner.core.lock().st.set_paused(true);
+        self.inner.set_paused(true);
     }
 
     /// Resumes leasing after [`pause`](Queue::pause), waking blocked consumers.
@@ -513,9 +510,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert!(!queue.is_paused());
     /// ```
     pub fn resume(&self) {
-        let mut core = self.inner.core.lock();
-        core.st.set_paused(false);
-        self.inner.consumers.notify_all();
+        self.inner.set_paused(false);
     }
 
     /// Whether leasing is paused.
@@ -528,7 +523,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert!(queue.is_paused());
     /// ```
     pub fn is_paused(&self) -> bool {
-        self.inner.core.lock().st.is_paused()
+        self.inner.is_paused()
     }
 
     /// Removes every live job (ready, delayed, waiting and leased) without dead-lettering them, and
@@ -548,14 +543,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(lease.ack(), Err(leasequeue::LeaseLost::Gone));
     /// ```
     pub fn purge(&self) -> usize {
-        let removed: Vec<Option<Arc<T>>> = self.inner.locked(|core| {
-            let now = core.st.now();
-            let slots = core.st.purge(now);
-            slots.iter().map(|&slot| core.take_job(slot)).collect()
-        });
-        let purged = removed.len();
-        self.inner.catcher.dispose(removed); // outside the lock
-        purged
+        self.inner.purge()
     }
 
     /// Whether [`close`](Queue::close) was called.
@@ -568,7 +556,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert!(queue.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.inner.core.lock().st.is_closed()
+        self.inner.is_closed()
     }
 
     /// The number of live jobs: ready, delayed and leased.
@@ -584,7 +572,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(queue.len(), 0);
     /// ```
     pub fn len(&self) -> usize {
-        self.inner.locked(|core| core.st.live())
+        self.inner.len()
     }
 
     /// Whether the queue holds no live job.
@@ -623,33 +611,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!((stats.pushed, stats.acked, stats.ready), (2, 1, 1));
     /// ```
     pub fn stats(&self) -> Stats {
-        self.inner.locked(|core| {
-            let counts = core.st.counts();
-            let now = core.st.now();
-            let c = core.st.counters();
-            Stats {
-                ready: counts.ready,
-                delayed: counts.delayed + counts.waiting,
-                waiting: counts.waiting,
-                leased: counts.leased,
-                dead: core.dead.len(),
-                pushed: c.pushed,
-                acked: c.acked,
-                nacked: c.nacked,
-                released: c.released,
-                rejected: c.rejected,
-                lapsed: c.lapsed,
-                #[allow(deprecated)]
-                expired: c.lapsed,
-                dead_lettered: c.dead_lettered,
-                deduplicated: c.deduplicated,
-                purged: c.purged,
-                oldest_ready_age: core.st.oldest_ready_since().map(|t| Duration::from_nanos(now - t)),
-                consumers_waiting: core.st.waiting_consumers(),
-                producers_waiting: core.st.waiting_producers(),
-                panics: self.inner.catcher.count(),
-            }
-        })
+        self.inner.stats()
     }
 
     /// The queue's clock.
@@ -677,7 +639,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(queue.stats().dead, 1); // still stored
     /// ```
     pub fn dead_letters(&self) -> Vec<DeadLetter<T>> {
-        self.inner.core.lock().dead.iter().cloned().collect()
+        self.inner.dead_letters()
     }
 
     /// Takes every dead letter out of the built-in store, oldest first.
@@ -692,7 +654,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(queue.stats().dead, 0);
     /// ```
     pub fn drain_dead_letters(&self) -> Vec<DeadLetter<T>> {
-        self.inner.locked(|core| core.dead.drain(..).collect())
+        self.inner.drain_dead_letters()
     }
 }
 
@@ -855,15 +817,6 @@ impl<T> Clone for Queue<T> {
 
 impl<T> fmt::Debug for Queue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let core = self.inner.core.lock();
-        let counts = core.st.counts();
-        f.debug_struct("Queue")
-            .field("ready", &counts.ready)
-            .field("delayed", &(counts.delayed + counts.waiting))
-            .field("leased", &counts.leased)
-            .field("dead", &core.dead.len())
-            .field("capacity", &self.inner.capacity)
-            .field("closed", &core.st.is_closed())
-            .finish_non_exhaustive()
+        self.inner.fmt_fields(f.debug_struct("Queue")).finish_non_exhaustive()
     }
 }

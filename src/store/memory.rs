@@ -4,6 +4,7 @@
 //! in [`finish`](Inner::finish), and only then runs user code (see [`crate::deliver`]).
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ use crate::store::{AlarmHook, Backlog, LeaseFail, LeaseParams, Observer, Parts, 
 use crate::wait::{SPIN_ROUNDS, YIELD_ROUNDS};
 use crate::{
     Alarm, Backoff, Clock, DeadLetter, DeadLetterSink, FailureKind, JobId, LeaseLost, Overflow, PushOptions,
-    Pushed, Queue, TryPushError,
+    Pushed, Queue, Stats, TryPushError,
 };
 
 pub(crate) struct Inner<T> {
@@ -88,6 +89,21 @@ pub(crate) struct Core<T> {
     pub(crate) jobs: Vec<Option<Arc<T>>>,
     /// The built-in dead-letter store.
     pub(crate) dead: VecDeque<DeadLetter<T>>,
+}
+
+impl<T> Inner<T> {
+    /// The queue's `Debug` fields.
+    pub(crate) fn fmt_fields<'a, 'b>(&self, mut f: fmt::DebugStruct<'a, 'b>) -> fmt::DebugStruct<'a, 'b> {
+        let core = self.core.lock();
+        let counts = core.st.counts();
+        f.field("ready", &counts.ready)
+            .field("delayed", &(counts.delayed + counts.waiting))
+            .field("leased", &counts.leased)
+            .field("dead", &core.dead.len())
+            .field("capacity", &self.capacity)
+            .field("closed", &core.st.is_closed());
+        f
+    }
 }
 
 impl<T> Drop for Inner<T> {
@@ -483,6 +499,90 @@ impl<T: Send + Sync + 'static> Inner<T> {
     /// The number of ready jobs, without processing what fell due (a cheap hint for scaling).
     pub(crate) fn ready_hint(&self) -> usize {
         self.ready_hint.load(Ordering::Relaxed)
+    }
+
+    // ----- lifecycle and inspection, for the public API -----
+
+    /// Refuses pushes from now on; wakes everyone (producers fail, consumers drain or return).
+    pub(crate) fn close(&self) {
+        let mut core = self.core.lock();
+        core.st.close();
+        self.producers.notify_all();
+        self.consumers.notify_all();
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.core.lock().st.is_closed()
+    }
+
+    /// Pauses or resumes leasing; a resume wakes blocked consumers.
+    pub(crate) fn set_paused(&self, paused: bool) {
+        let mut core = self.core.lock();
+        core.st.set_paused(paused);
+        if !paused {
+            self.consumers.notify_all();
+        }
+    }
+
+    pub(crate) fn is_paused(&self) -> bool {
+        self.core.lock().st.is_paused()
+    }
+
+    /// Removes every live job; returns how many. The jobs are dropped after the lock.
+    pub(crate) fn purge(&self) -> usize {
+        let removed: Vec<Option<Arc<T>>> = self.locked(|core| {
+            let now = core.st.now();
+            let slots = core.st.purge(now);
+            slots.iter().map(|&slot| core.take_job(slot)).collect()
+        });
+        let purged = removed.len();
+        self.catcher.dispose(removed);
+        purged
+    }
+
+    /// The number of live jobs, after processing what fell due.
+    pub(crate) fn len(&self) -> usize {
+        self.locked(|core| core.st.live())
+    }
+
+    /// Counts and counters, exact at the moment they are read.
+    pub(crate) fn stats(&self) -> Stats {
+        self.locked(|core| {
+            let counts = core.st.counts();
+            let now = core.st.now();
+            let c = core.st.counters();
+            Stats {
+                ready: counts.ready,
+                delayed: counts.delayed + counts.waiting,
+                waiting: counts.waiting,
+                leased: counts.leased,
+                dead: core.dead.len(),
+                pushed: c.pushed,
+                acked: c.acked,
+                nacked: c.nacked,
+                released: c.released,
+                rejected: c.rejected,
+                lapsed: c.lapsed,
+                #[allow(deprecated)]
+                expired: c.lapsed,
+                dead_lettered: c.dead_lettered,
+                deduplicated: c.deduplicated,
+                purged: c.purged,
+                oldest_ready_age: core.st.oldest_ready_since().map(|t| Duration::from_nanos(now - t)),
+                consumers_waiting: core.st.waiting_consumers(),
+                producers_waiting: core.st.waiting_producers(),
+                panics: self.catcher.count(),
+            }
+        })
+    }
+
+    /// Copies of the built-in store's dead letters, oldest first.
+    pub(crate) fn dead_letters(&self) -> Vec<DeadLetter<T>> {
+        self.core.lock().dead.iter().cloned().collect()
+    }
+
+    pub(crate) fn drain_dead_letters(&self) -> Vec<DeadLetter<T>> {
+        self.locked(|core| core.dead.drain(..).collect())
     }
 
     /// The lease of a grant. `None` only if the invariant "a live slot holds its job" were broken: a debug
