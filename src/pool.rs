@@ -345,13 +345,13 @@ impl<T: Send + Sync + 'static> WorkerPool<T> {
     /// [`Summary`] of every handler run the pool made meanwhile, with counts final: each run is settled and
     /// counted before this returns. On a test clock the summary covers every run since the pool was built
     /// or since `run_until_idle` last returned (an auto-advancing clock lets workers run before this is
-    /// called), up to the last [`MAX_RUNS`](crate::MAX_RUNS); on the system clock, the runs during the
+    /// called), up to the last [`MAX_RUNS`]; on the system clock, the runs during the
     /// call. Its attempts are listed in the order they started on the queue's clock (then by job id and
     /// attempt), so a seeded scenario gives the same summary every run. On the system clock it only waits until the queue and the pool are
     /// idle. Waits by yielding, not sleeping.
     ///
     /// It moves the clock only while nothing is leased, so it never lapses a running job's lease. It stops
-    /// (with [`Summary::complete`] false) after [`MAX_RUNS`](crate::MAX_RUNS) handler runs, for a handler
+    /// (with [`Summary::complete`] false) after [`MAX_RUNS`] handler runs, for a handler
     /// that defers forever, or when the pool has no worker left to do the work.
     ///
     /// # Examples

@@ -80,7 +80,7 @@ impl State {
     }
 
     /// Adds a job restored from a snapshot, with its id, attempts and failure history (counted as pushed
-    /// into this queue); ids must come in increasing order, below [`MAX_ID`].
+    /// into this queue); ids must come in increasing order, below [`MAX_ID`](super::MAX_ID).
     pub fn restore(&mut self, now: Tick, job: RestoredJob, place: Placement) -> u32 {
         self.next_id = job.id;
         let (slot, _) = self.push(now, place); // counted as pushed into this queue

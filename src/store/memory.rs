@@ -48,7 +48,7 @@ pub(crate) struct Inner<T> {
     pub(crate) watched: AtomicBool,
     /// Whether the clock is a test clock (read on every operation; the clock's kind never changes).
     pub(crate) manual: bool,
-    /// On an auto-advancing test clock, as of the last operation: [`BUSY`] while a job is ready or leased,
+    /// On an auto-advancing test clock, as of the last operation: [`BUSY`](crate::wait::BUSY) while a job is ready or leased,
     /// else the tick of the next timed event (see [`Listener::quiet_until`]).
     pub(crate) quiet: AtomicU64,
 }

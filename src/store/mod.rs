@@ -39,7 +39,7 @@ pub(crate) type AlarmHook = Box<dyn Fn(&AlarmEvent) + Send + Sync>;
 #[derive(Clone, Copy)]
 pub(crate) enum Wait {
     No,
-    /// Until this tick; [`NEVER`] waits forever.
+    /// Until this tick; [`NEVER`](crate::clock::NEVER) waits forever.
     Until(Tick),
 }
 
@@ -63,7 +63,7 @@ pub(crate) enum LeaseFail {
 }
 
 /// How a consumer leases: how long it waits, the lease's visibility timeout if not the queue's, and a
-/// flag that interrupts the wait (see [`Inner::interrupt`]).
+/// flag that interrupts the wait (see [`Inner::interrupt`](memory::Inner::interrupt)).
 pub(crate) struct LeaseParams<'a> {
     pub wait: Wait,
     pub visibility: Option<Tick>,
