@@ -31,7 +31,7 @@ fn send(email: &WelcomeEmail, attempt: u32) -> Result<(), SendError> {
     // Pretend the network takes a moment.
     #[allow(clippy::disallowed_methods)]
     thread::sleep(Duration::from_millis(20));
-    if email.user % 3 == 0 && attempt == 1 {
+    if email.user.is_multiple_of(3) && attempt == 1 {
         return Err(SendError::Transient("451 try again later".into()));
     }
     Ok(())

@@ -42,7 +42,7 @@ static ARMED: AtomicBool = AtomicBool::new(true);
 
 impl Drop for Numbered {
     fn drop(&mut self) {
-        if self.number % 97 == 0 && ARMED.load(Ordering::Relaxed) {
+        if self.number.is_multiple_of(97) && ARMED.load(Ordering::Relaxed) {
             panic!("chaos drop of job {}", self.number);
         }
     }
@@ -52,7 +52,8 @@ impl Drop for Numbered {
 /// time.
 fn strikes(a: u64, b: u64, in_n: u64) -> bool {
     ARMED.load(Ordering::Relaxed)
-        && (a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xBF58_476D_1CE4_E5B9)) % in_n == 0
+        && (a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xBF58_476D_1CE4_E5B9))
+            .is_multiple_of(in_n)
 }
 
 struct Chaos {

@@ -24,6 +24,8 @@ use crate::core::Config;
 use crate::panics::PanicHook;
 use crate::{Alarm, AlarmEvent, Backoff, Clock, DeadLetterSink, Event, Overflow};
 
+#[cfg(feature = "journal")]
+pub(crate) mod journal;
 pub(crate) mod memory;
 
 /// Something that wants to hear of every push: a scaling worker pool, which starts a worker when the
