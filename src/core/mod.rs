@@ -32,7 +32,7 @@ use crate::{DeadLetterReason, EventKind, FailureKind, LeaseLost};
 /// whose next id is above it is refused.
 pub(crate) const MAX_ID: u64 = (1 << 63) - 1;
 
-/// Below this many slots the slab never shrinks (see [`State::shrink`]).
+/// Below this many slots the slab never shrinks (see [`State::shrink`]); tests set a smaller one.
 const SHRINK_MIN: usize = 4096;
 
 /// Shrinks a vector whose capacity is over four times its length to twice its length.
@@ -242,6 +242,8 @@ pub(crate) struct State {
     free: BinaryHeap<Reverse<u32>>,
     /// Frees until the next look at whether the slab should shrink.
     shrink_countdown: usize,
+    /// Below this many slots the slab never shrinks ([`SHRINK_MIN`]; smaller in tests).
+    shrink_min: usize,
     ready: [Lazy<VecDeque<Entry>>; PRIORITY_LEVELS],
     /// Bit `l` is set while level `l`'s FIFO may hold live entries.
     ready_levels: u32,
@@ -295,6 +297,7 @@ impl State {
             slots: Vec::new(),
             free: BinaryHeap::new(),
             shrink_countdown: 0,
+            shrink_min: SHRINK_MIN,
             ready: Default::default(),
             ready_levels: 0,
             delayed: Lazy::default(),
@@ -1002,8 +1005,8 @@ impl State {
     /// must grow past twice its size to shrink again.
     fn shrink(&mut self) {
         let len = self.slots.len();
-        self.shrink_countdown = (len / 4).max(SHRINK_MIN / 4);
-        if len < SHRINK_MIN || self.live() * 4 > len {
+        self.shrink_countdown = (len / 4).max(self.shrink_min / 4);
+        if len < self.shrink_min || self.live() * 4 > len {
             return;
         }
         let keep = self.slots.iter().rposition(|s| s.phase != Phase::Free).map_or(0, |last| last + 1);
@@ -1083,6 +1086,159 @@ mod tests {
 
     fn place(ready_at: Tick) -> Placement {
         Placement { ready_at, priority: 0, group: None, expires_at: NEVER }
+    }
+
+    mod shrinking {
+        //! A state that shrinks at tiny sizes behaves exactly like one that never shrinks: the same
+        //! grants, outcomes, dead letters and counts under any sequence of operations.
+
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Clone, Debug)]
+        enum Op {
+            Burst(u8),
+            Delayed(u8),
+            Lease,
+            Ack(u8),
+            Nack(u8, u8),
+            Release(u8),
+            Extend(u8, u8),
+            Reject(u8),
+            Advance(u8),
+            DrainAll,
+            Purge,
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                2 => (1..60u8).prop_map(Op::Burst),
+                1 => (1..30u8).prop_map(Op::Delayed),
+                4 => Just(Op::Lease),
+                3 => any::<u8>().prop_map(Op::Ack),
+                2 => (any::<u8>(), 0..20u8).prop_map(|(i, d)| Op::Nack(i, d)),
+                1 => any::<u8>().prop_map(Op::Release),
+                1 => (any::<u8>(), 0..30u8).prop_map(|(i, d)| Op::Extend(i, d)),
+                1 => any::<u8>().prop_map(Op::Reject),
+                2 => (0..40u8).prop_map(Op::Advance),
+                1 => Just(Op::DrainAll),
+                1 => (0..8u8).prop_map(|_| Op::Purge).prop_filter("rare", |_| true),
+            ]
+        }
+
+        /// What an outcome shows from outside: ids, attempts and times, never slots or fencing epochs
+        /// (those of a slot the shrinking state cut away and grew again start afresh).
+        fn shown<V: std::fmt::Debug>(r: &Result<V, LeaseLost>) -> String {
+            match r {
+                Ok(v) => format!("ok {v:?}"),
+                Err(e) => format!("err {e:?}"),
+            }
+        }
+
+        fn exits(exits: &[Exit]) -> Vec<(u64, DeadLetterReason, u32)> {
+            exits.iter().map(|e| (e.id, e.reason, e.attempts)).collect()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            #[test]
+            fn shrinking_changes_nothing_that_shows(ops in prop::collection::vec(op(), 1..200)) {
+                let mut small = state(3);
+                small.shrink_min = 8;
+                let mut plain = state(3);
+                plain.shrink_min = usize::MAX;
+                let mut held: Vec<(Token, Token)> = Vec::new();
+                let mut now = 0;
+                // A burst drained to a trickle: the small state cuts its slab, and the random operations
+                // below run on slots cut away and grown again.
+                for st in [&mut small, &mut plain] {
+                    burst_then_trickle(st);
+                }
+                prop_assert!(small.slots.len() < plain.slots.len());
+                for op in ops {
+                    let (mut ea, mut eb) = (Vec::new(), Vec::new());
+                    small.advance(now, &mut ea);
+                    plain.advance(now, &mut eb);
+                    prop_assert_eq!(exits(&ea), exits(&eb));
+                    let pick = |held: &mut Vec<(Token, Token)>, i: u8| {
+                        (!held.is_empty()).then(|| held.swap_remove(i as usize % held.len()))
+                    };
+                    match op {
+                        Op::Burst(n) => {
+                            for _ in 0..n {
+                                prop_assert_eq!(small.push(now, place(now)).1, plain.push(now, place(now)).1);
+                            }
+                        }
+                        Op::Delayed(n) => {
+                            for k in 0..n {
+                                let at = now + u64::from(k % 7) * 3;
+                                prop_assert_eq!(small.push(now, place(at)).1, plain.push(now, place(at)).1);
+                            }
+                        }
+                        Op::Lease => {
+                            let (a, b) = (small.lease(now, 10), plain.lease(now, 10));
+                            prop_assert_eq!(a.as_ref().map(|g| (g.token.id, g.attempt, g.deadline)), b.as_ref().map(|g| (g.token.id, g.attempt, g.deadline)));
+                            if let (Some(a), Some(b)) = (a, b) {
+                                held.push((a.token, b.token));
+                            }
+                        }
+                        Op::Ack(i) => if let Some((a, b)) = pick(&mut held, i) {
+                            prop_assert_eq!(shown(&small.ack(a)), shown(&plain.ack(b)));
+                        },
+                        Op::Nack(i, d) => if let Some((a, b)) = pick(&mut held, i) {
+                            let d = u64::from(d);
+                            let ra = small.nack(a, now, d, FailureKind::Nacked, None).map(|n| match n { Nacked::Retry { at } => (at, 0), Nacked::Dead(e) => (0, e.id) });
+                            let rb = plain.nack(b, now, d, FailureKind::Nacked, None).map(|n| match n { Nacked::Retry { at } => (at, 0), Nacked::Dead(e) => (0, e.id) });
+                            prop_assert_eq!(shown(&ra), shown(&rb));
+                        },
+                        Op::Release(i) => if let Some((a, b)) = pick(&mut held, i) {
+                            let ra = small.release(a, now, 0, false).map(|e| e.map(|e| e.id));
+                            let rb = plain.release(b, now, 0, false).map(|e| e.map(|e| e.id));
+                            prop_assert_eq!(shown(&ra), shown(&rb));
+                        },
+                        Op::Extend(i, by) => if let Some(&(a, b)) = held.get(i as usize % held.len().max(1)) {
+                            let by = u64::from(by);
+                            prop_assert_eq!(shown(&small.extend(a, now, by)), shown(&plain.extend(b, now, by)));
+                        },
+                        Op::Reject(i) => if let Some((a, b)) = pick(&mut held, i) {
+                            let ra = small.reject(a, now, None).map(|e| e.id);
+                            let rb = plain.reject(b, now, None).map(|e| e.id);
+                            prop_assert_eq!(shown(&ra), shown(&rb));
+                        },
+                        Op::Advance(dt) => now += u64::from(dt),
+                        Op::DrainAll => {
+                            while let (Some(a), Some(b)) = (small.lease(now, 10), plain.lease(now, 10)) {
+                                prop_assert_eq!(a.token.id, b.token.id);
+                                prop_assert_eq!(shown(&small.ack(a.token)), shown(&plain.ack(b.token)));
+                            }
+                        }
+                        Op::Purge => {
+                            prop_assert_eq!(small.purge(now).len(), plain.purge(now).len());
+                            held.clear();
+                        }
+                    }
+                    let (ca, cb) = (small.counts(), plain.counts());
+                    prop_assert_eq!((ca.ready, ca.delayed, ca.waiting, ca.leased), (cb.ready, cb.delayed, cb.waiting, cb.leased));
+                    prop_assert_eq!(small.next_event(), plain.next_event());
+                }
+            }
+        }
+
+        /// A burst of 100 jobs, drained, then a trickle of 40.
+        fn burst_then_trickle(st: &mut State) {
+            for _ in 0..100 {
+                st.push(0, place(0));
+            }
+            while let Some(g) = st.lease(0, 10) {
+                st.ack(g.token).unwrap();
+            }
+            for _ in 0..40 {
+                st.push(0, place(0));
+                let g = st.lease(0, 10).unwrap();
+                st.ack(g.token).unwrap();
+            }
+        }
     }
 
     #[test]
