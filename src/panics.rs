@@ -30,6 +30,8 @@ pub enum PanicSite {
     AlarmHook,
     /// The job's own `Drop`, run when the queue let go of its last copy of the job.
     PayloadDrop,
+    /// The job's own `Clone`, when a [`Router`](crate::Router) copies it for several queues.
+    PayloadClone,
     /// A backoff function ([`Backoff::custom`](crate::Backoff::custom)): the retry waits no time.
     Backoff,
     /// A [`WorkerPool`](crate::WorkerPool)'s `on_worker_start` hook: the worker goes on.
@@ -49,6 +51,7 @@ impl fmt::Display for PanicSite {
             PanicSite::Observer => "observer",
             PanicSite::AlarmHook => "alarm hook",
             PanicSite::PayloadDrop => "job's drop",
+            PanicSite::PayloadClone => "job's clone",
             PanicSite::Backoff => "backoff function",
             PanicSite::WorkerStart => "on_worker_start hook",
             PanicSite::WorkerStop => "on_worker_stop hook",
@@ -120,6 +123,7 @@ impl Catcher {
             Ok(value) => Some(value),
             Err(payload) => {
                 self.report(site, job, &*payload);
+                discard(payload);
                 None
             }
         }
@@ -148,9 +152,8 @@ impl Catcher {
         self.count.fetch_add(1, Ordering::Relaxed);
         if let Some(hook) = &self.hook {
             let report = UserPanic { site, message: message(payload), job };
-            // The payload of a panic in the hook may itself panic on drop: it is leaked, not dropped.
             if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| hook(&report))) {
-                std::mem::forget(payload);
+                discard(payload);
             }
         }
     }
@@ -164,6 +167,14 @@ impl Catcher {
 impl fmt::Debug for Catcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Catcher").field("count", &self.count()).finish_non_exhaustive()
+    }
+}
+
+/// Drops a caught panic's payload; one whose own `Drop` panics is leaked instead (a payload is user code
+/// too).
+fn discard(payload: Box<dyn Any + Send>) {
+    if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
     }
 }
 

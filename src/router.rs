@@ -3,15 +3,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::mem;
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 use thiserror::Error;
 
-use crate::{JobId, PushError, Queue, TryPushError};
+use crate::panics::Catcher;
+use crate::{JobId, PanicSite, PushError, Queue, TryPushError};
 
 /// How a queue is bound to a [`Router`].
 ///
@@ -303,7 +302,8 @@ struct RouterInner<T> {
     delivered: AtomicU64,
     unroutable: AtomicU64,
     refused: AtomicU64,
-    panics: AtomicU64,
+    /// Catches and counts the panics of the job's `Clone` and `Drop` (no hook: the error reports them).
+    catcher: Catcher,
 }
 
 struct Table<T> {
@@ -339,7 +339,7 @@ impl<T: Clone + Send + Sync + 'static> Router<T> {
                 delivered: AtomicU64::new(0),
                 unroutable: AtomicU64::new(0),
                 refused: AtomicU64::new(0),
-                panics: AtomicU64::new(0),
+                catcher: Catcher::new(None),
             }),
         }
     }
@@ -499,16 +499,11 @@ impl<T: Clone + Send + Sync + 'static> Router<T> {
         // so that a `Clone` that panics leaves no queue with a copy and the job comes back whole.
         let mut copies = Vec::with_capacity(targets.len());
         for _ in 1..targets.len() {
-            match panic::catch_unwind(AssertUnwindSafe(|| job.clone())) {
-                Ok(copy) => copies.push(copy),
-                Err(payload) => {
-                    inner.panics.fetch_add(1, Ordering::Relaxed);
-                    mem::forget(payload); // its own drop could panic
+            match inner.catcher.call(PanicSite::PayloadClone, None, || job.clone()) {
+                Some(copy) => copies.push(copy),
+                None => {
                     for copy in copies {
-                        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| drop(copy))) {
-                            inner.panics.fetch_add(1, Ordering::Relaxed);
-                            mem::forget(payload);
-                        }
+                        inner.catcher.dispose(copy);
                     }
                     return Err(PublishError::ClonePanicked(job));
                 }
@@ -551,7 +546,7 @@ impl<T: Clone + Send + Sync + 'static> Router<T> {
             delivered: inner.delivered.load(Ordering::Relaxed),
             unroutable: inner.unroutable.load(Ordering::Relaxed),
             refused: inner.refused.load(Ordering::Relaxed),
-            panics: inner.panics.load(Ordering::Relaxed),
+            panics: inner.catcher.count(),
         }
     }
 }
