@@ -82,6 +82,13 @@ struct Shared<T: Send + Sync + 'static> {
     runs: Mutex<Vec<Run>>,
 }
 
+/// What may start a worker (see `Shared::scale_up`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Growth {
+    Push,
+    Lease,
+}
+
 /// One handler run as `run_until_idle` records it: the attempt, whether it panicked, how it was settled.
 type Run = (Attempt, bool, Option<Settled>);
 
@@ -547,7 +554,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
                         *slot.running.lock() = None;
                         break;
                     }
-                    self.scale_up(false);
+                    self.scale_up(Growth::Lease);
                     self.run(slot, lease);
                 }
                 Err(LeaseFail::NoJob) => {
@@ -566,17 +573,17 @@ impl<T: Send + Sync + 'static> Shared<T> {
         }
     }
 
-    /// Starts a worker if the pool may grow and the backlog has reached `scale_up_depth`. With
-    /// `unless_idle`, only when every worker is busy (a push: an idle worker will take the job); a worker
-    /// that has just leased a job calls it without (the backlog is left for others).
-    fn scale_up(self: &Arc<Self>, unless_idle: bool) {
+    /// Starts a worker if the pool may grow and the backlog has reached `scale_up_depth`: after a push only
+    /// when every worker is busy (an idle one will take the job); after a lease whatever the others do
+    /// (the worker that leased leaves the backlog to others).
+    fn scale_up(self: &Arc<Self>, after: Growth) {
         if !cfg_scales(&self.cfg) || self.queue.ready_hint() < self.cfg.scale_up_depth {
             return;
         }
         let mut state = self.state.lock();
         let all_busy = self.busy.load(Ordering::Acquire) >= state.workers;
         if state.workers < self.cfg.workers.max
-            && (all_busy || !unless_idle)
+            && (all_busy || after == Growth::Lease)
             && !self.stopping.load(Ordering::Acquire)
         {
             // A failed spawn (out of threads) leaves the pool as it is; the next push or lease tries again.
@@ -680,7 +687,7 @@ fn extract_finished(threads: &mut Vec<Worker>) -> Vec<Worker> {
 
 impl<T: Send + Sync + 'static> Backlog for Shared<T> {
     fn on_push(self: Arc<Self>) {
-        self.scale_up(true);
+        self.scale_up(Growth::Push);
     }
 }
 

@@ -31,7 +31,7 @@ use std::time::Duration;
 use parking_lot::MutexGuard;
 
 use crate::clock::{address, Listener, Tick, NEVER};
-use crate::core::State;
+use crate::core::{State, Waiter};
 use crate::deliver::Outbox;
 use crate::store::memory::{Core, Inner};
 
@@ -83,7 +83,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         &self,
         core: &mut MutexGuard<'_, Core<T>>,
         out: &mut Outbox<T>,
-        consumer: bool,
+        who: Waiter,
         until: Tick,
     ) {
         self.collect_events(&mut core.st, out);
@@ -92,7 +92,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
             MutexGuard::unlocked(core, || self.deliver(pending));
             return; // the state may have changed: look again before waiting
         }
-        if consumer {
+        if who == Waiter::Consumer {
             let wake_at = until.min(core.st.next_event());
             let idle = {
                 let counts = core.st.counts();
@@ -119,13 +119,13 @@ impl<T: Send + Sync + 'static> Inner<T> {
                     }
                 }
             }
-            core.st.count_waiter(true, true);
+            core.st.wait_begins(who);
             self.clock.wait(&self.consumers, core, wake_at);
-            core.st.count_waiter(true, false);
+            core.st.wait_ends(who);
         } else {
-            core.st.count_waiter(false, true);
+            core.st.wait_begins(who);
             self.clock.wait(&self.producers, core, until);
-            core.st.count_waiter(false, false);
+            core.st.wait_ends(who);
         }
     }
 

@@ -159,6 +159,13 @@ pub(crate) enum Nacked {
     Dead(Exit),
 }
 
+/// Who blocks: a consumer waits for a job, a producer for room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Waiter {
+    Consumer,
+    Producer,
+}
+
 /// An event recorded while an observer is registered, for the queue to hand to it after the lock.
 pub(crate) struct Noted {
     pub kind: EventKind,
@@ -372,13 +379,20 @@ impl State {
         self.paused
     }
 
-    /// A consumer (or producer) begins or ends a blocking wait.
-    pub fn count_waiter(&mut self, consumer: bool, begins: bool) {
-        let count = if consumer { &mut self.waiting_consumers } else { &mut self.waiting_producers };
-        if begins {
-            *count += 1;
-        } else {
-            *count -= 1;
+    /// A consumer or producer begins a blocking wait.
+    pub fn wait_begins(&mut self, who: Waiter) {
+        *self.waiting(who) += 1;
+    }
+
+    /// A consumer or producer ends a blocking wait.
+    pub fn wait_ends(&mut self, who: Waiter) {
+        *self.waiting(who) -= 1;
+    }
+
+    fn waiting(&mut self, who: Waiter) -> &mut usize {
+        match who {
+            Waiter::Consumer => &mut self.waiting_consumers,
+            Waiter::Producer => &mut self.waiting_producers,
         }
     }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::clock::{address, ticks, Listener, Tick, NEVER};
-use crate::core::{Exit, Grant, Nacked, State, Token};
+use crate::core::{Exit, Grant, Nacked, State, Token, Waiter};
 use crate::deliver::Outbox;
 use crate::lease::Lease;
 use crate::panics::Catcher;
@@ -240,7 +240,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
     ) -> Result<(Pushed, Option<J>), (J, PushFail)> {
         let Wait::Until(until) = wait else { return Err((job, PushFail::NoRoom)) };
         loop {
-            self.block(core, out, false, until);
+            self.block(core, out, Waiter::Producer, until);
             let now = core.st.catch_up(self.clock.tick());
             match self.push_once(core, out, job, options, now) {
                 Err((back, PushFail::NoRoom)) if now < until => job = back,
@@ -381,7 +381,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
                 MutexGuard::unlocked(core, || self.spin(round));
                 round += 1;
             } else {
-                self.block(core, out, true, until);
+                self.block(core, out, Waiter::Consumer, until);
             }
             let now = core.st.catch_up(self.clock.tick());
             match self.lease_once(core, out, params, max, take, now) {
