@@ -13,15 +13,46 @@ const COMPACT_MIN: usize = 64;
 
 /// A container an index can be built on: a FIFO (`VecDeque`) or a min-heap (`BinaryHeap` of entries
 /// whose order is reversed).
-pub(crate) trait Container<E>: Default {
+pub(crate) trait Container<E>: Default + Buffer {
     fn first(&self) -> Option<&E>;
     fn pop_first(&mut self) -> Option<E>;
     fn insert(&mut self, entry: E);
-    fn len(&self) -> usize;
     fn keep(&mut self, live: impl FnMut(&E) -> bool);
+}
+
+/// A growable buffer, for [`fit`].
+pub(crate) trait Buffer {
+    fn len(&self) -> usize;
     fn capacity(&self) -> usize;
     fn shrink_to(&mut self, capacity: usize);
 }
+
+/// After a burst, gives a buffer's memory back: one whose capacity is over four times its length shrinks to
+/// twice its length, so that a buffer that stays at one size never reallocates.
+pub(crate) fn fit(buffer: &mut impl Buffer) {
+    let len = buffer.len();
+    if buffer.capacity() > 4 * len + 64 {
+        buffer.shrink_to(2 * len);
+    }
+}
+
+macro_rules! buffer {
+    ($($ty:ident $(: $bound:ident)?),*) => {$(
+        impl<E $(: $bound)?> Buffer for $ty<E> {
+            fn len(&self) -> usize {
+                $ty::len(self)
+            }
+            fn capacity(&self) -> usize {
+                $ty::capacity(self)
+            }
+            fn shrink_to(&mut self, capacity: usize) {
+                $ty::shrink_to(self, capacity);
+            }
+        }
+    )*};
+}
+
+buffer!(Vec, VecDeque, BinaryHeap: Ord);
 
 impl<E> Container<E> for VecDeque<E> {
     fn first(&self) -> Option<&E> {
@@ -33,17 +64,8 @@ impl<E> Container<E> for VecDeque<E> {
     fn insert(&mut self, entry: E) {
         self.push_back(entry);
     }
-    fn len(&self) -> usize {
-        VecDeque::len(self)
-    }
     fn keep(&mut self, live: impl FnMut(&E) -> bool) {
         self.retain(live);
-    }
-    fn capacity(&self) -> usize {
-        VecDeque::capacity(self)
-    }
-    fn shrink_to(&mut self, capacity: usize) {
-        VecDeque::shrink_to(self, capacity);
     }
 }
 
@@ -57,17 +79,8 @@ impl<E: Ord> Container<E> for BinaryHeap<E> {
     fn insert(&mut self, entry: E) {
         self.push(entry);
     }
-    fn len(&self) -> usize {
-        BinaryHeap::len(self)
-    }
     fn keep(&mut self, live: impl FnMut(&E) -> bool) {
         self.retain(live);
-    }
-    fn capacity(&self) -> usize {
-        BinaryHeap::capacity(self)
-    }
-    fn shrink_to(&mut self, capacity: usize) {
-        BinaryHeap::shrink_to(self, capacity);
     }
 }
 
@@ -148,15 +161,12 @@ impl<C> Lazy<C> {
 }
 
 impl<C> Lazy<C> {
-    /// Shrinks the buffer when its capacity is over four times its length, to twice its length.
+    /// Gives memory back after a burst (see [`fit`]).
     pub fn fit<E>(&mut self)
     where
         C: Container<E>,
     {
-        let len = self.items.len();
-        if self.items.capacity() > 4 * len + 64 {
-            self.items.shrink_to(2 * len);
-        }
+        fit(&mut self.items);
     }
 
     /// Keeps only the entries `keep` says to, now (O(n)).

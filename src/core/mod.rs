@@ -23,7 +23,7 @@ mod saved;
 #[cfg(feature = "serde")]
 pub(crate) use saved::{RestoredJob, SavedJob};
 
-use self::index::Lazy;
+use self::index::{fit, Lazy};
 use crate::clock::{Tick, NEVER};
 use crate::{DeadLetterReason, EventKind, FailureKind, LeaseLost};
 
@@ -34,19 +34,6 @@ pub(crate) const MAX_ID: u64 = (1 << 63) - 1;
 
 /// Below this many slots the slab never shrinks (see [`State::shrink`]); tests set a smaller one.
 const SHRINK_MIN: usize = 4096;
-
-/// Shrinks a vector whose capacity is over four times its length to twice its length.
-fn fit<E>(v: &mut Vec<E>) {
-    if v.capacity() > 4 * v.len() + 64 {
-        v.shrink_to(2 * v.len());
-    }
-}
-
-fn fit_heap<E: Ord>(h: &mut BinaryHeap<E>) {
-    if h.capacity() > 4 * h.len() + 64 {
-        h.shrink_to(2 * h.len());
-    }
-}
 
 /// Priority levels: 0 (the default, lowest) to `PRIORITY_LEVELS - 1` (highest).
 pub(crate) const PRIORITY_LEVELS: usize = 8;
@@ -1040,7 +1027,7 @@ impl State {
             }
         }
         fit(&mut self.slots);
-        fit_heap(&mut self.free);
+        fit(&mut self.free);
         for level in &mut self.ready {
             level.fit();
         }
@@ -1048,7 +1035,7 @@ impl State {
             index.fit();
         }
         self.lease_fifo.fit();
-        self.dedup_order.shrink_to(self.dedup_order.len() * 2);
+        fit(&mut self.dedup_order);
     }
 
     /// The number of slots in the slab (the payload vector beside it follows it).

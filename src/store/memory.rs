@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::clock::{address, ticks, Listener, Tick, NEVER};
+use crate::core::index::fit;
 use crate::core::{Exit, Grant, Nacked, State, Token, Waiter};
 use crate::deliver::Outbox;
 use crate::lease::Lease;
@@ -155,9 +156,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
             // The slab shrank after a burst: the payloads' slots beyond it are free (`None`).
             let slots = core.st.slot_count();
             core.jobs.truncate(slots);
-            if core.jobs.capacity() > 4 * slots + 64 {
-                core.jobs.shrink_to(2 * slots);
-            }
+            fit(&mut core.jobs);
         }
         // On a test clock (auto-advance may be turned on at any time), keep the hint current.
         let went_quiet = self.manual && self.publish_quiet(&mut core.st) && self.clock.auto_advances();
