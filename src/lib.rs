@@ -247,6 +247,7 @@
 //! - `metrics`: `count_events`, an observer that counts job events with the `metrics` crate, and
 //!   `Queue::record_metrics`, which sets gauges for depth, in flight, dead letters and the oldest job's
 //!   age.
+//! - `journal`: work in progress towards a durable queue on local disk; no public API yet.
 //!
 //! # What never happens
 //!
