@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::clock::ticks;
 use crate::core::Config;
 use crate::panics::PanicHook;
-use crate::store::{AlarmHook, Observer, Parts};
+use crate::store::{AlarmHook, Durable, Observer, Parts};
 use crate::{Alarm, AlarmEvent, Backoff, BuildError, Clock, DeadLetterSink, Event, Queue, UserPanic};
 
 /// What a push to a full bounded queue does.
@@ -77,11 +77,13 @@ pub struct QueueBuilder<T> {
     alarms: Vec<(Alarm, AlarmHook)>,
     capacity: Option<usize>,
     overflow: Overflow,
-    clock: Clock,
-    history_limit: usize,
+    pub(crate) clock: Clock,
+    pub(crate) history_limit: usize,
     dedup_window: Duration,
     ttl: Option<Duration>,
     panic_hook: Option<PanicHook>,
+    #[cfg(feature = "journal")]
+    pub(crate) journal: crate::store::journal::JournalOptions,
 }
 
 impl<T: Send + Sync + 'static> QueueBuilder<T> {
@@ -100,6 +102,8 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
             dedup_window: Duration::from_secs(5 * 60),
             ttl: None,
             panic_hook: None,
+            #[cfg(feature = "journal")]
+            journal: Default::default(),
         }
     }
 
@@ -338,6 +342,17 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
     /// assert_eq!(err.option(), "visibility_timeout");
     /// ```
     pub fn build(self) -> Result<Queue<T>, BuildError> {
+        self.build_with(None)
+    }
+
+    /// Builds the queue over `durable`, if given, after checking the options.
+    pub(crate) fn build_with(self, durable: Option<Box<dyn Durable<T>>>) -> Result<Queue<T>, BuildError> {
+        self.validate()?;
+        Ok(self.build_unchecked(durable))
+    }
+
+    /// Checks the options.
+    pub(crate) fn validate(&self) -> Result<(), BuildError> {
         let invalid = |option, message| Err(BuildError::new("queue", option, message));
         if self.visibility.is_zero() {
             return invalid("visibility_timeout", "must not be zero");
@@ -355,10 +370,10 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
             // It would be raised and cleared on every operation.
             return invalid("alarm", "must have a threshold above zero");
         }
-        Ok(self.build_unchecked())
+        Ok(())
     }
 
-    pub(crate) fn build_unchecked(self) -> Queue<T> {
+    pub(crate) fn build_unchecked(self, durable: Option<Box<dyn Durable<T>>>) -> Queue<T> {
         let cfg = Config {
             visibility: ticks(self.visibility),
             max_attempts: self.max_attempts,
@@ -376,6 +391,7 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
             overflow: self.overflow,
             ttl: self.ttl,
             panic_hook: self.panic_hook,
+            durable,
         })
     }
 }

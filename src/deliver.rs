@@ -6,6 +6,7 @@
 
 use crate::core::{Exit, Noted, State};
 use crate::store::memory::{Core, Inner};
+use crate::store::Change;
 use crate::{AlarmEvent, AlarmMetric, DeadLetter, Event, Failure, JobId, PanicSite};
 
 /// Dead letters, events and alarms to hand out once the lock is released. Nearly every operation has
@@ -47,6 +48,9 @@ impl<T: Send + Sync + 'static> Inner<T> {
 
     /// Turns a job that left by dead-lettering into a dead letter for the sink or the built-in store.
     pub(crate) fn bury(&self, core: &mut Core<T>, exit: Exit, out: &mut Outbox<T>) {
+        if let Some(durable) = &self.durable {
+            durable.record(Change::Dead(&exit));
+        }
         let Some(job) = core.take_job(exit.slot) else { return };
         let dead = DeadLetter {
             job,
@@ -71,6 +75,15 @@ impl<T: Send + Sync + 'static> Inner<T> {
         } else {
             core.dead.push_back(dead);
         }
+    }
+
+    /// Puts a dead letter the sink did not take into the built-in store.
+    fn keep_dead_letter(&self, dead: DeadLetter<T>) {
+        let mut core = self.core.lock();
+        if let Some(durable) = &self.durable {
+            durable.bury(&dead);
+        }
+        core.dead.push_back(dead);
     }
 
     pub(crate) fn check_alarms(&self, core: &mut Core<T>, out: &mut Outbox<T>) {
@@ -124,12 +137,16 @@ impl<T: Send + Sync + 'static> Inner<T> {
             for dead in dead {
                 let (id, copy) = (dead.id, dead.clone());
                 match catcher.call(PanicSite::DeadLetterSink, Some(id), || sink.send(dead)) {
-                    Some(Ok(())) => catcher.dispose(copy),
+                    Some(Ok(())) => {
+                        // The sink has it: out of the durable store's dead letters too.
+                        self.dead_letter_moved(id);
+                        catcher.dispose(copy);
+                    }
                     Some(Err(back)) => {
                         catcher.dispose(copy);
-                        self.core.lock().dead.push_back(back);
+                        self.keep_dead_letter(back);
                     }
-                    None => self.core.lock().dead.push_back(copy),
+                    None => self.keep_dead_letter(copy),
                 }
             }
         }

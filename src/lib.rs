@@ -314,6 +314,8 @@ pub use router::{Binding, BindingId, PublishError, Published, Refused, Router, R
 #[cfg(feature = "serde")]
 pub use snapshot::{RestoreError, SnapshotError};
 pub use stats::Stats;
+#[cfg(feature = "journal")]
+pub use store::journal::{JournalError, Recovery, SyncPolicy, Torn, Undecodable};
 pub use testing::{assert_dead_lettered, Attempt, Inline, JobInfo, JobState, Summary, MAX_RUNS};
 
 /// The README's examples, compiled and run as doc tests.

@@ -63,6 +63,9 @@ pub struct WorkerPool<T: Send + Sync + 'static> {
     shared: Arc<Shared<T>>,
 }
 
+/// How long a worker waits after the store failed before it leases again.
+const STORE_RETRY: Duration = Duration::from_millis(200);
+
 struct Shared<T: Send + Sync + 'static> {
     queue: Queue<T>,
     handler: Box<Handler<T>>,
@@ -504,6 +507,8 @@ impl<T: Send + Sync + 'static> Shared<T> {
         self.stopping.store(true, Ordering::Release);
         self.cancelled.store(true, Ordering::Release);
         self.queue.interrupt();
+        let _state = self.state.lock(); // a worker waiting after a store failure checks `stopping` under it
+        self.changed.notify_all();
     }
 
     /// Starts one worker thread. The caller holds the state lock.
@@ -566,6 +571,14 @@ impl<T: Send + Sync + 'static> Shared<T> {
                     }
                 }
                 Err(LeaseFail::Stopped | LeaseFail::Closed) => break, // stopped, or closed and drained
+                Err(LeaseFail::Store(_)) => {
+                    // The store failed (a journal's disk): wait a little, then try again until stopped.
+                    let mut state = self.state.lock();
+                    if !self.stopping.load(Ordering::Acquire) {
+                        let until = queue.clock().tick().saturating_add(ticks(STORE_RETRY));
+                        queue.clock().wait(&self.changed, &mut state, until);
+                    }
+                }
             }
         }
         if let Some(hook) = &self.cfg.on_stop {

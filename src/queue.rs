@@ -10,7 +10,7 @@ use crate::core::{Exit, Nacked, State, Token};
 use crate::lease::{Lease, NackOutcome};
 use crate::panics::Catcher;
 use crate::store::memory::Inner;
-use crate::store::{Backlog, LeaseFail, LeaseParams, Parts, PushFail, Wait};
+use crate::store::{Backlog, LeaseFail, LeaseParams, Parts, Payload, PushFail, Wait};
 #[cfg(doc)]
 use crate::Overflow;
 use crate::{
@@ -54,6 +54,7 @@ impl LeaseFail {
         match self {
             LeaseFail::Closed => TryLeaseError::Closed,
             LeaseFail::NoJob | LeaseFail::Stopped => TryLeaseError::Empty,
+            LeaseFail::Store(e) => TryLeaseError::Store(e),
         }
     }
 
@@ -62,6 +63,7 @@ impl LeaseFail {
         match self {
             LeaseFail::Closed => LeaseTimeoutError::Closed,
             LeaseFail::NoJob | LeaseFail::Stopped => LeaseTimeoutError::Timeout,
+            LeaseFail::Store(e) => LeaseTimeoutError::Store(e),
         }
     }
 }
@@ -94,7 +96,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(queue.capacity(), None);
     /// ```
     pub fn new() -> Self {
-        QueueBuilder::new().build_unchecked()
+        QueueBuilder::new().build_unchecked(None)
     }
 
     // ----- push -----
@@ -139,6 +141,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
             PushFail::Closed => PushError::Closed(job),
             // A wait that never ends ends only when there is room: `NoRoom` is the policy's refusal too.
             PushFail::Rejected | PushFail::NoRoom => PushError::Full(job),
+            PushFail::Store(e) => PushError::Store(job, e),
         })
     }
 
@@ -178,6 +181,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
         self.inner.push(job, &options, Wait::No).map_err(|(job, fail)| match fail {
             PushFail::Closed => TryPushError::Closed(job),
             PushFail::Rejected | PushFail::NoRoom => TryPushError::Full(job),
+            PushFail::Store(e) => TryPushError::Store(job, e),
         })
     }
 
@@ -225,6 +229,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
             Err((job, PushFail::Closed)) => Err(PushTimeoutError::Closed(job)),
             Err((job, PushFail::Rejected)) => Err(PushTimeoutError::Full(job)),
             Err((job, PushFail::NoRoom)) => Err(PushTimeoutError::Timeout(job)),
+            Err((job, PushFail::Store(e))) => Err(PushTimeoutError::Store(job, e)),
         }
     }
 
@@ -254,6 +259,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
             match self.inner.lease(Wait::Until(NEVER)) {
                 Ok(lease) => return Ok(lease),
                 Err(LeaseFail::Closed) => return Err(LeaseError::Closed),
+                Err(LeaseFail::Store(e)) => return Err(LeaseError::Store(e)),
                 // A wait that never ends, with no stop flag, ends only with a job or a close: look again.
                 Err(LeaseFail::NoJob | LeaseFail::Stopped) => continue,
             }
@@ -762,7 +768,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     // For redrive.
 
     /// Pushes a job that is already shared (a dead letter's), or a new one, as [`Wait`] says.
-    pub(crate) fn push_shared<J: Into<Arc<T>>>(
+    pub(crate) fn push_shared<J: Payload<T>>(
         &self,
         job: J,
         options: &PushOptions,
@@ -779,6 +785,25 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// Puts a dead letter back at the front of the built-in store.
     pub(crate) fn restore_dead_letter(&self, dead: DeadLetter<T>) {
         self.inner.restore_dead_letter(dead);
+    }
+
+    /// What makes the queue durable, if anything does.
+    #[cfg(feature = "journal")]
+    pub(crate) fn durable(&self) -> Option<&dyn crate::store::Durable<T>> {
+        self.inner.durable.as_deref()
+    }
+
+    /// Writes the whole state to the durable store, replacing its earlier records (after processing what
+    /// fell due). Nothing to do for the memory store.
+    #[cfg(feature = "journal")]
+    pub(crate) fn checkpoint(&self) -> Result<(), crate::StoreError> {
+        self.inner
+            .locked(|core| self.inner.durable.as_ref().map_or(Ok(()), |durable| durable.checkpoint(core)))
+    }
+
+    /// A dead letter taken with [`take_dead_letter`](Queue::take_dead_letter) was redriven.
+    pub(crate) fn dead_letter_moved(&self, id: JobId) {
+        self.inner.dead_letter_moved(id);
     }
 
     // For inspection, snapshots and the testing helpers.

@@ -263,6 +263,7 @@ impl<T: Send + Sync + 'static> Redrive<T> {
                         report.refused = true;
                         break;
                     }
+                    queue.dead_letter_moved(id);
                     report.moved += 1;
                 }
             }

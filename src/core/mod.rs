@@ -541,6 +541,38 @@ impl State {
         (slot, id)
     }
 
+    /// Takes job `id` back out of `slot` if it has not been leased yet (it is ready, delayed or waiting),
+    /// as if it had not been pushed: a durable store whose sync failed after the push undoes it this way.
+    /// Returns whether it did.
+    pub fn withdraw(&mut self, slot: u32, id: u64) -> bool {
+        let Some(s) = self.slots.get(slot as usize) else { return false };
+        if s.id != id || !matches!(s.phase, Phase::Ready | Phase::Delayed | Phase::Waiting) {
+            return false;
+        }
+        self.counters.pushed -= 1;
+        self.unlink(slot);
+        self.free_slot(slot, self.now);
+        true
+    }
+
+    /// A live job as a journal records it after a nack, a release or a revoke: its id, attempt, when it is
+    /// due (its phase's time: see [`Listed::due`](super::Listed)) and its failures, oldest first.
+    pub fn requeued(&self, slot: u32) -> Option<(u64, u32, Tick, Vec<FailureRecord>)> {
+        let s = self.slots.get(slot as usize).filter(|s| s.phase != Phase::Free)?;
+        let history = s.history.as_deref().map_or_else(Vec::new, |h| h.iter().cloned().collect());
+        Some((s.id, s.attempt, s.due, history))
+    }
+
+    /// The id the next push gets.
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// How long a dedup key stays reserved.
+    pub fn dedup_window(&self) -> Tick {
+        self.cfg.dedup_window
+    }
+
     /// Removes every live job, leased ones included (their leases become stale); returns their slots so
     /// that the caller drops the payloads.
     pub fn purge(&mut self, now: Tick) -> Vec<u32> {

@@ -19,6 +19,8 @@ pub(crate) struct SavedJob {
     pub expires_at: Option<Tick>,
     /// Its failures so far, oldest first.
     pub history: Vec<FailureRecord>,
+    /// The deadline of its lease, if it is leased.
+    pub lease: Option<Tick>,
 }
 
 /// A job as a snapshot gives it back.
@@ -59,6 +61,7 @@ impl State {
                         expiries.get(&s.id).copied()
                     },
                     history: s.history.as_deref().map_or_else(Vec::new, |h| h.iter().cloned().collect()),
+                    lease: (s.phase == Phase::Leased).then_some(s.due),
                 }
             })
             .collect();
@@ -75,10 +78,6 @@ impl State {
             .collect()
     }
 
-    pub fn next_id(&self) -> u64 {
-        self.next_id
-    }
-
     /// Adds a job restored from a snapshot, with its id, attempts and failure history (counted as pushed
     /// into this queue); ids must come in increasing order, below [`MAX_ID`](super::MAX_ID).
     pub fn restore(&mut self, now: Tick, job: RestoredJob, place: Placement) -> u32 {
@@ -91,6 +90,19 @@ impl State {
             self.record(slot, failure);
         }
         slot
+    }
+
+    /// Makes a job just restored leased until `deadline`, without counting an attempt (its attempt was
+    /// counted when it was leased before the restart). A journal restores the leases that were out at a
+    /// crash this way, with a deadline that has passed, so that the next `advance` lapses them as any
+    /// lapse: a failure recorded, the job ready again or dead-lettered if that was its last attempt.
+    pub fn restore_lease(&mut self, slot: u32, deadline: Tick) {
+        if self.slots[slot as usize].phase == Phase::Ready {
+            self.unlink(slot);
+            let s = &mut self.slots[slot as usize];
+            s.epoch = s.epoch.wrapping_add(1);
+            self.make_leased(slot, deadline);
+        }
     }
 
     /// Sets the next id to hand out and re-creates a dedup reservation, after a restore.

@@ -13,15 +13,17 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::clock::{address, ticks, Listener, Tick, NEVER};
 use crate::core::index::fit;
-use crate::core::{Exit, Grant, Nacked, State, Token, Waiter};
+use crate::core::{Exit, Grant, Nacked, Placement, State, Token, Waiter};
 use crate::deliver::Outbox;
 use crate::lease::Lease;
 use crate::panics::Catcher;
-use crate::store::{AlarmHook, Backlog, LeaseFail, LeaseParams, Observer, Parts, PushFail, Wait};
+use crate::store::{
+    AlarmHook, Backlog, Change, Durable, LeaseFail, LeaseParams, Observer, Parts, Payload, PushFail, Wait,
+};
 use crate::wait::{SPIN_ROUNDS, YIELD_ROUNDS};
 use crate::{
     Alarm, Backoff, Clock, DeadLetter, DeadLetterSink, FailureKind, JobId, LeaseLost, Overflow, PushOptions,
-    Pushed, Queue, Stats, TryPushError,
+    Pushed, Queue, Stats, StoreError, TryPushError,
 };
 
 pub(crate) struct Inner<T> {
@@ -39,6 +41,8 @@ pub(crate) struct Inner<T> {
     pub(crate) overflow: Overflow,
     /// The queue-wide time to live.
     pub(crate) ttl: Option<Duration>,
+    /// What makes the queue durable (a journal), if anything does: told of every change.
+    pub(crate) durable: Option<Box<dyn Durable<T>>>,
     /// The number of ready jobs as of the last operation: read without the lock by consumers that spin
     /// a little before they block.
     pub(crate) ready_hint: Padded<AtomicUsize>,
@@ -158,6 +162,9 @@ impl<T: Send + Sync + 'static> Inner<T> {
             core.jobs.truncate(slots);
             fit(&mut core.jobs);
         }
+        if let Some(durable) = &self.durable {
+            durable.after(&core);
+        }
         // On a test clock (auto-advance may be turned on at any time), keep the hint current.
         let went_quiet = self.manual && self.publish_quiet(&mut core.st) && self.clock.auto_advances();
         drop(core);
@@ -176,7 +183,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
 
     /// Pushes a job, or one that is already shared (a redriven dead letter's): it becomes an `Arc` only
     /// once it is in, so a refused job comes back exactly as it was given.
-    pub(crate) fn push_shared<J: Into<Arc<T>>>(
+    pub(crate) fn push_shared<J: Payload<T>>(
         &self,
         job: J,
         options: &PushOptions,
@@ -195,14 +202,53 @@ impl<T: Send + Sync + 'static> Inner<T> {
         self.finish(core, out);
         let (pushed, duplicate) = result?;
         self.catcher.dispose(duplicate); // a duplicate is dropped here, outside the lock
+        if let Err(e) = self.commit() {
+            return self.unpush(pushed, e);
+        }
         self.pushed();
         Ok(pushed)
+    }
+
+    /// Waits until the changes recorded so far are durable (at once for the memory store).
+    #[inline]
+    pub(crate) fn commit(&self) -> Result<(), StoreError> {
+        self.durable.as_ref().map_or(Ok(()), |durable| durable.commit())
+    }
+
+    /// Whether the store takes changes (always, for the memory store).
+    #[inline]
+    pub(crate) fn check(&self) -> Result<(), StoreError> {
+        self.durable.as_ref().map_or(Ok(()), |durable| durable.check())
+    }
+
+    /// A push whose record could not be made durable: takes the job back out and hands it back, if no
+    /// consumer has leased it yet. One that was leased meanwhile is being processed: the push reports
+    /// success then (the store has failed, and every later call says so).
+    #[cold]
+    fn unpush<J: Payload<T>>(&self, pushed: Pushed, e: StoreError) -> Result<Pushed, (J, PushFail)> {
+        let Pushed::Enqueued(id) = pushed else { return Ok(pushed) };
+        let mut core = self.core.lock();
+        let slot = (0..core.st.slot_count() as u32)
+            .find(|&slot| core.st.requeued(slot).is_some_and(|(live, ..)| live == id.as_u64()));
+        let job = match slot {
+            Some(slot) if core.st.withdraw(slot, id.as_u64()) => core.take_job(slot),
+            _ => None,
+        };
+        drop(core);
+        match job.map(J::from_shared) {
+            Some(Ok(job)) => Err((job, PushFail::Store(e))),
+            Some(Err(shared)) => {
+                self.catcher.dispose(shared);
+                Ok(pushed)
+            }
+            None => Ok(pushed),
+        }
     }
 
     /// One try at a push at `now`, under the lock: a duplicate comes back to be dropped after the lock.
     /// Inlined into the quick try and the waiting loop alike (a call here costs the cycle 5 %).
     #[inline(always)]
-    pub(crate) fn push_once<J: Into<Arc<T>>>(
+    pub(crate) fn push_once<J: Payload<T>>(
         &self,
         core: &mut Core<T>,
         out: &mut Outbox<T>,
@@ -220,7 +266,14 @@ impl<T: Send + Sync + 'static> Inner<T> {
         if let Err(fail) = self.room(core, now, out) {
             return Err((job, fail));
         }
-        let id = self.insert(core, now, job.into(), options);
+        let place = options.placement(now, &self.clock, self.ttl);
+        if let Some(durable) = &self.durable {
+            let dedup = options.dedup().map(|key| (&**key, now.saturating_add(core.st.dedup_window())));
+            if let Err(e) = durable.push(core.st.next_id(), now, &place, dedup, job.borrow()) {
+                return Err((job, PushFail::Store(e)));
+            }
+        }
+        let id = self.insert(core, now, job.into(), place);
         if let Some(key) = options.dedup() {
             core.st.reserve(now, Arc::clone(key), id.as_u64());
         }
@@ -229,7 +282,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
 
     /// A push that waits for room (a bounded queue under [`Overflow::Block`]) until `wait` ends.
     #[cold]
-    pub(crate) fn push_waiting<J: Into<Arc<T>>>(
+    pub(crate) fn push_waiting<J: Payload<T>>(
         &self,
         core: &mut MutexGuard<'_, Core<T>>,
         out: &mut Outbox<T>,
@@ -269,8 +322,8 @@ impl<T: Send + Sync + 'static> Inner<T> {
 
     /// Puts a job in: the one place the payloads grow. The caller checked closing, ids and room.
     #[inline(always)]
-    pub(crate) fn insert(&self, core: &mut Core<T>, now: Tick, job: Arc<T>, options: &PushOptions) -> JobId {
-        let (slot, id) = core.st.push(now, options.placement(now, &self.clock, self.ttl));
+    pub(crate) fn insert(&self, core: &mut Core<T>, now: Tick, job: Arc<T>, place: Placement) -> JobId {
+        let (slot, id) = core.st.push(now, place);
         let slot = slot as usize;
         if slot == core.jobs.len() {
             core.jobs.push(None);
@@ -293,7 +346,11 @@ impl<T: Send + Sync + 'static> Inner<T> {
 
     /// Puts a dead letter back at the front of the built-in store.
     pub(crate) fn restore_dead_letter(&self, dead: DeadLetter<T>) {
-        self.core.lock().dead.push_front(dead);
+        let mut core = self.core.lock();
+        if let Some(durable) = &self.durable {
+            durable.bury(&dead);
+        }
+        core.dead.push_front(dead);
     }
 
     pub(crate) fn lease(self: &Arc<Self>, wait: Wait) -> Result<Lease<T>, LeaseFail> {
@@ -326,7 +383,10 @@ impl<T: Send + Sync + 'static> Inner<T> {
             result => result,
         };
         self.finish(core, out);
-        result
+        result?;
+        // A lease's record must be durable before its holder runs the job: a job that crashes the process
+        // every time then still runs out of attempts.
+        self.commit().map_err(LeaseFail::Store)
     }
 
     /// One try at leasing at `now`, under the lock. Inlined, as [`push_once`](Inner::push_once).
@@ -343,11 +403,15 @@ impl<T: Send + Sync + 'static> Inner<T> {
         if params.stop.is_some_and(|stop| stop.load(Ordering::Acquire)) {
             return Err(LeaseFail::Stopped);
         }
+        self.check().map_err(LeaseFail::Store)?;
         self.advance(core, now, out);
         let visibility = params.visibility.unwrap_or_else(|| core.st.default_visibility());
         let mut taken = 0;
         while taken < max && !core.st.is_paused() {
             let Some(grant) = core.st.lease(now, visibility) else { break };
+            if let Some(durable) = &self.durable {
+                durable.record(Change::Lease(&grant));
+            }
             if let Some(lease) = self.lease_of(core, grant) {
                 take(lease);
                 taken += 1;
@@ -409,22 +473,48 @@ impl<T: Send + Sync + 'static> Inner<T> {
         let now = core.st.catch_up(reading);
         self.advance(&mut core, now, &mut out);
         let options = PushOptions::new();
-        let results = jobs
+        let results: Vec<_> = jobs
             .into_iter()
             .map(|job| {
                 if core.st.is_closed() || core.st.ids_exhausted() {
                     return Err(TryPushError::Closed(job));
                 }
-                match self.room(&mut core, now, &mut out) {
-                    Ok(()) => Ok(self.insert(&mut core, now, Arc::new(job), &options)),
-                    Err(PushFail::Closed) => Err(TryPushError::Closed(job)),
-                    Err(PushFail::Rejected | PushFail::NoRoom) => Err(TryPushError::Full(job)),
+                if let Err(fail) = self.room(&mut core, now, &mut out) {
+                    return Err(match fail {
+                        PushFail::Closed => TryPushError::Closed(job),
+                        PushFail::Rejected | PushFail::NoRoom => TryPushError::Full(job),
+                        PushFail::Store(e) => TryPushError::Store(job, e),
+                    });
                 }
+                let place = options.placement(now, &self.clock, self.ttl);
+                if let Some(durable) = &self.durable {
+                    if let Err(e) = durable.push(core.st.next_id(), now, &place, None, &job) {
+                        return Err(TryPushError::Store(job, e));
+                    }
+                }
+                Ok(self.insert(&mut core, now, Arc::new(job), place))
             })
             .collect();
         self.finish(core, out);
+        if let Err(e) = self.commit() {
+            return results.into_iter().map(|result| self.unpush_one(result, &e)).collect();
+        }
         self.pushed();
         results
+    }
+
+    /// [`unpush`](Inner::unpush) for one job of a batch.
+    #[cold]
+    fn unpush_one(
+        &self,
+        result: Result<JobId, TryPushError<T>>,
+        e: &StoreError,
+    ) -> Result<JobId, TryPushError<T>> {
+        let id = result?;
+        match self.unpush::<T>(Pushed::Enqueued(id), e.clone()) {
+            Ok(_) => Ok(id),
+            Err((job, _)) => Err(TryPushError::Store(job, e.clone())),
+        }
     }
 
     /// Settles many leases of this queue under one lock. `op` settles one, and says whether the job left
@@ -442,17 +532,35 @@ impl<T: Send + Sync + 'static> Inner<T> {
         let now = core.st.catch_up(reading);
         core.st.advance(now, &mut exits);
         let mut results = Vec::with_capacity(items.len());
-        for (token, prepared) in items {
-            results.push(op(&mut core.st, token, prepared, now, &mut exits).map(|(value, left)| {
-                if left {
-                    dropped.push(core.take_job(token.slot));
-                }
-                value
-            }));
+        if let Err(e) = self.check() {
+            results.extend(items.iter().map(|_| Err(LeaseLost::Store(e.clone()))));
+        } else {
+            for (token, prepared) in items {
+                results.push(op(&mut core.st, token, prepared, now, &mut exits).map(|(value, left)| {
+                    if left {
+                        dropped.push(core.take_job(token.slot));
+                    }
+                    if let Some(durable) = &self.durable {
+                        if left {
+                            durable.record(Change::Ack(token.id));
+                        } else if core.st.requeued(token.slot).is_some_and(|(id, ..)| id == token.id) {
+                            durable.record(Change::Requeue(&core.st, token.slot));
+                        }
+                    }
+                    value
+                }));
+            }
         }
         self.bury_all(&mut core, exits, &mut out);
         self.finish(core, out);
         self.catcher.dispose(dropped);
+        if let Err(e) = self.commit() {
+            for result in &mut results {
+                if result.is_ok() {
+                    *result = Err(LeaseLost::Store(e.clone()));
+                }
+            }
+        }
         results
     }
 
@@ -518,6 +626,9 @@ impl<T: Send + Sync + 'static> Inner<T> {
     pub(crate) fn set_paused(&self, paused: bool) {
         let mut core = self.core.lock();
         core.st.set_paused(paused);
+        if let Some(durable) = &self.durable {
+            durable.record(Change::Paused(paused));
+        }
         if !paused {
             self.consumers.notify_all();
         }
@@ -532,10 +643,16 @@ impl<T: Send + Sync + 'static> Inner<T> {
         let removed: Vec<Option<Arc<T>>> = self.locked(|core| {
             let now = core.st.now();
             let slots = core.st.purge(now);
+            if let Some(durable) = &self.durable {
+                durable.record(Change::Purge);
+            }
             slots.iter().map(|&slot| core.take_job(slot)).collect()
         });
         let purged = removed.len();
         self.catcher.dispose(removed);
+        // A purge is not undone by a failed sync: the jobs are gone here; the store reports its failure
+        // on the next call that waits for it.
+        let _ = self.commit();
         purged
     }
 
@@ -581,7 +698,22 @@ impl<T: Send + Sync + 'static> Inner<T> {
     }
 
     pub(crate) fn drain_dead_letters(&self) -> Vec<DeadLetter<T>> {
-        self.locked(|core| core.dead.drain(..).collect())
+        let drained = self.locked(|core| {
+            if let Some(durable) = &self.durable {
+                durable.record(Change::DrainDead);
+            }
+            core.dead.drain(..).collect()
+        });
+        let _ = self.commit(); // as for `purge`
+        drained
+    }
+
+    /// A dead letter taken with [`take_dead_letter`](Inner::take_dead_letter) was redriven: it is not
+    /// put back.
+    pub(crate) fn dead_letter_moved(&self, id: JobId) {
+        if let Some(durable) = &self.durable {
+            durable.record(Change::Unbury(id.as_u64()));
+        }
     }
 
     /// The lease of a grant. `None` only if the invariant "a live slot holds its job" were broken: a debug
@@ -600,15 +732,22 @@ impl<T: Send + Sync + 'static> Inner<T> {
     // ----- lease outcomes, called by `Lease` -----
 
     pub(crate) fn ack(&self, token: Token) -> Result<(), LeaseLost> {
+        self.check().map_err(LeaseLost::Store)?;
         let mut core = self.core.lock();
         let result = core.st.ack(token);
         let job = match result {
-            Ok(()) => core.take_job(token.slot),
+            Ok(()) => {
+                if let Some(durable) = &self.durable {
+                    durable.record(Change::Ack(token.id));
+                }
+                core.take_job(token.slot)
+            }
             Err(_) => None,
         };
         self.finish(core, Outbox::new());
         self.catcher.dispose_job(job); // the job's destructor runs outside the lock
-        result
+        result?;
+        self.commit().map_err(LeaseLost::Store)
     }
 
     /// A failed attempt: retried after `delay` (returns when it is due), or dead-lettered if it was the
@@ -623,7 +762,10 @@ impl<T: Send + Sync + 'static> Inner<T> {
         let delay = ticks(delay);
         self.settle(|st, now, exits| {
             Ok(match st.nack(token, now, delay, kind, message)? {
-                Nacked::Retry { at } => Some(at),
+                Nacked::Retry { at } => {
+                    self.requeued(st, token);
+                    Some(at)
+                }
                 Nacked::Dead(exit) => {
                     exits.push(exit);
                     None
@@ -643,6 +785,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         let delay = ticks(delay);
         self.settle(|st, now, exits| {
             exits.extend(st.release(token, now, delay, false)?);
+            self.requeued(st, token);
             Ok(())
         })
     }
@@ -651,8 +794,18 @@ impl<T: Send + Sync + 'static> Inner<T> {
     pub(crate) fn revoke(&self, token: Token) -> Result<(), LeaseLost> {
         self.settle(|st, now, exits| {
             exits.extend(st.release(token, now, 0, true)?);
+            self.requeued(st, token);
             Ok(())
         })
+    }
+
+    /// Records that the job of `token` is back in the queue, if it is (not dead-lettered instead).
+    fn requeued(&self, st: &State, token: Token) {
+        if let Some(durable) = &self.durable {
+            if st.requeued(token.slot).is_some_and(|(id, ..)| id == token.id) {
+                durable.record(Change::Requeue(st, token.slot));
+            }
+        }
     }
 
     pub(crate) fn extend(&self, token: Token, by: Duration) -> Result<Tick, LeaseLost> {
@@ -671,6 +824,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         &self,
         op: impl FnOnce(&mut State, Tick, &mut Vec<Exit>) -> Result<V, LeaseLost>,
     ) -> Result<V, LeaseLost> {
+        self.check().map_err(LeaseLost::Store)?;
         let reading = self.clock.tick();
         let mut out = Outbox::new();
         let mut exits = Vec::new();
@@ -680,7 +834,9 @@ impl<T: Send + Sync + 'static> Inner<T> {
         let result = op(&mut core.st, now, &mut exits);
         self.bury_all(&mut core, exits, &mut out);
         self.finish(core, out);
-        result
+        let value = result?;
+        self.commit().map_err(LeaseLost::Store)?;
+        Ok(value)
     }
 
     /// The backoff that nacks without an explicit delay use.
@@ -712,6 +868,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
             capacity: parts.capacity,
             overflow: parts.overflow,
             ttl: parts.ttl,
+            durable: parts.durable,
             ready_hint: Padded(AtomicUsize::new(0)),
             catcher: Catcher::new(parts.panic_hook),
             watchers: Mutex::new(Vec::new()),

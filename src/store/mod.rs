@@ -15,14 +15,16 @@
 //! crate-internal interface on `Queue` (`src/queue.rs`, "the crate-internal interface") that the lease,
 //! the pool, redrive, snapshots and the testing helpers use.
 
+use std::borrow::Borrow;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Tick;
-use crate::core::Config;
+use crate::core::{Config, Exit, Grant, Placement, State};
 use crate::panics::PanicHook;
-use crate::{Alarm, AlarmEvent, Backoff, Clock, DeadLetterSink, Event, Overflow};
+use crate::store::memory::Core;
+use crate::{Alarm, AlarmEvent, Backoff, Clock, DeadLetter, DeadLetterSink, Event, Overflow, StoreError};
 
 #[cfg(feature = "journal")]
 pub(crate) mod journal;
@@ -48,6 +50,8 @@ pub(crate) enum Wait {
 /// Why a push did not take its job. Each public push maps it to its own error, exhaustively.
 pub(crate) enum PushFail {
     Closed,
+    /// The store could not record it.
+    Store(StoreError),
     /// The overflow policy ([`Overflow::RejectNew`]) refused it at once.
     Rejected,
     /// No room came within the wait (none, for a `try_` push).
@@ -62,6 +66,8 @@ pub(crate) enum LeaseFail {
     NoJob,
     /// The caller's stop flag was raised.
     Stopped,
+    /// The store could not record the lease.
+    Store(StoreError),
 }
 
 /// How a consumer leases: how long it waits, the lease's visibility timeout if not the queue's, and a
@@ -84,4 +90,74 @@ pub(crate) struct Parts<T> {
     pub overflow: Overflow,
     pub ttl: Option<Duration>,
     pub panic_hook: Option<PanicHook>,
+    /// What makes the queue durable, if anything does.
+    pub durable: Option<Box<dyn Durable<T>>>,
+}
+
+/// A job as a push takes it: owned, or already shared (a redriven dead letter's). A push that fails
+/// after the job went in (a durable store's sync failed) takes it back out and hands it back when no
+/// one else holds it.
+pub(crate) trait Payload<T>: Into<Arc<T>> + Borrow<T> + Sized {
+    fn from_shared(job: Arc<T>) -> Result<Self, Arc<T>>;
+}
+
+impl<T> Payload<T> for T {
+    fn from_shared(job: Arc<T>) -> Result<T, Arc<T>> {
+        Arc::try_unwrap(job)
+    }
+}
+
+impl<T> Payload<T> for Arc<T> {
+    fn from_shared(job: Arc<T>) -> Result<Arc<T>, Arc<T>> {
+        Ok(job)
+    }
+}
+
+/// What a durable store adds to the memory store: a record of every change, written under the queue's
+/// lock so that the records' order is the core's, and made durable after the lock is released, before
+/// the operation returns (see the `journal` module).
+// Implemented by the journal store, behind its feature.
+#[cfg_attr(not(feature = "journal"), allow(dead_code))]
+pub(crate) trait Durable<T>: Send + Sync {
+    /// Writes a push's record, before the push takes effect: an error refuses the push, and nothing
+    /// changed.
+    fn push(
+        &self,
+        id: u64,
+        now: Tick,
+        place: &Placement,
+        dedup: Option<(&str, Tick)>,
+        job: &T,
+    ) -> Result<(), StoreError>;
+    /// Records a change that has taken effect. A record that cannot be written fails the store: every
+    /// later call reports it (what is on disk no longer follows the queue).
+    fn record(&self, change: Change<'_>);
+    /// Records a dead letter put (back) into the built-in store: one the sink refused or panicked on,
+    /// or one a redrive could not move.
+    fn bury(&self, letter: &DeadLetter<T>);
+    /// Whether the store takes records: an operation asks before it changes anything.
+    fn check(&self) -> Result<(), StoreError>;
+    /// Returns once every change recorded so far is as durable as the store promises.
+    fn commit(&self) -> Result<(), StoreError>;
+    /// Under the lock, after an operation: compacts the store if that is due.
+    fn after(&self, core: &Core<T>);
+    /// Under the lock: writes the whole state, which replaces every earlier record.
+    fn checkpoint(&self, core: &Core<T>) -> Result<(), StoreError>;
+    /// The store itself, for what only it knows (a journal's recovery report).
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// A change for a durable store to record (see [`Durable::record`]).
+#[cfg_attr(not(feature = "journal"), allow(dead_code))]
+pub(crate) enum Change<'a> {
+    Lease(&'a Grant),
+    Ack(u64),
+    /// A job back in the queue after a nack, a release or a revoke: its slot, read from the state.
+    Requeue(&'a State, u32),
+    Dead(&'a Exit),
+    /// A dead letter taken out of the built-in store: by the sink, or redriven.
+    Unbury(u64),
+    DrainDead,
+    Purge,
+    Paused(bool),
 }

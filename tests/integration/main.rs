@@ -13,6 +13,8 @@
 //! integrations, the memory store's snapshots) run once.
 
 mod backoff;
+#[cfg(feature = "journal")]
+mod durability;
 mod integrations;
 mod send_sync;
 #[cfg(feature = "serde")]

@@ -1,26 +1,645 @@
-//! The journal store (feature `journal`): the memory store plus a crash-safe log of its transitions on
-//! local disk, so that a queue's jobs survive `kill -9` and, under the default sync policy, power loss.
+//! The journal store (feature `journal`): the memory store plus a crash-safe log of its changes on local
+//! disk, so that a queue's jobs survive `kill -9` and, under the default sync policy, power loss.
 //!
-//! Built in steps. This module holds the first: [`log`], the segmented, checksummed, group-committed
-//! append-only log and its recovery. The next step records the core's transitions in it and replays them
-//! on open (see `ARCHITECTURE.md`, "Adding a store"). The plan for it:
+//! - [`log`]: the segmented, checksummed, group-committed append-only log and its recovery.
+//! - [`record`]: one record per change the core makes (push with payload and options, lease with its
+//!   attempt, ack, requeue after a nack or release with the failure history, dead-lettering, the
+//!   dead-letter store's changes, purge, pause), in postcard.
+//! - [`replay`]: records folded into an image of the queue, from which opening builds it.
 //!
-//! - One record per state change the core makes (push with payload and options, lease with its attempt
-//!   and fencing epoch, ack, nack with its failure, release, reject, dead-lettering, purge, redrive),
-//!   encoded with postcard (a documented, stable wire format), appended under the store's lock so that
-//!   the log's order is the core's order, and committed after the lock is released (group commit: the
-//!   lock is never held across a sync). A call returns only once its record is committed.
-//! - Times: the queue's clock restarts with the process, so records carry times as durations relative
-//!   to a per-journal wall anchor written at open (`SystemTime` at open, and the queue clock's tick
-//!   then); replay maps them onto the new clock, so a retry due in an hour is still due in an hour. A
-//!   `TestClock` gets a fixed anchor, so that recovery tests are deterministic.
-//! - Recovery replays into a fresh core; leases out at the crash lapse at once (an attempt spent, as SQS
-//!   does); fencing epochs continue above the highest one logged; ids above `next_id`.
-//! - Compaction: when the live jobs' records are a small share of the log, write them (and the
-//!   dead-letter store) into a new segment and delete the segments before it (a rename-free checkpoint:
-//!   a checkpoint record names the segment from which replay starts).
+//! **Writing.** The memory store tells the journal of every change through
+//! [`Durable`](crate::store::Durable), under the queue's lock, so that the records' order is the core's;
+//! a push's record is written before the push takes effect (a write that fails refuses the push, and
+//! nothing changed), the others after (a write that fails fails the journal). Each operation then waits
+//! for its records to be durable after releasing the lock, so that one sync serves every operation that
+//! wrote meanwhile (group commit). A lapse is not written: it follows from the lease's deadline.
+//!
+//! **Time.** The queue's clock restarts with the process, so a checkpoint names its clock's anchor (the
+//! tick at a wall-clock time; a test clock's own tick stands for wall time), and opening maps the
+//! records' times onto the new clock: a retry due in an hour is still due an hour after it was
+//! scheduled, however long the process was down.
+//!
+//! **Opening** replays the journal into an image, builds the queue from it (a lease that was out at the
+//! crash lapses at once: an attempt spent, as SQS and RabbitMQ do, so a job that kills the process every
+//! time still runs out of attempts), and writes a checkpoint of the result into a new segment, which
+//! deletes the older ones. **Compaction** writes the same checkpoint while the queue runs, once the log
+//! since the last one is over twice the live data's estimated size plus a segment.
 
-// The log is not wired into a queue yet; its tests exercise all of it.
-#![cfg_attr(not(test), allow(dead_code))]
+mod log;
+mod record;
+mod replay;
 
-pub(crate) mod log;
+use std::any::Any;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use self::log::{JournalError, SyncPolicy, Torn};
+use self::log::{Log, Options};
+use self::record::{failures, reason_code, reason_of, Record};
+use self::replay::{Image, Replay};
+use crate::clock::{Tick, NEVER};
+use crate::core::{FailureRecord, Placement, RestoredJob, State};
+use crate::store::memory::Core;
+use crate::store::{Change, Durable};
+use crate::{Clock, DeadLetter, Failure, JobId, Queue, QueueBuilder, StoreError};
+
+/// What opening a journal found (feature `journal`): see [`Queue::recovery`].
+///
+/// # Examples
+///
+/// ```
+/// # #[cfg(feature = "journal")] {
+/// use leasequeue::Queue;
+///
+/// let dir = std::env::temp_dir().join(format!("leasequeue-doc-recovery-{}", std::process::id()));
+/// let queue: Queue<String> = Queue::builder().open(&dir).unwrap();
+/// queue.push("resize photo 7".to_string()).unwrap();
+/// drop(queue);
+///
+/// let queue: Queue<String> = Queue::builder().open(&dir).unwrap();
+/// let recovery = queue.recovery().unwrap();
+/// assert_eq!(recovery.jobs, 1);
+/// assert_eq!(recovery.torn, None);
+/// # drop(queue);
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # }
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Recovery {
+    /// Segment files read.
+    pub segments: usize,
+    /// Records replayed.
+    pub records: u64,
+    /// A torn tail cut off the last segment, if there was one.
+    pub torn: Option<Torn>,
+    /// Live jobs recovered (leased ones included).
+    pub jobs: usize,
+    /// Jobs that were leased when the journal was last closed or the process died: their lease lapses
+    /// at once, an attempt spent.
+    pub leased: usize,
+    /// Dead letters recovered into the built-in store.
+    pub dead_letters: usize,
+    /// Jobs and dead letters whose payload no longer deserializes into the queue's job type. They are
+    /// kept in the journal as they were (see [`Queue::undecodable`]), never dropped.
+    pub undecodable: Vec<JobId>,
+}
+
+/// A job or dead letter whose payload no longer deserializes into the queue's job type: its id and its
+/// bytes as the journal holds them (postcard), kept until taken with [`Queue::take_undecodable`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Undecodable {
+    /// The job's id.
+    pub id: JobId,
+    /// The serialized job.
+    pub bytes: Vec<u8>,
+}
+
+/// The journal store's options, set on the builder.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct JournalOptions {
+    pub sync: SyncPolicy,
+    pub segment_size: Option<u64>,
+}
+
+/// A serialized payload into `out` (the job type is known where a journal is opened, not in the store).
+type Encode<T> = fn(&T, &mut Vec<u8>) -> Result<(), postcard::Error>;
+
+fn encode<T: Serialize>(job: &T, out: &mut Vec<u8>) -> Result<(), postcard::Error> {
+    *out = postcard::to_extend(job, std::mem::take(out))?;
+    Ok(())
+}
+
+/// A live journal: what the memory store tells of its changes goes here.
+pub(crate) struct Journal<T> {
+    log: Log,
+    encode: Encode<T>,
+    clock: Clock,
+    /// This process's clock anchor (see the module docs).
+    wall_ns: u64,
+    tick: Tick,
+    scratch: Mutex<Scratch>,
+    undecodable: Mutex<Vec<Undecodable>>,
+    recovery: Recovery,
+    segment_size: u64,
+    /// Bytes written since the last checkpoint, and the push records' bytes and count (the compaction
+    /// estimate of the live data's size).
+    since_checkpoint: AtomicU64,
+    push_bytes: AtomicU64,
+    pushes: AtomicU64,
+}
+
+#[derive(Default)]
+struct Scratch {
+    payload: Vec<u8>,
+    record: Vec<u8>,
+}
+
+impl<T> Journal<T> {
+    /// Encodes `record` and writes it.
+    fn write(&self, scratch: &mut Vec<u8>, record: &Record<'_>) -> Result<(), JournalError> {
+        scratch.clear();
+        *scratch = postcard::to_extend(record, std::mem::take(scratch))
+            .map_err(|e| JournalError::Encode(e.to_string()))?;
+        self.log.append([&scratch[..]])?;
+        self.since_checkpoint.fetch_add(scratch.len() as u64 + 8, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Writes a record of a change that has taken effect; a failure fails the journal.
+    fn write_or_fail(&self, record: &Record<'_>) {
+        let mut scratch = self.scratch.lock();
+        if let Err(e) = self.write(&mut scratch.record, record) {
+            self.log.fail(e.to_string());
+        }
+    }
+
+    fn dead_letter_record<'a>(&self, letter: &DeadLetter<T>, payload: &'a [u8]) -> Record<'a> {
+        Record::Letter {
+            id: letter.id.as_u64(),
+            reason: reason_code(letter.reason),
+            attempts: letter.attempts,
+            pushed_at: self.clock.tick_of(letter.pushed_at),
+            dead_at: self.clock.tick_of(letter.dead_lettered_at),
+            history: letter
+                .history
+                .iter()
+                .map(|f| {
+                    record::Failure::of(&FailureRecord {
+                        attempt: f.attempt,
+                        at: self.clock.tick_of(f.at),
+                        kind: f.kind,
+                        message: f.message.clone(),
+                    })
+                })
+                .collect(),
+            payload,
+        }
+    }
+}
+
+impl<T: Send + Sync + 'static> Durable<T> for Journal<T> {
+    fn push(
+        &self,
+        id: u64,
+        now: Tick,
+        place: &Placement,
+        dedup: Option<(&str, Tick)>,
+        job: &T,
+    ) -> Result<(), StoreError> {
+        let mut scratch = self.scratch.lock();
+        let Scratch { payload, record } = &mut *scratch;
+        payload.clear();
+        (self.encode)(job, payload).map_err(|e| StoreError::new(JournalError::Encode(e.to_string())))?;
+        let push = Record::Push {
+            id,
+            at: now,
+            ready_at: place.ready_at,
+            priority: place.priority,
+            group: place.group.as_deref(),
+            expires_at: (place.expires_at != NEVER).then_some(place.expires_at),
+            dedup,
+            payload,
+        };
+        self.write(record, &push).map_err(StoreError::new)?;
+        self.push_bytes.fetch_add(record.len() as u64 + 8, Ordering::Relaxed);
+        self.pushes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn record(&self, change: Change<'_>) {
+        let record = match change {
+            Change::Lease(grant) => {
+                Record::Lease { id: grant.token.id, attempt: grant.attempt, deadline: grant.deadline }
+            }
+            Change::Ack(id) => Record::Ack { id },
+            Change::Requeue(st, slot) => {
+                let Some((id, attempt, due, history)) = st.requeued(slot) else { return };
+                Record::Requeue { id, attempt, due, history: failures(&history) }
+            }
+            Change::Dead(exit) => Record::Dead {
+                id: exit.id,
+                reason: reason_code(exit.reason),
+                attempts: exit.attempts,
+                at: exit.at,
+                history: failures(&exit.history),
+            },
+            Change::Unbury(id) => Record::Unbury { id },
+            Change::DrainDead => Record::DrainDead,
+            Change::Purge => Record::Purge,
+            Change::Paused(paused) => Record::Paused(paused),
+        };
+        self.write_or_fail(&record);
+    }
+
+    fn bury(&self, letter: &DeadLetter<T>) {
+        let mut scratch = self.scratch.lock();
+        let Scratch { payload, record } = &mut *scratch;
+        payload.clear();
+        let written = (self.encode)(&letter.job, payload)
+            .map_err(|e| JournalError::Encode(e.to_string()))
+            .and_then(|()| self.write(record, &self.dead_letter_record(letter, payload)));
+        if let Err(e) = written {
+            self.log.fail(e.to_string());
+        }
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        self.log.check().map_err(StoreError::new)
+    }
+
+    fn commit(&self) -> Result<(), StoreError> {
+        self.log.commit_all().map_err(StoreError::new)
+    }
+
+    fn after(&self, core: &Core<T>) {
+        let since = self.since_checkpoint.load(Ordering::Relaxed);
+        if since < self.segment_size {
+            return; // the common case, in one comparison
+        }
+        let pushes = self.pushes.load(Ordering::Relaxed).max(1);
+        let per_job = (self.push_bytes.load(Ordering::Relaxed) / pushes).max(16);
+        let live = (core.st.live() + core.dead.len()) as u64 * per_job;
+        if since > 2 * live + self.segment_size {
+            if let Err(e) = self.checkpoint(core) {
+                self.log.fail(e.to_string());
+            }
+        }
+    }
+
+    fn checkpoint(&self, core: &Core<T>) -> Result<(), StoreError> {
+        let st = &core.st;
+        let now = st.now();
+        let encode_failed = |e: postcard::Error| StoreError::new(JournalError::Encode(e.to_string()));
+        // Every record goes into one buffer; `ends` marks where each ends.
+        let mut buf = Vec::new();
+        let mut ends = Vec::new();
+        let mut payload = Vec::new();
+        let mut put = |buf: &mut Vec<u8>, record: &Record<'_>| -> Result<(), StoreError> {
+            *buf = postcard::to_extend(record, std::mem::take(buf)).map_err(encode_failed)?;
+            ends.push(buf.len());
+            Ok(())
+        };
+        let begin = Record::Begin {
+            wall_ns: self.wall_ns,
+            tick: self.tick,
+            next_id: st.next_id(),
+            paused: st.is_paused(),
+        };
+        put(&mut buf, &begin)?;
+        for job in st.snapshot() {
+            let Some(payload_of) = core.job(job.slot) else { continue };
+            payload.clear();
+            (self.encode)(payload_of, &mut payload).map_err(encode_failed)?;
+            let record = Record::Job {
+                id: job.id,
+                pushed_at: job.pushed_at,
+                ready_at: job.ready_at,
+                priority: job.priority,
+                group: job.group.as_deref(),
+                expires_at: job.expires_at,
+                attempt: job.attempt,
+                lease: job.lease,
+                history: failures(&job.history),
+                payload: &payload,
+            };
+            put(&mut buf, &record)?;
+        }
+        for letter in &core.dead {
+            payload.clear();
+            (self.encode)(&letter.job, &mut payload).map_err(encode_failed)?;
+            put(&mut buf, &self.dead_letter_record(letter, &payload))?;
+        }
+        for raw in self.undecodable.lock().iter() {
+            // Kept as they were read: as a job with no attempt yet, its bytes untouched.
+            let record = Record::Job {
+                id: raw.id.as_u64(),
+                pushed_at: now,
+                ready_at: 0,
+                priority: 0,
+                group: None,
+                expires_at: None,
+                attempt: 0,
+                lease: None,
+                history: Vec::new(),
+                payload: &raw.bytes,
+            };
+            put(&mut buf, &record)?;
+        }
+        for (key, id, until) in st.reservations(now) {
+            put(&mut buf, &Record::Reserved { key: &key, id, until })?;
+        }
+        put(&mut buf, &Record::End)?;
+        let mut start = 0;
+        let records = ends.iter().map(|&end| {
+            let record = &buf[start..end];
+            start = end;
+            record
+        });
+        self.log.checkpoint(records).map_err(StoreError::new)?;
+        self.since_checkpoint.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The clock's anchor now: its tick, at a wall-clock time (a test clock's own tick stands for wall time,
+/// so that tests are deterministic).
+fn anchor(clock: &Clock) -> (u64, Tick) {
+    let tick = clock.tick();
+    if clock.is_manual() {
+        return (tick, tick);
+    }
+    #[allow(clippy::disallowed_methods)] // the wall clock, once per open: to carry times across restarts
+    let wall =
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos().min(u64::MAX as u128) as u64);
+    (wall, tick)
+}
+
+/// Maps a time on the clock anchored at `from` onto the clock anchored at `to`, within the ticks a clock
+/// can hold.
+fn mapper(from: (u64, Tick), to: (u64, Tick)) -> impl Fn(Tick) -> Tick {
+    let shift = i128::from(to.1) - i128::from(to.0) + i128::from(from.0) - i128::from(from.1);
+    move |t| (i128::from(t) + shift).clamp(0, i128::from(NEVER - 1)) as Tick
+}
+
+#[cfg(feature = "journal")]
+impl<T> QueueBuilder<T> {
+    /// When a journal's records reach the disk (feature `journal`); see [`SyncPolicy`] for what each
+    /// policy can lose. Default [`SyncPolicy::Always`]. Only [`open`](QueueBuilder::open) uses it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leasequeue::{Queue, SyncPolicy};
+    /// let builder = Queue::<String>::builder().sync_policy(SyncPolicy::Os);
+    /// # let _ = builder;
+    /// ```
+    pub fn sync_policy(mut self, policy: SyncPolicy) -> Self {
+        self.journal.sync = policy;
+        self
+    }
+
+    /// How long a journal's segment files grow before the next one starts (feature `journal`). Default
+    /// 64 MiB; disk use stays under about twice the live jobs' size plus one segment.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = leasequeue::Queue::<String>::builder().segment_size(8 << 20);
+    /// # let _ = builder;
+    /// ```
+    pub fn segment_size(mut self, bytes: u64) -> Self {
+        self.journal.segment_size = Some(bytes);
+        self
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> QueueBuilder<T> {
+    /// Opens the durable queue journaled in directory `dir`, creating it if needed (feature `journal`):
+    /// the same [`Queue`], whose every change is written to a crash-safe journal before the call that
+    /// made it returns (see [`SyncPolicy`]), and which a later `open` of the same directory finds again,
+    /// after a clean close, a crash or (under the default policy) a power cut.
+    ///
+    /// Opening replays the journal: jobs come back with their ids, attempts, priorities, groups, delays,
+    /// times to live, failure histories and dedup reservations; dead letters come back into the built-in
+    /// store; a lease that was out lapses at once (an attempt spent). Times are carried across the
+    /// restart by the wall clock: a retry due in an hour is still due an hour after it was scheduled.
+    /// What the opening found is in [`Queue::recovery`].
+    ///
+    /// # Errors
+    ///
+    /// The directory cannot be created or read, holds files that are not a journal's, is open in another
+    /// process (or another queue of this one), holds a journal of a newer format version, or a record
+    /// before the last segment's tail is corrupt (a torn tail is cut off and reported instead); or the
+    /// configuration is invalid. See [`JournalError`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leasequeue::Queue;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("leasequeue-doc-open-{}", std::process::id()));
+    /// let queue: Queue<String> = Queue::builder().max_attempts(5).open(&dir).unwrap();
+    /// queue.push("send welcome email".to_string()).unwrap();
+    /// drop(queue); // or a crash
+    ///
+    /// let queue: Queue<String> = Queue::builder().max_attempts(5).open(&dir).unwrap();
+    /// let lease = queue.try_lease().unwrap();
+    /// assert_eq!(*lease, "send welcome email");
+    /// lease.ack().unwrap();
+    /// # drop(queue);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn open(self, dir: impl AsRef<Path>) -> Result<Queue<T>, JournalError> {
+        let dir = dir.as_ref();
+        self.validate()?;
+        let defaults = Options::default();
+        let options = Options {
+            sync: self.journal.sync,
+            segment_size: self.journal.segment_size.unwrap_or(defaults.segment_size),
+        };
+        let mut replay = Replay::default();
+        let (log, found) = Log::open(dir, options, |record| replay.apply(record))?;
+        let image = replay.finish();
+        let clock = self.clock.clone();
+        let now = anchor(&clock);
+        let mut recovery = Recovery {
+            segments: found.segments,
+            records: found.records,
+            torn: found.torn,
+            ..Recovery::default()
+        };
+        let decoded = image.map(|image| decode::<T>(image, &mut recovery));
+        let journal = Journal {
+            log,
+            encode: encode::<T>,
+            clock: clock.clone(),
+            wall_ns: now.0,
+            tick: now.1,
+            scratch: Mutex::new(Scratch::default()),
+            undecodable: Mutex::new(decoded.as_ref().map(|d| d.undecodable.clone()).unwrap_or_default()),
+            recovery,
+            segment_size: options.segment_size,
+            since_checkpoint: AtomicU64::new(0),
+            push_bytes: AtomicU64::new(0),
+            pushes: AtomicU64::new(0),
+        };
+        let limit = self.history_limit;
+        let queue = self.build_with(Some(Box::new(journal)))?;
+        if let Some(decoded) = decoded {
+            let map = mapper((decoded.image.wall_ns, decoded.image.tick), now);
+            queue.inspect_core(|st, jobs, dead| fill(st, jobs, dead, decoded, &map, &clock, limit));
+        }
+        // Process the leases that lapsed at the crash, then write the state as the new checkpoint (which
+        // deletes the older segments).
+        queue.checkpoint().map_err(|e| JournalError::Failed { path: dir.to_owned(), what: e.to_string() })?;
+        Ok(queue)
+    }
+}
+
+/// An image whose payloads were decoded.
+struct Decoded<T> {
+    image: Image,
+    jobs: Vec<(u64, Option<T>)>,
+    dead: Vec<Option<T>>,
+    undecodable: Vec<Undecodable>,
+}
+
+/// Decodes the image's payloads; those that no longer decode are set aside, and counted in `recovery`.
+fn decode<T: DeserializeOwned>(mut image: Image, recovery: &mut Recovery) -> Decoded<T> {
+    let mut undecodable = Vec::new();
+    let mut take = |id: u64, bytes: &mut Vec<u8>| match postcard::from_bytes::<T>(bytes) {
+        Ok(job) => Some(job),
+        Err(_) => {
+            undecodable.push(Undecodable { id: JobId::from_u64(id), bytes: std::mem::take(bytes) });
+            None
+        }
+    };
+    let jobs: Vec<(u64, Option<T>)> =
+        image.jobs.iter_mut().map(|(&id, job)| (id, take(id, &mut job.payload))).collect();
+    let dead: Vec<Option<T>> =
+        image.dead.values_mut().map(|letter| take(letter.id, &mut letter.payload)).collect();
+    recovery.undecodable = undecodable.iter().map(|u| u.id).collect();
+    let decoded_jobs = image.jobs.values().zip(&jobs).filter(|(_, (_, job))| job.is_some());
+    (recovery.jobs, recovery.leased) = decoded_jobs
+        .fold((0, 0), |(jobs, leased), (image, _)| (jobs + 1, leased + usize::from(image.lease.is_some())));
+    recovery.dead_letters = dead.iter().filter(|d| d.is_some()).count();
+    Decoded { image, jobs, dead, undecodable }
+}
+
+/// Fills a new queue's state from a decoded image, its times mapped onto the queue's clock.
+fn fill<T>(
+    st: &mut State,
+    slots: &mut Vec<Option<Arc<T>>>,
+    store: &mut std::collections::VecDeque<DeadLetter<T>>,
+    decoded: Decoded<T>,
+    map: &impl Fn(Tick) -> Tick,
+    clock: &Clock,
+    history_limit: usize,
+) {
+    let now = st.now();
+    let Decoded { image, jobs, dead, .. } = decoded;
+    let history = |failures: Vec<record::Failure>| -> Vec<FailureRecord> {
+        let mut history: Vec<FailureRecord> = failures
+            .into_iter()
+            .filter_map(record::Failure::record)
+            .map(|f| FailureRecord { at: map(f.at), ..f })
+            .collect();
+        history.drain(..history.len().saturating_sub(history_limit));
+        history
+    };
+    for ((id, job), (_, image_job)) in jobs.into_iter().zip(image.jobs) {
+        let Some(job) = job else { continue };
+        let place = Placement {
+            ready_at: if image_job.lease.is_some() { now } else { map(image_job.ready_at) },
+            priority: image_job.priority,
+            group: image_job.group.map(Arc::from),
+            expires_at: image_job.expires_at.map_or(NEVER, map),
+        };
+        let restored = RestoredJob {
+            id,
+            attempt: image_job.attempt,
+            pushed_at: map(image_job.pushed_at),
+            history: history(image_job.history),
+        };
+        let slot = st.restore(now, restored, place);
+        if image_job.lease.is_some() {
+            st.restore_lease(slot, now);
+        }
+        let slot = slot as usize;
+        if slot == slots.len() {
+            slots.push(None);
+        }
+        slots[slot] = Some(Arc::new(job));
+    }
+    let reservations = image
+        .reservations
+        .into_iter()
+        .map(|(key, (id, until))| (Arc::from(key), id, map(until)))
+        .filter(|&(_, _, until)| until > now)
+        .collect();
+    st.restore_tail(image.next_id, reservations);
+    st.set_paused(image.paused);
+    for (letter, job) in image.dead.into_values().zip(dead) {
+        let (Some(job), Some(reason)) = (job, reason_of(letter.reason)) else { continue };
+        store.push_back(DeadLetter {
+            job: Arc::new(job),
+            id: JobId::from_u64(letter.id),
+            reason,
+            attempts: letter.attempts,
+            history: history(letter.history)
+                .into_iter()
+                .map(|f| Failure {
+                    attempt: f.attempt,
+                    at: clock.instant(f.at),
+                    kind: f.kind,
+                    message: f.message,
+                })
+                .collect(),
+            pushed_at: clock.instant(map(letter.pushed_at)),
+            dead_lettered_at: clock.instant(map(letter.dead_at)),
+        });
+    }
+}
+
+impl<T: Send + Sync + 'static> Queue<T> {
+    /// What opening this queue's journal found: segments and records replayed, a torn tail cut off,
+    /// the jobs, leases and dead letters recovered, and payloads that no longer deserialize. `None` for
+    /// a queue without a journal (feature `journal`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::<u32>::new();
+    /// assert_eq!(queue.recovery(), None);
+    /// ```
+    pub fn recovery(&self) -> Option<Recovery> {
+        self.journal().map(|journal| journal.recovery.clone())
+    }
+
+    /// Copies of the jobs and dead letters whose payload no longer deserializes into `T` (after a change
+    /// of the job type), kept in the journal as they were (feature `journal`). Empty without a journal.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::<u32>::new();
+    /// assert!(queue.undecodable().is_empty());
+    /// ```
+    pub fn undecodable(&self) -> Vec<Undecodable> {
+        self.journal().map(|journal| journal.undecodable.lock().clone()).unwrap_or_default()
+    }
+
+    /// Takes the jobs and dead letters whose payload no longer deserializes out of the journal, for good
+    /// (feature `journal`). Empty without a journal.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::<u32>::new();
+    /// assert!(queue.take_undecodable().is_empty());
+    /// ```
+    pub fn take_undecodable(&self) -> Vec<Undecodable> {
+        let Some(journal) = self.journal() else { return Vec::new() };
+        let taken = std::mem::take(&mut *journal.undecodable.lock());
+        if !taken.is_empty() {
+            // A failure here fails the journal, and the next call reports it.
+            let _ = self.checkpoint();
+        }
+        taken
+    }
+
+    fn journal(&self) -> Option<&Journal<T>> {
+        self.durable()?.as_any().downcast_ref::<Journal<T>>()
+    }
+}

@@ -1,0 +1,332 @@
+//! The journal store across restarts (feature `journal`): what a reopened queue finds, what a crash
+//! leaves, and how opening treats a damaged or foreign directory. (The semantics of a journaled queue
+//! while it runs are the conformance suite's, in `journal.rs`.)
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use leasequeue::{
+    Backoff, DeadLetterReason, FailureKind, JournalError, PushOptions, Queue, QueueBuilder, TestClock,
+};
+
+use crate::secs;
+
+/// A fresh directory under the system's temporary directory, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("leasequeue-it-{name}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn builder<T: Send + Sync + 'static>(clock: &TestClock) -> QueueBuilder<T> {
+    Queue::builder()
+        .clock(clock.clone())
+        .visibility_timeout(secs(30))
+        .max_attempts(3)
+        .backoff(Backoff::fixed(secs(10)))
+}
+
+fn open<T>(dir: &TempDir, clock: &TestClock) -> Queue<T>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    builder(clock).open(dir.path()).unwrap()
+}
+
+/// What a crash leaves: a copy of the journal's files as they are now, with the queue still open (under
+/// the default sync policy every call that returned has its record on disk). The copy opens as the
+/// directory would after `kill -9` at this moment.
+fn crash_copy(dir: &TempDir) -> TempDir {
+    let copy = TempDir::new("crashed");
+    fs::create_dir_all(copy.path()).unwrap();
+    for file in segments(dir) {
+        fs::copy(&file, copy.path().join(file.file_name().unwrap())).unwrap();
+    }
+    copy
+}
+
+/// The segment files of a journal, in order.
+fn segments(dir: &TempDir) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_reopened_queue_finds_its_jobs_and_forgets_acked_ones() {
+    let dir = TempDir::new("reopen");
+    let clock = TestClock::new();
+    let queue = open::<String>(&dir, &clock);
+    let first = queue.push("first".into()).unwrap();
+    let second = queue.push("second".into()).unwrap();
+    queue.try_lease().unwrap().ack().unwrap();
+    drop(queue);
+
+    let queue = open::<String>(&dir, &clock);
+    let recovery = queue.recovery().unwrap();
+    assert_eq!((recovery.jobs, recovery.leased, recovery.dead_letters), (1, 0, 0));
+    let lease = queue.try_lease().unwrap();
+    assert_eq!((lease.id(), lease.as_str()), (second, "second"));
+    assert_ne!(first, second);
+    lease.ack().unwrap();
+    // Ids never repeat after a restart.
+    assert!(queue.push("third".into()).unwrap() > second);
+    drop(queue);
+
+    let queue = open::<String>(&dir, &clock);
+    assert_eq!(queue.len(), 1);
+    assert_eq!(*queue.try_lease().unwrap(), "third");
+}
+
+#[test]
+fn a_lease_out_at_a_crash_lapses_on_reopen_with_its_attempt_spent() {
+    let dir = TempDir::new("lapse");
+    let clock = TestClock::new();
+    let queue = open::<u32>(&dir, &clock);
+    let id = queue.push(7).unwrap();
+    let lease = queue.try_lease().unwrap();
+    assert_eq!(lease.attempt(), 1);
+    // The process dies holding the lease: no outcome is ever recorded.
+    let dir = crash_copy(&dir);
+    drop((lease, queue));
+
+    let queue = open::<u32>(&dir, &clock);
+    assert_eq!(queue.recovery().unwrap().leased, 1);
+    let lease = queue.try_lease().unwrap();
+    assert_eq!((lease.id(), lease.attempt()), (id, 2));
+    let dir = crash_copy(&dir);
+    drop((lease, queue));
+
+    // A job that kills the process on every attempt still runs out of them: the third crash buries it.
+    let queue = open::<u32>(&dir, &clock);
+    let lease = queue.try_lease().unwrap();
+    let dir = crash_copy(&dir);
+    drop((lease, queue));
+    let queue = open::<u32>(&dir, &clock);
+    assert!(queue.is_empty());
+    let dead = queue.dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].id(), dead[0].reason(), dead[0].attempts()), (id, DeadLetterReason::MaxAttempts, 3));
+    let history: Vec<(u32, FailureKind)> = dead[0].history().iter().map(|f| (f.attempt, f.kind)).collect();
+    assert_eq!(history, [(1, FailureKind::Lapsed), (2, FailureKind::Lapsed), (3, FailureKind::Lapsed)]);
+}
+
+#[test]
+fn delays_and_retries_keep_their_time_across_a_restart() {
+    let dir = TempDir::new("delays");
+    let clock = TestClock::new();
+    let queue = open::<u32>(&dir, &clock);
+    queue.push_with(1, PushOptions::new().delay(secs(60))).unwrap();
+    queue.push(2).unwrap();
+    queue.try_lease().unwrap().nack_with("flaky").unwrap(); // job 2 retries in 10 s
+    drop(queue);
+
+    clock.advance(secs(5));
+    let queue = open::<u32>(&dir, &clock);
+    assert!(queue.try_lease().is_err(), "nothing is due yet");
+    clock.advance(secs(5));
+    let retry = queue.try_lease().unwrap();
+    assert_eq!((*retry, retry.attempt()), (2, 2));
+    retry.reject("for good").unwrap();
+    let history: Vec<(u32, Option<String>)> =
+        queue.dead_letters()[0].history().iter().map(|f| (f.attempt, f.message.clone())).collect();
+    assert_eq!(history, [(1, Some("flaky".into())), (2, Some("for good".into()))]);
+    clock.advance(secs(49));
+    assert!(queue.try_lease().is_err());
+    clock.advance(secs(1));
+    assert_eq!(*queue.try_lease().unwrap(), 1);
+}
+
+#[test]
+fn dead_letters_survive_and_a_redrive_is_not_undone() {
+    let dir = TempDir::new("dead");
+    let clock = TestClock::new();
+    let queue = open::<String>(&dir, &clock);
+    queue.push("poison".into()).unwrap();
+    queue.push("other".into()).unwrap();
+    queue.try_lease().unwrap().reject("malformed").unwrap();
+    drop(queue);
+
+    let queue = open::<String>(&dir, &clock);
+    let dead = queue.dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert_eq!((&**dead[0].job(), dead[0].reason()), ("poison", DeadLetterReason::Rejected));
+    assert_eq!(dead[0].history()[0].message.as_deref(), Some("malformed"));
+    assert_eq!(queue.redrive().run().moved, 1);
+    drop(queue);
+
+    let queue = open::<String>(&dir, &clock);
+    assert!(queue.dead_letters().is_empty());
+    let mut jobs: Vec<String> = std::iter::from_fn(|| queue.try_lease().ok()).map(|l| l.clone()).collect();
+    jobs.sort();
+    assert_eq!(jobs, ["other", "poison"]);
+    drop(queue);
+
+    let queue = open::<String>(&dir, &clock);
+    assert_eq!(queue.len(), 2, "leases dropped unsettled are nacked (drop = nack), not lost");
+    assert_eq!(queue.drain_dead_letters().len(), 0);
+}
+
+#[test]
+fn pause_dedup_priorities_and_groups_survive() {
+    let dir = TempDir::new("options");
+    let clock = TestClock::new();
+    let queue = open::<u32>(&dir, &clock);
+    let key = PushOptions::new().dedup_key("order-9");
+    let id = queue.push_with(1, key.clone()).unwrap().id();
+    queue.push_with(2, PushOptions::new().priority(5)).unwrap();
+    queue.push_with(3, PushOptions::new().group("customer-1")).unwrap();
+    queue.push_with(4, PushOptions::new().group("customer-1")).unwrap();
+    queue.pause();
+    drop(queue);
+
+    let queue = open::<u32>(&dir, &clock);
+    assert!(queue.is_paused());
+    assert_eq!(queue.push_with(9, key).unwrap().id(), id, "the dedup reservation held");
+    queue.resume();
+    let order: Vec<u32> = std::iter::from_fn(|| queue.try_lease().ok()).map(|l| *l).collect();
+    assert_eq!(order, [2, 1, 3], "priority first; job 4 waits behind job 3 of its group");
+}
+
+#[test]
+fn a_second_open_of_one_directory_is_refused() {
+    let dir = TempDir::new("locked");
+    let clock = TestClock::new();
+    let queue = open::<u32>(&dir, &clock);
+    let second = builder::<u32>(&clock).open(dir.path());
+    assert!(matches!(second, Err(JournalError::Locked { .. })), "{second:?}");
+    drop(queue);
+    assert!(builder::<u32>(&clock).open(dir.path()).is_ok());
+}
+
+#[test]
+fn a_directory_that_is_not_a_journal_is_refused() {
+    let dir = TempDir::new("foreign");
+    fs::create_dir_all(dir.path()).unwrap();
+    fs::write(dir.path().join("notes.txt"), "hello").unwrap();
+    let err = builder::<u32>(&TestClock::new()).open(dir.path()).unwrap_err();
+    assert!(matches!(err, JournalError::NotAJournal { .. }), "{err:?}");
+}
+
+#[test]
+fn an_invalid_configuration_is_refused_before_the_directory_is_touched() {
+    let dir = TempDir::new("invalid");
+    let err = Queue::<u32>::builder().max_attempts(0).open(dir.path()).unwrap_err();
+    assert!(matches!(err, JournalError::Build(_)), "{err:?}");
+    assert!(!dir.path().exists());
+}
+
+#[test]
+fn a_torn_tail_is_cut_off_and_reported_and_nothing_synced_is_lost() {
+    let dir = TempDir::new("torn");
+    let clock = TestClock::new();
+    let queue = open::<u32>(&dir, &clock);
+    for job in 0..10 {
+        queue.push(job).unwrap();
+    }
+    drop(queue);
+    let last = segments(&dir).pop().unwrap();
+    let len = fs::metadata(&last).unwrap().len();
+    // Half a frame of garbage, as a crash mid-write leaves.
+    let mut bytes = fs::read(&last).unwrap();
+    bytes.extend_from_slice(&[40, 0, 0, 0, 1, 2, 3]);
+    fs::write(&last, bytes).unwrap();
+
+    let queue = open::<u32>(&dir, &clock);
+    let torn = queue.recovery().unwrap().torn.expect("the tail is reported");
+    assert_eq!((torn.offset, torn.bytes), (len, 7));
+    assert_eq!(queue.len(), 10);
+}
+
+#[test]
+fn a_corrupt_record_before_the_tail_is_an_error_naming_file_and_offset() {
+    let dir = TempDir::new("corrupt");
+    let clock = TestClock::new();
+    let queue = builder::<u32>(&clock).segment_size(256).open(dir.path()).unwrap();
+    for job in 0..100 {
+        queue.push(job).unwrap();
+    }
+    drop(queue);
+    let files = segments(&dir);
+    assert!(files.len() > 2, "{files:?}");
+    let first = &files[0];
+    let mut bytes = fs::read(first).unwrap();
+    bytes[30] ^= 0x40; // a bit flipped inside the first segment's records
+    fs::write(first, bytes).unwrap();
+    match builder::<u32>(&clock).segment_size(256).open(dir.path()) {
+        Err(JournalError::Corrupt { path, .. }) => assert_eq!(&path, first),
+        other => panic!("expected a corruption error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_payload_that_no_longer_deserializes_is_kept_not_dropped() {
+    let dir = TempDir::new("undecodable");
+    let clock = TestClock::new();
+    let queue = open::<String>(&dir, &clock);
+    let id = queue.push("abc".into()).unwrap();
+    drop(queue);
+
+    // The job type changed: "abc" is not a bool.
+    let queue = open::<bool>(&dir, &clock);
+    assert!(queue.is_empty());
+    assert_eq!(queue.recovery().unwrap().undecodable, [id]);
+    drop(queue);
+
+    // Kept through the second open's checkpoint, and back as it was under the old type.
+    let queue = open::<String>(&dir, &clock);
+    assert_eq!(queue.undecodable().len(), 0);
+    drop(queue);
+    let queue = open::<bool>(&dir, &clock);
+    let taken = queue.take_undecodable();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].bytes, [3, b'a', b'b', b'c']);
+    drop(queue);
+    let queue = open::<bool>(&dir, &clock);
+    assert!(queue.undecodable().is_empty(), "taken for good");
+}
+
+#[test]
+fn compaction_keeps_disk_use_bounded_under_steady_load() {
+    let dir = TempDir::new("compaction");
+    let clock = TestClock::new();
+    let segment = 4096;
+    let queue = builder::<Vec<u8>>(&clock).segment_size(segment).open(dir.path()).unwrap();
+    for _ in 0..20 {
+        queue.push(vec![7; 100]).unwrap(); // a standing backlog of 20 jobs
+    }
+    let mut peak = 0;
+    for round in 0..5_000u32 {
+        queue.push(round.to_le_bytes().to_vec()).unwrap();
+        queue.try_lease().unwrap().ack().unwrap();
+        let bytes: u64 = segments(&dir).iter().map(|p| fs::metadata(p).map_or(0, |m| m.len())).sum();
+        peak = peak.max(bytes);
+    }
+    // About 20 live jobs of ~120 bytes: bounded by twice that plus a segment, with room for one record
+    // past the threshold and a segment header.
+    assert!(peak < 2 * 20 * 130 + 2 * segment + 1024, "peak {peak} bytes on disk");
+    drop(queue);
+    let queue = builder::<Vec<u8>>(&clock).segment_size(segment).open(dir.path()).unwrap();
+    assert_eq!(queue.len(), 20);
+}
