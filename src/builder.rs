@@ -346,7 +346,12 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
     }
 
     /// Builds the queue over `durable`, if given, after checking the options.
-    pub(crate) fn build_with(self, durable: Option<Box<dyn Durable<T>>>) -> Result<Queue<T>, BuildError> {
+    #[cfg_attr(not(feature = "journal"), allow(unused_mut))] // the journal's conformance flag is taken
+    pub(crate) fn build_with(mut self, durable: Option<Box<dyn Durable<T>>>) -> Result<Queue<T>, BuildError> {
+        #[cfg(feature = "journal")]
+        if std::mem::take(&mut self.journal.conformance) {
+            return crate::store::journal::conformance(self);
+        }
         self.validate()?;
         Ok(self.build_unchecked(durable))
     }

@@ -116,6 +116,9 @@ impl<T> Drop for Inner<T> {
     /// one job's panicking `Drop` neither stops the others' nor reaches whoever dropped the queue.
     fn drop(&mut self) {
         let core = self.core.0.get_mut();
+        if let Some(durable) = &self.durable {
+            durable.closing(core);
+        }
         for job in core.jobs.drain(..) {
             self.catcher.dispose(job);
         }

@@ -143,6 +143,8 @@ pub(crate) trait Durable<T>: Send + Sync {
     fn after(&self, core: &Core<T>);
     /// Under the lock: writes the whole state, which replaces every earlier record.
     fn checkpoint(&self, core: &Core<T>) -> Result<(), StoreError>;
+    /// The queue is being dropped: the last look at its state.
+    fn closing(&self, _core: &Core<T>) {}
     /// The store itself, for what only it knows (a journal's recovery report).
     fn as_any(&self) -> &dyn std::any::Any;
 }

@@ -3,14 +3,18 @@
 //! **The conformance suite.** The modules that define the queue's semantics (leases, lapses, dead
 //! letters, scheduling, pools, routing, panics, the model-based property test, ...) are written once and
 //! compiled once per store, inside a module named after the store (`memory::lease::...`): each store has a
-//! file here (`memory.rs`) that expands the `conformance!` macro below with a builder for a queue on that
+//! file here (`memory.rs`, `journal.rs`) that expands the `conformance!` macro below with a builder for a queue on that
 //! store. The macro gives the tests the constructors they use instead of `Queue::new()` and
 //! `Queue::builder()`: `store()`, `new_queue()`, and the `builder()` / `queue()` helpers on a fresh test
 //! clock. A new store adds a file of three lines and passes the same tests: a store changes durability,
-//! never semantics.
+//! never semantics. On the journal store (`journal.rs`) every queue also checks, when dropped, that
+//! replaying its journal gives its state; what survives a restart or a crash is `durability.rs`'s.
 //!
 //! Modules that do not depend on the store (backoff arithmetic, `Send`/`Sync`, the tracing and metrics
 //! integrations, the memory store's snapshots) run once.
+
+// The conformance suite compiles the same test files once per store, by design.
+#![allow(clippy::duplicate_mod)]
 
 mod backoff;
 #[cfg(feature = "journal")]
@@ -83,6 +87,8 @@ macro_rules! conformance {
     };
 }
 
+#[cfg(feature = "journal")]
+mod journal;
 mod memory;
 
 /// The test configuration on a fresh test clock: 30 s visibility, 3 attempts, fixed 10 s backoff, no

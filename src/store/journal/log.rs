@@ -446,6 +446,26 @@ impl Log {
         self.shared.changed.notify_all();
     }
 
+    /// Reads every record on disk now, in order, as opening would (for checking a live journal against
+    /// its queue: the records written so far are all in the files, if not all synced).
+    pub(crate) fn read_back(
+        &self,
+        mut replay: impl FnMut(&[u8]) -> Result<(), &'static str>,
+    ) -> Result<(), JournalError> {
+        let _writer = self.shared.writer.lock(); // no record half written meanwhile
+        let segments = segments(&self.shared.dir)?;
+        for (i, (seq, path)) in segments.iter().enumerate() {
+            let bytes = fs::read(path).map_err(|source| JournalError::Io { path: path.clone(), source })?;
+            read_segment(path, *seq, &bytes, i + 1 == segments.len(), &mut replay)?;
+        }
+        Ok(())
+    }
+
+    /// The log's directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
     /// Why the log takes no more records, if it does not.
     pub(crate) fn check(&self) -> Result<(), JournalError> {
         self.shared.check(&self.shared.writer.lock())

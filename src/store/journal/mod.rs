@@ -106,6 +106,8 @@ pub struct Undecodable {
 pub(crate) struct JournalOptions {
     pub sync: SyncPolicy,
     pub segment_size: Option<u64>,
+    /// `build` opens a checked journal (see [`QueueBuilder::journal_conformance`]).
+    pub conformance: bool,
 }
 
 /// A serialized payload into `out` (the job type is known where a journal is opened, not in the store).
@@ -133,6 +135,8 @@ pub(crate) struct Journal<T> {
     since_checkpoint: AtomicU64,
     push_bytes: AtomicU64,
     pushes: AtomicU64,
+    /// The conformance suite's journal: checked against the queue when it is dropped, then deleted.
+    checked: bool,
 }
 
 #[derive(Default)]
@@ -141,7 +145,34 @@ struct Scratch {
     record: Vec<u8>,
 }
 
+impl JournalOptions {
+    fn log_options(&self) -> Options {
+        Options {
+            sync: self.sync,
+            segment_size: self.segment_size.unwrap_or(Options::default().segment_size),
+        }
+    }
+}
+
 impl<T> Journal<T> {
+    fn new(log: Log, encode: Encode<T>, clock: &Clock, anchor: (u64, Tick), options: Options) -> Self {
+        Journal {
+            log,
+            encode,
+            clock: clock.clone(),
+            wall_ns: anchor.0,
+            tick: anchor.1,
+            scratch: Mutex::new(Scratch::default()),
+            undecodable: Mutex::new(Vec::new()),
+            recovery: Recovery::default(),
+            segment_size: options.segment_size,
+            since_checkpoint: AtomicU64::new(0),
+            push_bytes: AtomicU64::new(0),
+            pushes: AtomicU64::new(0),
+            checked: false,
+        }
+    }
+
     /// Encodes `record` and writes it.
     fn write(&self, scratch: &mut Vec<u8>, record: &Record<'_>) -> Result<(), JournalError> {
         scratch.clear();
@@ -347,9 +378,76 @@ impl<T: Send + Sync + 'static> Durable<T> for Journal<T> {
         Ok(())
     }
 
+    fn closing(&self, core: &Core<T>) {
+        if !self.checked {
+            return;
+        }
+        let mut replay = Replay::default();
+        let problems = match self.log.check().and_then(|()| self.log.read_back(|r| replay.apply(r))) {
+            Ok(()) => differences(replay.finish(), core),
+            Err(e) => vec![e.to_string()],
+        };
+        let _ = std::fs::remove_dir_all(self.log.dir());
+        if !std::thread::panicking() {
+            assert!(problems.is_empty(), "the journal does not replay to the queue's state: {problems:#?}");
+        }
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
+}
+
+/// How the image replayed from a journal differs from the queue it journals (for the conformance suite:
+/// see [`QueueBuilder::journal_conformance`]). Lapses are not recorded, so a job the image shows leased
+/// may have lapsed in the queue (its history then has one more failure); everything else must match.
+fn differences<T>(image: Option<Image>, core: &Core<T>) -> Vec<String> {
+    let Some(image) = image else { return vec!["no checkpoint".into()] };
+    let mut problems = Vec::new();
+    let st = &core.st;
+    if image.next_id != st.next_id() {
+        problems.push(format!("next id: journal {}, queue {}", image.next_id, st.next_id()));
+    }
+    if image.paused != st.is_paused() {
+        problems.push(format!("paused: journal {}, queue {}", image.paused, st.is_paused()));
+    }
+    let shown = |history: &[FailureRecord]| -> Vec<(u32, u8, Option<String>)> {
+        record::failures(history).into_iter().map(|f| (f.attempt, f.kind, f.message)).collect()
+    };
+    let live = st.snapshot();
+    let ids: Vec<u64> = live.iter().map(|j| j.id).collect();
+    let image_ids: Vec<u64> = image.jobs.keys().copied().collect();
+    if ids != image_ids {
+        problems.push(format!("live jobs: journal {image_ids:?}, queue {ids:?}"));
+    }
+    for job in &live {
+        let Some(journaled) = image.jobs.get(&job.id) else { continue };
+        if journaled.attempt != job.attempt {
+            problems.push(format!(
+                "job {}: attempt {} in the journal, {} in the queue",
+                job.id, journaled.attempt, job.attempt
+            ));
+        }
+        let history = shown(&job.history);
+        let logged: Vec<_> =
+            journaled.history.iter().map(|f| (f.attempt, f.kind, f.message.clone())).collect();
+        let lapsed_since = journaled.lease.is_some() && history.len() == logged.len() + 1;
+        if history != logged && !(lapsed_since && history.starts_with(&logged)) {
+            problems
+                .push(format!("job {}: history {logged:?} in the journal, {history:?} in the queue", job.id));
+        }
+    }
+    let dead: Vec<(u64, u32, usize)> =
+        core.dead.iter().map(|d| (d.id.as_u64(), d.attempts, d.history.len())).collect();
+    let mut dead_sorted = dead.clone();
+    dead_sorted.sort_unstable();
+    let mut logged: Vec<(u64, u32, usize)> =
+        image.dead.values().map(|d| (d.id, d.attempts, d.history.len())).collect();
+    logged.sort_unstable();
+    if dead_sorted != logged {
+        problems.push(format!("dead letters: journal {logged:?}, queue {dead_sorted:?}"));
+    }
+    problems
 }
 
 /// The clock's anchor now: its tick, at a wall-clock time (a test clock's own tick stands for wall time,
@@ -402,6 +500,41 @@ impl<T> QueueBuilder<T> {
         self.journal.segment_size = Some(bytes);
         self
     }
+
+    /// For the crate's own conformance suite, not a durable queue: [`build`](QueueBuilder::build) opens
+    /// the queue over a journal in a fresh temporary directory that records no payloads (so that any job
+    /// type will do), compacts it every few kilobytes, and checks when the queue is dropped that
+    /// replaying the journal gives the queue's jobs, attempts, failure histories and dead letters (it
+    /// panics if not), then deletes it. Every semantic test thus checks the journal's records too.
+    #[doc(hidden)]
+    pub fn journal_conformance(mut self) -> Self {
+        self.journal.conformance = true;
+        self
+    }
+}
+
+/// [`QueueBuilder::journal_conformance`]'s queue: any job type, no payloads recorded.
+pub(crate) fn conformance<T: Send + Sync + 'static>(
+    builder: QueueBuilder<T>,
+) -> Result<Queue<T>, crate::BuildError> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("leasequeue-conformance-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let options = Options { sync: SyncPolicy::Os, segment_size: 4096 };
+    let failed = |e: &dyn std::fmt::Display| {
+        crate::BuildError::new("queue", "journal_conformance", "could not open its journal")
+            .caused_by(std::io::Error::other(e.to_string()))
+    };
+    let (log, _) = Log::open(&dir, options, |_| Ok(())).map_err(|e| failed(&e))?;
+    fn no_payload<T>(_: &T, _: &mut Vec<u8>) -> Result<(), postcard::Error> {
+        Ok(())
+    }
+    let mut journal = Journal::new(log, no_payload::<T>, &builder.clock, anchor(&builder.clock), options);
+    journal.checked = true;
+    let queue = builder.build_with(Some(Box::new(journal)))?;
+    queue.checkpoint().map_err(|e| failed(&e))?;
+    Ok(queue)
 }
 
 impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> QueueBuilder<T> {
@@ -443,11 +576,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> QueueBuilder<T> {
     pub fn open(self, dir: impl AsRef<Path>) -> Result<Queue<T>, JournalError> {
         let dir = dir.as_ref();
         self.validate()?;
-        let defaults = Options::default();
-        let options = Options {
-            sync: self.journal.sync,
-            segment_size: self.journal.segment_size.unwrap_or(defaults.segment_size),
-        };
+        let options = self.journal.log_options();
         let mut replay = Replay::default();
         let (log, found) = Log::open(dir, options, |record| replay.apply(record))?;
         let image = replay.finish();
@@ -460,20 +589,9 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> QueueBuilder<T> {
             ..Recovery::default()
         };
         let decoded = image.map(|image| decode::<T>(image, &mut recovery));
-        let journal = Journal {
-            log,
-            encode: encode::<T>,
-            clock: clock.clone(),
-            wall_ns: now.0,
-            tick: now.1,
-            scratch: Mutex::new(Scratch::default()),
-            undecodable: Mutex::new(decoded.as_ref().map(|d| d.undecodable.clone()).unwrap_or_default()),
-            recovery,
-            segment_size: options.segment_size,
-            since_checkpoint: AtomicU64::new(0),
-            push_bytes: AtomicU64::new(0),
-            pushes: AtomicU64::new(0),
-        };
+        let mut journal = Journal::new(log, encode::<T>, &clock, now, options);
+        journal.recovery = recovery;
+        journal.undecodable = Mutex::new(decoded.as_ref().map(|d| d.undecodable.clone()).unwrap_or_default());
         let limit = self.history_limit;
         let queue = self.build_with(Some(Box::new(journal)))?;
         if let Some(decoded) = decoded {

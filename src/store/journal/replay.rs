@@ -101,8 +101,9 @@ impl Replay {
                 );
             }
             Record::Letter { id, reason, attempts, pushed_at, dead_at, history, payload } => {
-                let image = self.pending.as_mut().ok_or("a checkpoint's dead letter outside a checkpoint")?;
-                image.bury(LetterImage {
+                // In a checkpoint, one of the store's dead letters; after it, one put (back) into the store
+                // (refused by the sink, or not redriven after all), unless it is there already.
+                let letter = LetterImage {
                     id,
                     reason,
                     attempts,
@@ -110,7 +111,13 @@ impl Replay {
                     dead_at,
                     history,
                     payload: payload.to_vec(),
-                });
+                };
+                match (&mut self.pending, &mut self.image) {
+                    (Some(pending), _) => pending.bury(letter),
+                    (None, Some(image)) if !image.dead_at.contains_key(&id) => image.bury(letter),
+                    (None, Some(_)) => {}
+                    (None, None) => return Err("a dead letter before the first checkpoint"),
+                }
             }
             Record::Reserved { key, id, until } => {
                 let image = self.pending.as_mut().ok_or("a checkpoint's reservation outside a checkpoint")?;
