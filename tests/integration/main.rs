@@ -18,6 +18,8 @@
 
 mod backoff;
 #[cfg(feature = "journal")]
+mod crash;
+#[cfg(feature = "journal")]
 mod durability;
 mod integrations;
 mod send_sync;
