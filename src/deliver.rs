@@ -48,9 +48,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
 
     /// Turns a job that left by dead-lettering into a dead letter for the sink or the built-in store.
     pub(crate) fn bury(&self, core: &mut Core<T>, exit: Exit, out: &mut Outbox<T>) {
-        if let Some(durable) = &self.durable {
-            durable.record(Change::Dead(&exit));
-        }
+        self.record(|| Change::Dead(&exit));
         let Some(job) = core.take_job(exit.slot) else { return };
         let dead = DeadLetter {
             job,

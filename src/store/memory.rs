@@ -13,7 +13,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::clock::{address, ticks, Listener, Tick, NEVER};
 use crate::core::index::fit;
-use crate::core::{Exit, Grant, Nacked, Placement, State, Token, Waiter};
+use crate::core::{Exit, Grant, Nacked, State, Token, Waiter};
 use crate::deliver::Outbox;
 use crate::lease::Lease;
 use crate::panics::Catcher;
@@ -53,6 +53,8 @@ pub(crate) struct Inner<T> {
     pub(crate) watched: AtomicBool,
     /// Whether the clock is a test clock (read on every operation; the clock's kind never changes).
     pub(crate) manual: bool,
+    /// Whether the queue has alarms, a durable store or a test clock (see [`finish_extras`](Inner::finish_extras)).
+    pub(crate) extras: bool,
     /// On an auto-advancing test clock, as of the last operation: [`BUSY`](crate::wait::BUSY) while a job is ready or leased,
     /// else the tick of the next timed event (see [`Listener::quiet_until`]).
     pub(crate) quiet: AtomicU64,
@@ -154,9 +156,6 @@ impl<T: Send + Sync + 'static> Inner<T> {
         if core.st.has_events() {
             self.collect_events(&mut core.st, &mut out);
         }
-        if !self.alarms.is_empty() {
-            self.check_alarms(&mut core, &mut out);
-        }
         self.wake(&mut core.st);
         self.ready_hint.store(core.st.counts().ready, Ordering::Relaxed);
         if core.jobs.len() > core.st.slot_count() {
@@ -165,11 +164,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
             core.jobs.truncate(slots);
             fit(&mut core.jobs);
         }
-        if let Some(durable) = &self.durable {
-            durable.after(&core);
-        }
-        // On a test clock (auto-advance may be turned on at any time), keep the hint current.
-        let went_quiet = self.manual && self.publish_quiet(&mut core.st) && self.clock.auto_advances();
+        let went_quiet = self.extras && self.finish_extras(&mut core, &mut out);
         drop(core);
         if went_quiet {
             // A consumer of another queue on this clock may be waiting for this one to go quiet.
@@ -178,6 +173,19 @@ impl<T: Send + Sync + 'static> Inner<T> {
         if !out.is_empty() {
             self.deliver(out);
         }
+    }
+
+    /// [`finish`](Inner::finish)'s work for the features a queue may not have (alarms, a durable store,
+    /// a test clock), behind one test. Returns whether the queue went quiet on an auto-advancing clock.
+    fn finish_extras(&self, core: &mut Core<T>, out: &mut Outbox<T>) -> bool {
+        if !self.alarms.is_empty() {
+            self.check_alarms(core, out);
+        }
+        if let Some(durable) = &self.durable {
+            after_cold(&**durable, core);
+        }
+        // On a test clock (auto-advance may be turned on at any time), keep the hint current.
+        self.manual && self.publish_quiet(&mut core.st) && self.clock.auto_advances()
     }
 
     pub(crate) fn push(&self, job: T, options: &PushOptions, wait: Wait) -> Result<Pushed, (T, PushFail)> {
@@ -213,21 +221,36 @@ impl<T: Send + Sync + 'static> Inner<T> {
     }
 
     /// Waits until the changes recorded so far are durable (at once for the memory store).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn commit(&self) -> Result<(), StoreError> {
-        self.durable.as_ref().map_or(Ok(()), |durable| durable.commit())
+        match &self.durable {
+            None => Ok(()),
+            Some(durable) => commit_cold(&**durable),
+        }
     }
 
     /// Whether the store takes changes (always, for the memory store).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn check(&self) -> Result<(), StoreError> {
-        self.durable.as_ref().map_or(Ok(()), |durable| durable.check())
+        match &self.durable {
+            None => Ok(()),
+            Some(durable) => check_cold(&**durable),
+        }
+    }
+
+    /// Tells the durable store, if there is one, of a change (made only then).
+    #[inline(always)]
+    pub(crate) fn record<'a>(&self, change: impl FnOnce() -> Change<'a>) {
+        if let Some(durable) = &self.durable {
+            record_cold(&**durable, change());
+        }
     }
 
     /// A push whose record could not be made durable: takes the job back out and hands it back, if no
     /// consumer has leased it yet. One that was leased meanwhile is being processed: the push reports
     /// success then (the store has failed, and every later call says so).
     #[cold]
+    #[inline(never)]
     fn unpush<J: Payload<T>>(&self, pushed: Pushed, e: StoreError) -> Result<Pushed, (J, PushFail)> {
         let Pushed::Enqueued(id) = pushed else { return Ok(pushed) };
         let mut core = self.core.lock();
@@ -269,14 +292,12 @@ impl<T: Send + Sync + 'static> Inner<T> {
         if let Err(fail) = self.room(core, now, out) {
             return Err((job, fail));
         }
-        let place = options.placement(now, &self.clock, self.ttl);
         if let Some(durable) = &self.durable {
-            let dedup = options.dedup().map(|key| (&**key, now.saturating_add(core.st.dedup_window())));
-            if let Err(e) = durable.push(core.st.next_id(), now, &place, dedup, job.borrow()) {
+            if let Err(e) = self.record_push(&**durable, &core.st, now, job.borrow(), options) {
                 return Err((job, PushFail::Store(e)));
             }
         }
-        let id = self.insert(core, now, job.into(), place);
+        let id = self.insert(core, now, job.into(), options);
         if let Some(key) = options.dedup() {
             core.st.reserve(now, Arc::clone(key), id.as_u64());
         }
@@ -323,10 +344,26 @@ impl<T: Send + Sync + 'static> Inner<T> {
         }
     }
 
+    /// Writes a push's record to the durable store, before the push (see [`Durable::push`]).
+    #[cold]
+    #[inline(never)]
+    fn record_push(
+        &self,
+        durable: &dyn Durable<T>,
+        st: &State,
+        now: Tick,
+        job: &T,
+        options: &PushOptions,
+    ) -> Result<(), StoreError> {
+        let place = options.placement(now, &self.clock, self.ttl);
+        let dedup = options.dedup().map(|key| (&**key, now.saturating_add(st.dedup_window())));
+        durable.push(st.next_id(), now, &place, dedup, job)
+    }
+
     /// Puts a job in: the one place the payloads grow. The caller checked closing, ids and room.
     #[inline(always)]
-    pub(crate) fn insert(&self, core: &mut Core<T>, now: Tick, job: Arc<T>, place: Placement) -> JobId {
-        let (slot, id) = core.st.push(now, place);
+    pub(crate) fn insert(&self, core: &mut Core<T>, now: Tick, job: Arc<T>, options: &PushOptions) -> JobId {
+        let (slot, id) = core.st.push(now, options.placement(now, &self.clock, self.ttl));
         let slot = slot as usize;
         if slot == core.jobs.len() {
             core.jobs.push(None);
@@ -406,15 +443,13 @@ impl<T: Send + Sync + 'static> Inner<T> {
         if params.stop.is_some_and(|stop| stop.load(Ordering::Acquire)) {
             return Err(LeaseFail::Stopped);
         }
-        self.check().map_err(LeaseFail::Store)?;
         self.advance(core, now, out);
         let visibility = params.visibility.unwrap_or_else(|| core.st.default_visibility());
         let mut taken = 0;
         while taken < max && !core.st.is_paused() {
             let Some(grant) = core.st.lease(now, visibility) else { break };
-            if let Some(durable) = &self.durable {
-                durable.record(Change::Lease(&grant));
-            }
+            let (id, attempt, deadline) = (grant.token.id, grant.attempt, grant.deadline);
+            self.record(|| Change::Lease { id, attempt, deadline });
             if let Some(lease) = self.lease_of(core, grant) {
                 take(lease);
                 taken += 1;
@@ -489,13 +524,12 @@ impl<T: Send + Sync + 'static> Inner<T> {
                         PushFail::Store(e) => TryPushError::Store(job, e),
                     });
                 }
-                let place = options.placement(now, &self.clock, self.ttl);
                 if let Some(durable) = &self.durable {
-                    if let Err(e) = durable.push(core.st.next_id(), now, &place, None, &job) {
+                    if let Err(e) = self.record_push(&**durable, &core.st, now, &job, &options) {
                         return Err(TryPushError::Store(job, e));
                     }
                 }
-                Ok(self.insert(&mut core, now, Arc::new(job), place))
+                Ok(self.insert(&mut core, now, Arc::new(job), &options))
             })
             .collect();
         self.finish(core, out);
@@ -629,9 +663,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
     pub(crate) fn set_paused(&self, paused: bool) {
         let mut core = self.core.lock();
         core.st.set_paused(paused);
-        if let Some(durable) = &self.durable {
-            durable.record(Change::Paused(paused));
-        }
+        self.record(|| Change::Paused(paused));
         if !paused {
             self.consumers.notify_all();
         }
@@ -646,9 +678,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         let removed: Vec<Option<Arc<T>>> = self.locked(|core| {
             let now = core.st.now();
             let slots = core.st.purge(now);
-            if let Some(durable) = &self.durable {
-                durable.record(Change::Purge);
-            }
+            self.record(|| Change::Purge);
             slots.iter().map(|&slot| core.take_job(slot)).collect()
         });
         let purged = removed.len();
@@ -702,9 +732,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
 
     pub(crate) fn drain_dead_letters(&self) -> Vec<DeadLetter<T>> {
         let drained = self.locked(|core| {
-            if let Some(durable) = &self.durable {
-                durable.record(Change::DrainDead);
-            }
+            self.record(|| Change::DrainDead);
             core.dead.drain(..).collect()
         });
         let _ = self.commit(); // as for `purge`
@@ -714,9 +742,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
     /// A dead letter taken with [`take_dead_letter`](Inner::take_dead_letter) was redriven: it is not
     /// put back.
     pub(crate) fn dead_letter_moved(&self, id: JobId) {
-        if let Some(durable) = &self.durable {
-            durable.record(Change::Unbury(id.as_u64()));
-        }
+        self.record(|| Change::Unbury(id.as_u64()));
     }
 
     /// The lease of a grant. `None` only if the invariant "a live slot holds its job" were broken: a debug
@@ -735,14 +761,11 @@ impl<T: Send + Sync + 'static> Inner<T> {
     // ----- lease outcomes, called by `Lease` -----
 
     pub(crate) fn ack(&self, token: Token) -> Result<(), LeaseLost> {
-        self.check().map_err(LeaseLost::Store)?;
         let mut core = self.core.lock();
         let result = core.st.ack(token);
         let job = match result {
             Ok(()) => {
-                if let Some(durable) = &self.durable {
-                    durable.record(Change::Ack(token.id));
-                }
+                self.record(|| Change::Ack(token.id));
                 core.take_job(token.slot)
             }
             Err(_) => None,
@@ -854,6 +877,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
             st.observe_events();
         }
         let manual = parts.clock.is_manual();
+        let extras = manual || !parts.alarms.is_empty() || parts.durable.is_some();
         let inner = Arc::new(Inner {
             core: Padded(Mutex::new(Core {
                 st,
@@ -877,10 +901,38 @@ impl<T: Send + Sync + 'static> Inner<T> {
             watchers: Mutex::new(Vec::new()),
             watched: AtomicBool::new(false),
             quiet: AtomicU64::new(NEVER),
+            extras,
             manual,
         });
         let listener: Arc<dyn Listener> = inner.clone();
         inner.clock.register(Arc::downgrade(&listener));
         inner
     }
+}
+
+// The durable store's calls, out of the memory store's hot path: without one, each costs a test of
+// `Inner::durable` and a branch not taken.
+
+#[cold]
+#[inline(never)]
+fn commit_cold<T>(durable: &dyn Durable<T>) -> Result<(), StoreError> {
+    durable.commit()
+}
+
+#[cold]
+#[inline(never)]
+fn check_cold<T>(durable: &dyn Durable<T>) -> Result<(), StoreError> {
+    durable.check()
+}
+
+#[cold]
+#[inline(never)]
+fn record_cold<T>(durable: &dyn Durable<T>, change: Change<'_>) {
+    durable.record(change);
+}
+
+#[cold]
+#[inline(never)]
+fn after_cold<T>(durable: &dyn Durable<T>, core: &Core<T>) {
+    durable.after(core);
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Tick;
-use crate::core::{Config, Exit, Grant, Placement, State};
+use crate::core::{Config, Exit, Placement, State};
 use crate::panics::PanicHook;
 use crate::store::memory::Core;
 use crate::{Alarm, AlarmEvent, Backoff, Clock, DeadLetter, DeadLetterSink, Event, Overflow, StoreError};
@@ -152,7 +152,11 @@ pub(crate) trait Durable<T>: Send + Sync {
 /// A change for a durable store to record (see [`Durable::record`]).
 #[cfg_attr(not(feature = "journal"), allow(dead_code))]
 pub(crate) enum Change<'a> {
-    Lease(&'a Grant),
+    Lease {
+        id: u64,
+        attempt: u32,
+        deadline: Tick,
+    },
     Ack(u64),
     /// A job back in the queue after a nack, a release or a revoke: its slot, read from the state.
     Requeue(&'a State, u32),

@@ -246,9 +246,7 @@ impl<T: Send + Sync + 'static> Durable<T> for Journal<T> {
 
     fn record(&self, change: Change<'_>) {
         let record = match change {
-            Change::Lease(grant) => {
-                Record::Lease { id: grant.token.id, attempt: grant.attempt, deadline: grant.deadline }
-            }
+            Change::Lease { id, attempt, deadline } => Record::Lease { id, attempt, deadline },
             Change::Ack(id) => Record::Ack { id },
             Change::Requeue(st, slot) => {
                 let Some((id, attempt, due, history)) = st.requeued(slot) else { return };
