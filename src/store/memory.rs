@@ -253,14 +253,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
     #[inline(never)]
     fn unpush<J: Payload<T>>(&self, pushed: Pushed, e: StoreError) -> Result<Pushed, (J, PushFail)> {
         let Pushed::Enqueued(id) = pushed else { return Ok(pushed) };
-        let mut core = self.core.lock();
-        let slot = (0..core.st.slot_count() as u32)
-            .find(|&slot| core.st.requeued(slot).is_some_and(|(live, ..)| live == id.as_u64()));
-        let job = match slot {
-            Some(slot) if core.st.withdraw(slot, id.as_u64()) => core.take_job(slot),
-            _ => None,
-        };
-        drop(core);
+        let job = self.withdraw(&mut self.core.lock(), id);
         match job.map(J::from_shared) {
             Some(Ok(job)) => Err((job, PushFail::Store(e))),
             Some(Err(shared)) => {
@@ -511,7 +504,10 @@ impl<T: Send + Sync + 'static> Inner<T> {
         let now = core.st.catch_up(reading);
         self.advance(&mut core, now, &mut out);
         let options = PushOptions::new();
-        let results: Vec<_> = jobs
+        if let Some(durable) = &self.durable {
+            durable.batch(); // one write for the whole batch, made below
+        }
+        let mut results: Vec<_> = jobs
             .into_iter()
             .map(|job| {
                 if core.st.is_closed() || core.st.ids_exhausted() {
@@ -532,25 +528,51 @@ impl<T: Send + Sync + 'static> Inner<T> {
                 Ok(self.insert(&mut core, now, Arc::new(job), &options))
             })
             .collect();
+        if let Some(durable) = &self.durable {
+            if let Err(e) = durable.flush() {
+                // No record was written: the batch is undone, under the same lock, and every job handed back.
+                results = results.into_iter().map(|result| self.unpush_one(&mut core, result, &e)).collect();
+            }
+        }
         self.finish(core, out);
         if let Err(e) = self.commit() {
-            return results.into_iter().map(|result| self.unpush_one(result, &e)).collect();
+            let mut core = self.core.lock();
+            return results.into_iter().map(|result| self.unpush_one(&mut core, result, &e)).collect();
         }
         self.pushed();
         results
     }
 
-    /// [`unpush`](Inner::unpush) for one job of a batch.
+    /// Undoes one push of a batch whose records were not written or not synced, if its job is still in
+    /// the queue unleased: the job comes back with `e`.
     #[cold]
     fn unpush_one(
         &self,
+        core: &mut Core<T>,
         result: Result<JobId, TryPushError<T>>,
         e: &StoreError,
     ) -> Result<JobId, TryPushError<T>> {
         let id = result?;
-        match self.unpush::<T>(Pushed::Enqueued(id), e.clone()) {
-            Ok(_) => Ok(id),
-            Err((job, _)) => Err(TryPushError::Store(job, e.clone())),
+        match self.withdraw(core, id).map(Arc::try_unwrap) {
+            Some(Ok(job)) => Err(TryPushError::Store(job, e.clone())),
+            Some(Err(shared)) => {
+                self.catcher.dispose(shared);
+                Ok(id)
+            }
+            None => Ok(id),
+        }
+    }
+
+    /// Takes job `id` back out of the queue if it has not been leased yet (see [`State::withdraw`]).
+    #[cold]
+    fn withdraw(&self, core: &mut Core<T>, id: JobId) -> Option<Arc<T>> {
+        let id = id.as_u64();
+        let live = |slot: &u32| core.st.requeued(*slot).is_some_and(|(live, ..)| live == id);
+        let slot = (0..core.st.slot_count() as u32).rev().find(live)?;
+        if core.st.withdraw(slot, id) {
+            core.take_job(slot)
+        } else {
+            None
         }
     }
 

@@ -135,6 +135,12 @@ pub(crate) trait Durable<T>: Send + Sync {
     /// Records a dead letter put (back) into the built-in store: one the sink refused or panicked on,
     /// or one a redrive could not move.
     fn bury(&self, letter: &DeadLetter<T>);
+    /// Gathers the records from now on into one write, made by [`flush`](Durable::flush) (a batch of
+    /// pushes).
+    fn batch(&self);
+    /// Writes the records gathered since [`batch`](Durable::batch). An error writes none of them: the
+    /// caller undoes their changes.
+    fn flush(&self) -> Result<(), StoreError>;
     /// Whether the store takes records: an operation asks before it changes anything.
     fn check(&self) -> Result<(), StoreError>;
     /// Returns once every change recorded so far is as durable as the store promises.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use effectum::{Job, JobRunner, Queue, RunningJob, Worker};
 use tokio::sync::Notify;
 
-use crate::{latency, rate, validity, Row, Tally};
+use crate::{durable, latency, rate, validity, Row, Tally};
 
 const JOB_TYPE: &str = "noop";
 
@@ -141,14 +141,24 @@ pub fn all(n: u64, failing: u64, consumers: usize, rows: &mut Vec<Row>) {
         for i in 0..n {
             queue.add_job(job(i, 0)).await.expect("add_job");
         }
-        rows.push(row("W1 push", n, start.elapsed(), format!("{n} jobs, one transaction each")));
+        rows.push(row(durable::PUSH_1, n, start.elapsed(), "one transaction each".into()));
         let run = Run::new(n, false, false);
         let start = Instant::now();
         let w = worker(&queue, &run, consumers).await;
         let outcome = run.wait().await;
         let elapsed = start.elapsed();
         stop(w, &queue).await;
-        rows.push(row("W2 drain", n, elapsed, outcome.err().unwrap_or_else(|| validity(run.tally.seen.check()))));
+        rows.push(row(durable::DRAIN, n, elapsed, outcome.err().unwrap_or_else(|| validity(run.tally.seen.check()))));
+
+        // Batches of 1 000 (`add_jobs`, one transaction each).
+        let db = TempDb::new("batch");
+        let queue = Queue::new(&db.path()).await.expect("effectum queue");
+        let start = Instant::now();
+        for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+            queue.add_jobs(chunk.iter().map(|&i| job(i, 0)).collect()).await.expect("add_jobs");
+        }
+        rows.push(row(durable::BATCH, n, start.elapsed(), "one transaction per batch".into()));
+        let _ = queue.close(Duration::from_secs(5)).await;
 
         // W3: two producer tasks push while the worker runs.
         let db = TempDb::new("steady");
@@ -176,7 +186,7 @@ pub fn all(n: u64, failing: u64, consumers: usize, rows: &mut Vec<Row>) {
         let note = outcome
             .err()
             .unwrap_or_else(|| format!("{}; {}", latency("push-to-handle", &run.tally.histogram()), validity(run.tally.seen.check())));
-        rows.push(row("W3 steady", run.tally.target, elapsed, note));
+        rows.push(row(durable::POOL, run.tally.target, elapsed, note));
 
         // W4: every tenth job fails once and is retried with no backoff. Fewer jobs: each retry rewrites
         // every row (see `job`), so the run grows with the square of the job count.

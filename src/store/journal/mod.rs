@@ -142,7 +142,22 @@ pub(crate) struct Journal<T> {
 #[derive(Default)]
 struct Scratch {
     payload: Vec<u8>,
+    out: Out,
+}
+
+/// Where records go: written one at a time, or gathered into a batch written at once.
+#[derive(Default)]
+struct Out {
     record: Vec<u8>,
+    batch: Option<Batch>,
+}
+
+/// Records gathered for one write (see [`Durable::batch`]).
+#[derive(Default)]
+struct Batch {
+    buf: Vec<u8>,
+    /// Where each record ends in `buf`.
+    ends: Vec<usize>,
 }
 
 impl JournalOptions {
@@ -173,20 +188,32 @@ impl<T> Journal<T> {
         }
     }
 
-    /// Encodes `record` and writes it.
-    fn write(&self, scratch: &mut Vec<u8>, record: &Record<'_>) -> Result<(), JournalError> {
-        scratch.clear();
-        *scratch = postcard::to_extend(record, std::mem::take(scratch))
-            .map_err(|e| JournalError::Encode(e.to_string()))?;
-        self.log.append([&scratch[..]])?;
-        self.since_checkpoint.fetch_add(scratch.len() as u64 + 8, Ordering::Relaxed);
-        Ok(())
+    /// Encodes `record` and writes it (or adds it to the batch being gathered); returns its length.
+    fn write(&self, out: &mut Out, record: &Record<'_>) -> Result<usize, JournalError> {
+        let encoded = |buf: &mut Vec<u8>| -> Result<(), JournalError> {
+            *buf = postcard::to_extend(record, std::mem::take(buf)).map_err(|e| JournalError::Encode(e.to_string()))?;
+            Ok(())
+        };
+        if let Some(batch) = &mut out.batch {
+            let start = batch.buf.len();
+            if let Err(e) = encoded(&mut batch.buf) {
+                batch.buf.truncate(start);
+                return Err(e);
+            }
+            batch.ends.push(batch.buf.len());
+            return Ok(batch.buf.len() - start);
+        }
+        out.record.clear();
+        encoded(&mut out.record)?;
+        self.log.append([&out.record[..]])?;
+        self.since_checkpoint.fetch_add(out.record.len() as u64 + 8, Ordering::Relaxed);
+        Ok(out.record.len())
     }
 
     /// Writes a record of a change that has taken effect; a failure fails the journal.
     fn write_or_fail(&self, record: &Record<'_>) {
         let mut scratch = self.scratch.lock();
-        if let Err(e) = self.write(&mut scratch.record, record) {
+        if let Err(e) = self.write(&mut scratch.out, record) {
             self.log.fail(e.to_string());
         }
     }
@@ -225,7 +252,7 @@ impl<T: Send + Sync + 'static> Durable<T> for Journal<T> {
         job: &T,
     ) -> Result<(), StoreError> {
         let mut scratch = self.scratch.lock();
-        let Scratch { payload, record } = &mut *scratch;
+        let Scratch { payload, out } = &mut *scratch;
         payload.clear();
         (self.encode)(job, payload).map_err(|e| StoreError::new(JournalError::Encode(e.to_string())))?;
         let push = Record::Push {
@@ -238,8 +265,8 @@ impl<T: Send + Sync + 'static> Durable<T> for Journal<T> {
             dedup,
             payload,
         };
-        self.write(record, &push).map_err(StoreError::new)?;
-        self.push_bytes.fetch_add(record.len() as u64 + 8, Ordering::Relaxed);
+        let len = self.write(out, &push).map_err(StoreError::new)?;
+        self.push_bytes.fetch_add(len as u64 + 8, Ordering::Relaxed);
         self.pushes.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -269,14 +296,31 @@ impl<T: Send + Sync + 'static> Durable<T> for Journal<T> {
 
     fn bury(&self, letter: &DeadLetter<T>) {
         let mut scratch = self.scratch.lock();
-        let Scratch { payload, record } = &mut *scratch;
+        let Scratch { payload, out } = &mut *scratch;
         payload.clear();
         let written = (self.encode)(&letter.job, payload)
             .map_err(|e| JournalError::Encode(e.to_string()))
-            .and_then(|()| self.write(record, &self.dead_letter_record(letter, payload)));
+            .and_then(|()| self.write(out, &self.dead_letter_record(letter, payload)));
         if let Err(e) = written {
             self.log.fail(e.to_string());
         }
+    }
+
+    fn batch(&self) {
+        self.scratch.lock().out.batch.get_or_insert_with(Batch::default);
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        let Some(batch) = self.scratch.lock().out.batch.take() else { return Ok(()) };
+        let mut start = 0;
+        let records = batch.ends.iter().map(|&end| {
+            let record = &batch.buf[start..end];
+            start = end;
+            record
+        });
+        self.log.append(records).map_err(StoreError::new)?;
+        self.since_checkpoint.fetch_add((batch.buf.len() + 8 * batch.ends.len()) as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     fn check(&self) -> Result<(), StoreError> {
