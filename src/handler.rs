@@ -330,12 +330,21 @@ pub(crate) fn outcome_of(ran: &Ran) -> (Outcome, bool) {
 }
 
 /// Settles the job as the handler decided; a panic is a failed attempt with the panic's message.
-pub(crate) fn settle<T: Send + Sync + 'static>(lease: Lease<T>, ran: Ran) -> Result<Settled, LeaseLost> {
+///
+/// A pool settles with `unsynced_ack`: an ack does not wait for a durable store's sync, which the
+/// worker's next lease waits for anyway (the worker waits for it itself when nothing is ready, and when
+/// it stops; see `Lease::ack_unsynced`).
+pub(crate) fn settle<T: Send + Sync + 'static>(
+    lease: Lease<T>,
+    ran: Ran,
+    unsynced_ack: bool,
+) -> Result<Settled, LeaseLost> {
     let retried = |n: NackOutcome| match n {
         NackOutcome::DeadLettered => Settled::Exhausted,
         _ => Settled::Retrying,
     };
     match ran {
+        Ran::Returned(Outcome::Done) if unsynced_ack => lease.ack_unsynced().map(|()| Settled::Acked),
         Ran::Returned(Outcome::Done) => lease.ack().map(|()| Settled::Acked),
         Ran::Returned(Outcome::Retry { reason, delay: Some(delay) }) => {
             lease.nack_after(reason, delay).map(retried)

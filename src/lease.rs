@@ -372,6 +372,14 @@ impl<T: Send + Sync + 'static> Lease<T> {
         self.queue.catcher().dispose_job(self.job.take());
     }
 
+    /// An ack that does not wait for a durable store's sync: a pool worker's next lease (or its exit)
+    /// waits for both. A crash in between delivers the job again, as at-least-once allows; the handler
+    /// has returned, and nobody else waits on this ack.
+    pub(crate) fn ack_unsynced(mut self) -> Result<(), LeaseLost> {
+        self.put_down();
+        self.queue.ack_lease_unsynced(self.token)
+    }
+
     pub(crate) fn token(&self) -> Token {
         self.token
     }

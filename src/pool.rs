@@ -581,6 +581,9 @@ impl<T: Send + Sync + 'static> Shared<T> {
                 }
             }
         }
+        // The worker's last acks did not wait for a durable store's sync (see `handler::settle`): now they do.
+        // A failure fails the store, which every later call reports.
+        let _ = queue.commit();
         if let Some(hook) = &self.cfg.on_stop {
             catcher.call(PanicSite::WorkerStop, None, || hook(slot.index));
         }
@@ -626,7 +629,11 @@ impl<T: Send + Sync + 'static> Shared<T> {
                 self.queue.catcher().call(PanicSite::HandlerPanicHook, Some(id), || hook(id, message));
             }
         }
-        let settled = handler::settle(lease, ran);
+        let settled = handler::settle(lease, ran, true);
+        if self.queue.ready_hint() == 0 {
+            // No next lease is likely to follow at once and wait for the ack's sync: wait for it here.
+            let _ = self.queue.commit();
+        }
         match settled {
             Ok(Settled::Acked) => count(&c.succeeded),
             Ok(Settled::Retrying) => count(&c.failed),

@@ -705,6 +705,16 @@ impl<T: Send + Sync + 'static> Queue<T> {
         self.inner.ack(token)
     }
 
+    /// An ack that does not wait for a durable store's sync (see `Lease::ack_unsynced`).
+    pub(crate) fn ack_lease_unsynced(&self, token: Token) -> Result<(), LeaseLost> {
+        self.inner.ack_unsynced(token)
+    }
+
+    /// Waits until every change so far is durable (at once for the memory store).
+    pub(crate) fn commit(&self) -> Result<(), crate::StoreError> {
+        self.inner.commit()
+    }
+
     /// A failed attempt: retried after `delay` (returns when it is due), or dead-lettered (`None`).
     pub(crate) fn nack_lease(
         &self,

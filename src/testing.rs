@@ -184,7 +184,7 @@ where
                 let ran = handler::run(handler, &mut lease, clock, &cancelled, NEVER);
                 let (outcome, panicked) = handler::outcome_of(&ran);
                 // An error: the lease was lost (the handler let the test clock run past it).
-                let settled = handler::settle(lease, ran).ok();
+                let settled = handler::settle(lease, ran, false).ok();
                 summary.record(Attempt { id, attempt, at, outcome }, panicked, settled);
             }
             Err(_) => match (&test_clock, queue.next_event()) {

@@ -563,6 +563,11 @@ impl State {
         Some((s.id, s.attempt, s.due, history))
     }
 
+    /// The id of the job in `slot`, if one is there.
+    pub fn job_id(&self, slot: u32) -> Option<u64> {
+        self.slots.get(slot as usize).filter(|s| s.phase != Phase::Free).map(|s| s.id)
+    }
+
     /// The id the next push gets.
     pub fn next_id(&self) -> u64 {
         self.next_id

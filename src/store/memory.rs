@@ -567,8 +567,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
     #[cold]
     fn withdraw(&self, core: &mut Core<T>, id: JobId) -> Option<Arc<T>> {
         let id = id.as_u64();
-        let live = |slot: &u32| core.st.requeued(*slot).is_some_and(|(live, ..)| live == id);
-        let slot = (0..core.st.slot_count() as u32).rev().find(live)?;
+        let slot = (0..core.st.slot_count() as u32).rev().find(|&slot| core.st.job_id(slot) == Some(id))?;
         if core.st.withdraw(slot, id) {
             core.take_job(slot)
         } else {
@@ -599,12 +598,10 @@ impl<T: Send + Sync + 'static> Inner<T> {
                     if left {
                         dropped.push(core.take_job(token.slot));
                     }
-                    if let Some(durable) = &self.durable {
-                        if left {
-                            durable.record(Change::Ack(token.id));
-                        } else if core.st.requeued(token.slot).is_some_and(|(id, ..)| id == token.id) {
-                            durable.record(Change::Requeue(&core.st, token.slot));
-                        }
+                    if left {
+                        self.record(|| Change::Ack(token.id));
+                    } else {
+                        self.requeued(&core.st, token);
                     }
                     value
                 }));
@@ -783,6 +780,13 @@ impl<T: Send + Sync + 'static> Inner<T> {
     // ----- lease outcomes, called by `Lease` -----
 
     pub(crate) fn ack(&self, token: Token) -> Result<(), LeaseLost> {
+        self.ack_unsynced(token)?;
+        self.commit().map_err(LeaseLost::Store)
+    }
+
+    /// An ack that does not wait for a durable store's sync: the next operation that waits covers it (a
+    /// pool worker's next lease). A crash before then delivers the job again.
+    pub(crate) fn ack_unsynced(&self, token: Token) -> Result<(), LeaseLost> {
         let mut core = self.core.lock();
         let result = core.st.ack(token);
         let job = match result {
@@ -794,8 +798,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         };
         self.finish(core, Outbox::new());
         self.catcher.dispose_job(job); // the job's destructor runs outside the lock
-        result?;
-        self.commit().map_err(LeaseLost::Store)
+        result
     }
 
     /// A failed attempt: retried after `delay` (returns when it is due), or dead-lettered if it was the
@@ -849,10 +852,8 @@ impl<T: Send + Sync + 'static> Inner<T> {
 
     /// Records that the job of `token` is back in the queue, if it is (not dead-lettered instead).
     fn requeued(&self, st: &State, token: Token) {
-        if let Some(durable) = &self.durable {
-            if st.requeued(token.slot).is_some_and(|(id, ..)| id == token.id) {
-                durable.record(Change::Requeue(st, token.slot));
-            }
+        if st.job_id(token.slot) == Some(token.id) {
+            self.record(|| Change::Requeue(st, token.slot));
         }
     }
 

@@ -247,15 +247,16 @@ fn a_torn_tail_is_cut_off_and_reported_and_nothing_synced_is_lost() {
     }
     drop(queue);
     let last = segments(&dir).pop().unwrap();
-    let len = fs::metadata(&last).unwrap().len();
-    // Half a frame of garbage, as a crash mid-write leaves.
     let mut bytes = fs::read(&last).unwrap();
-    bytes.extend_from_slice(&[40, 0, 0, 0, 1, 2, 3]);
+    let end = records_end(&bytes);
+    // Half a frame of garbage where the next record would go, as a crash mid-write leaves.
+    bytes[end..end + 7].copy_from_slice(&[40, 0, 0, 0, 1, 2, 3]);
+    let len = bytes.len();
     fs::write(&last, bytes).unwrap();
 
     let queue = open::<u32>(&dir, &clock);
     let torn = queue.recovery().unwrap().torn.expect("the tail is reported");
-    assert_eq!((torn.offset, torn.bytes), (len, 7));
+    assert_eq!((torn.offset, torn.bytes), (end as u64, (len - end) as u64));
     assert_eq!(queue.len(), 10);
 }
 
@@ -338,7 +339,7 @@ fn a_power_cut_at_any_byte_after_the_last_sync_loses_nothing_that_was_synced() {
     let queue = open::<u32>(&dir, &clock);
     let synced: Vec<_> = (0..5).map(|job| queue.push(job).unwrap()).collect();
     let last = segments(&dir).pop().unwrap();
-    let synced_len = fs::metadata(&last).unwrap().len() as usize;
+    let synced_len = records_end(&fs::read(&last).unwrap());
     // What a power cut could take: the records written after that point (here synced too, but a cut
     // may leave any prefix of them, or garbage where the disk had not written them yet).
     let lease = queue.try_lease().unwrap();
@@ -346,7 +347,8 @@ fn a_power_cut_at_any_byte_after_the_last_sync_loses_nothing_that_was_synced() {
     for job in 5..8 {
         queue.push(job).unwrap();
     }
-    let full = fs::read(&last).unwrap();
+    let mut full = fs::read(&last).unwrap();
+    full.truncate(records_end(&full)); // zeros follow the records: space allocated ahead
     drop(queue);
     assert!(full.len() > synced_len + 20);
 
@@ -379,8 +381,21 @@ fn a_power_cut_at_any_byte_after_the_last_sync_loses_nothing_that_was_synced() {
     }
 }
 
-/// Whether `cut` falls exactly between two records of the segment `bytes` (16-byte header, then frames
-/// of `length: u32 | crc: u32 | payload`).
+/// Where the records of segment `bytes` end (16-byte header, then frames of
+/// `length: u32 | crc: u32 | payload`, then zeros).
+fn records_end(bytes: &[u8]) -> usize {
+    let mut at = 16;
+    while at + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        if len == 0 {
+            break;
+        }
+        at += 8 + len;
+    }
+    at
+}
+
+/// Whether `cut` falls exactly between two records of the segment `bytes`.
 fn ends_a_record(bytes: &[u8], cut: usize) -> bool {
     let mut at = 16;
     while at < cut {

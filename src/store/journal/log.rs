@@ -5,24 +5,29 @@
 //! open) and segments named by a 20-digit sequence number, `00000000000000000001.log` and on. A segment
 //! starts with a 16-byte header: the magic `LQJL`, the format version (`u32`, little-endian) and its own
 //! sequence number (`u64`). Records follow, each `length: u32 | crc32c: u32 | payload` (little-endian; the
-//! CRC-32C covers the length and the payload), with a payload of 1 byte to [`MAX_RECORD`]. A segment past
-//! its size limit is closed (synced) and the next one created, and the directory synced.
+//! CRC-32C covers the length and the payload), with a payload of 1 byte to [`MAX_RECORD`]. Zeros follow
+//! the records: the segment is filled with zeros a little ahead of them ([`PREALLOCATE`]), so that a sync
+//! of records written over zeros is a sync of data alone, not of the file's growing length too (a
+//! quarter cheaper here, as SQLite's reused write-ahead log). A segment past its size limit is closed
+//! (cut to its last record and synced) and the next one created, and the directory synced.
 //!
 //! **Durability.** [`SyncPolicy::Always`] (the default) returns from a commit only once every record up to
 //! it is on disk (`fdatasync`); concurrent committers share one sync: whoever finds no sync running
 //! syncs everything appended so far, and the others wait for it (group commit, as RabbitMQ's write-ahead
 //! log does). [`SyncPolicy::Interval`] syncs from a background thread at most that long after a record
 //! is appended, and on close. [`SyncPolicy::Os`] leaves it to the operating system. A write or sync that
-//! fails (a full disk, an I/O error) leaves the log as it was before the record (a failed write is cut
-//! back); after a failed sync the log refuses every later call, since what reached the disk is unknown.
+//! fails (a full disk, an I/O error) leaves the log as it was before the record (what a failed write may
+//! have left is zeroed); after a failed sync the log refuses every later call, since what reached the
+//! disk is unknown.
 //!
 //! **Recovery.** Opening replays every record in order. In the last segment, a frame that is cut short
-//! or whose checksum fails marks a torn tail (what a crash or a power cut left of unsynced writes): it is
-//! cut off and reported, and appending goes on from there. Anywhere else it is an error naming the file
-//! and the offset: records that were synced are never skipped silently.
+//! or whose checksum fails, followed by anything but zeros, marks a torn tail (what a crash or a power cut
+//! left of unsynced writes): it is cut off and reported, and appending goes on from there. Zeros after the
+//! last record are the space allocated ahead, not a tear. Anywhere else a bad frame is an error naming the
+//! file and the offset: records that were synced are never skipped silently.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -43,6 +48,8 @@ const HEADER_LEN: usize = 16;
 const FRAME_LEN: usize = 8;
 /// The largest record payload: a longer length in a frame is corruption.
 pub(crate) const MAX_RECORD: usize = 64 << 20;
+/// How far ahead of the records a segment is filled with zeros (at most to its size limit).
+const PREALLOCATE: u64 = 1 << 20;
 /// The name of the lock file.
 const LOCK_FILE: &str = "lock";
 
@@ -236,8 +243,10 @@ struct Shared {
 struct Writer {
     file: Arc<File>,
     seq: u64,
-    /// The current segment's length.
+    /// The current segment's length: where the next record goes.
     len: u64,
+    /// The file's length: zeros from `len` on (see [`PREALLOCATE`]).
+    allocated: u64,
     appended: Lsn,
     synced: Lsn,
     syncing: bool,
@@ -281,35 +290,38 @@ impl Log {
         let segments = segments(dir)?;
         let mut recovery = Recovery { segments: segments.len(), ..Recovery::default() };
         let last = segments.len().checked_sub(1);
+        let mut last_end = HEADER_LEN as u64;
         for (i, (seq, path)) in segments.iter().enumerate() {
             let bytes = fs::read(path).map_err(io(path))?;
             let end = read_segment(path, *seq, &bytes, Some(i) == last, &mut |record| {
                 recovery.records += 1;
                 replay(record)
             })?;
-            if end < bytes.len() as u64 {
-                // Only the last segment may end early: cut its torn tail off.
+            // Zeros after the records are space allocated ahead (see `PREALLOCATE`); anything else in the last
+            // segment is a torn tail: cut off.
+            if !bytes[end as usize..].iter().all(|&b| b == 0) {
                 let file = OpenOptions::new().write(true).open(path).map_err(io(path))?;
                 file.set_len(end).map_err(io(path))?;
                 file.sync_all().map_err(io(path))?;
                 recovery.torn =
                     Some(Torn { path: path.clone(), offset: end, bytes: bytes.len() as u64 - end });
             }
+            last_end = end;
         }
         let (file, seq, len) = match segments.last() {
             Some((seq, path)) => {
-                let file = OpenOptions::new().append(true).open(path).map_err(io(path))?;
-                let len = file.metadata().map_err(io(path))?.len();
-                if len < HEADER_LEN as u64 {
+                let file = OpenOptions::new().read(true).write(true).open(path).map_err(io(path))?;
+                if last_end < HEADER_LEN as u64 {
                     // A segment whose header was torn: nothing in it was ever synced. Start it afresh.
                     file.set_len(0).map_err(io(path))?;
-                    (&file).write_all(&header(*seq)).map_err(io(path))?;
+                    write_at(&file, &header(*seq), 0).map_err(io(path))?;
                     file.sync_all().map_err(io(path))?;
                 }
-                (file, *seq, len.max(HEADER_LEN as u64))
+                (file, *seq, last_end.max(HEADER_LEN as u64))
             }
             None => (create_segment(dir, 1)?, 1, HEADER_LEN as u64),
         };
+        let allocated = file.metadata().map_err(io(dir))?.len().max(len);
         let shared = Arc::new(Shared {
             dir: dir.to_owned(),
             options,
@@ -317,6 +329,7 @@ impl Log {
                 file: Arc::new(file),
                 seq,
                 len,
+                allocated,
                 appended: 0,
                 synced: 0,
                 syncing: false,
@@ -533,13 +546,25 @@ impl Shared {
         if framed.is_empty() {
             return Ok(());
         }
-        if let Err(source) = (&*w.file).write_all(framed) {
-            if let Err(cut) = w.file.set_len(w.len) {
-                w.failed = Some(format!("a failed write could not be cut back: {cut}"));
+        let end = w.len + framed.len() as u64;
+        if end > w.allocated {
+            // Zeros ahead, so that a sync of the records written over them is a sync of data alone (a file
+            // that grows makes every `fdatasync` commit its new length too).
+            let to = end.max((w.len + PREALLOCATE).min(self.options.segment_size));
+            let zeros = vec![0; (to - w.allocated) as usize];
+            if let Err(source) = write_at(&w.file, &zeros, w.allocated) {
+                return Err(JournalError::Io { path: self.segment_path(w.seq), source });
+            }
+            w.allocated = to;
+        }
+        if let Err(source) = write_at(&w.file, framed, w.len) {
+            // Zero what may have been written, so that no torn record ever sits before later ones.
+            if let Err(cut) = write_at(&w.file, &vec![0; framed.len()], w.len) {
+                w.failed = Some(format!("a failed write could not be undone: {cut}"));
             }
             return Err(JournalError::Io { path: self.segment_path(w.seq), source });
         }
-        w.len += framed.len() as u64;
+        w.len = end;
         w.appended += count;
         Ok(())
     }
@@ -547,7 +572,8 @@ impl Shared {
     /// Closes the current segment (synced, so that every record so far is durable) and starts the next.
     fn rotate(&self, w: &mut MutexGuard<'_, Writer>) -> Result<(), JournalError> {
         let path = self.segment_path(w.seq);
-        if let Err(source) = w.file.sync_data() {
+        // The closed segment ends at its last record: its zeros ahead are cut off.
+        if let Err(source) = w.file.set_len(w.len).and_then(|()| w.file.sync_all()) {
             w.failed = Some(format!("sync of {}: {source}", path.display()));
             return Err(JournalError::Io { path, source });
         }
@@ -557,6 +583,7 @@ impl Shared {
         w.file = Arc::new(create_segment(&self.dir, seq)?);
         w.seq = seq;
         w.len = HEADER_LEN as u64;
+        w.allocated = HEADER_LEN as u64;
         self.changed.notify_all();
         Ok(())
     }
@@ -653,8 +680,8 @@ fn header(seq: u64) -> [u8; HEADER_LEN] {
 fn create_segment(dir: &Path, seq: u64) -> Result<File, JournalError> {
     let path = dir.join(segment_name(seq));
     let io = |source| JournalError::Io { path: path.clone(), source };
-    let file = OpenOptions::new().append(true).create_new(true).open(&path).map_err(io)?;
-    (&file).write_all(&header(seq)).map_err(io)?;
+    let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(io)?;
+    write_at(&file, &header(seq), 0).map_err(io)?;
     file.sync_all().map_err(io)?;
     sync_dir(dir)?;
     Ok(file)
@@ -663,6 +690,29 @@ fn create_segment(dir: &Path, seq: u64) -> Result<File, JournalError> {
 fn sync_dir(dir: &Path) -> Result<(), JournalError> {
     let io = |source| JournalError::Io { path: dir.to_owned(), source };
     File::open(dir).map_err(io)?.sync_all().map_err(io)
+}
+
+/// Writes all of `buf` at `offset`.
+#[cfg(unix)]
+fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+}
+
+/// Writes all of `buf` at `offset`.
+#[cfg(windows)]
+fn write_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        match std::os::windows::fs::FileExt::seek_write(file, buf, offset) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                buf = &buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Frames `record` onto the end of `out`: length, CRC-32C of length and payload, payload.
@@ -713,10 +763,9 @@ fn read_segment(
                 replay(record).map_err(|what| corrupt(at, what))?;
                 at += FRAME_LEN + record.len();
             }
-            Err(what) if last => {
-                let _ = what; // the torn tail starts here
-                return Ok(at as u64);
-            }
+            // In the last segment a torn tail starts here; in any, zeros are space allocated ahead (a closed
+            // segment's are cut off, unless a crash came first).
+            Err(_) if last || bytes[at..].iter().all(|&b| b == 0) => return Ok(at as u64),
             Err(what) => return Err(corrupt(at, what)),
         }
     }
@@ -824,18 +873,30 @@ mod tests {
         log.commit(lsn).unwrap();
         drop(log);
         let path = dir.join(segment_name(1));
-        let synced_len = fs::metadata(&path).unwrap().len();
+        let synced_len = records_end(&fs::read(&path).unwrap()) as u64;
         let (log, _, _) = open(dir, os()).unwrap();
         log.append(all[synced as usize..].iter().map(Vec::as_slice)).unwrap();
         drop(log);
         (path, synced_len, all)
     }
 
+    /// Where a segment's records end (zeros follow them).
+    fn records_end(segment: &[u8]) -> usize {
+        let mut at = HEADER_LEN;
+        while let Ok(record) = record_at(segment, at) {
+            at += FRAME_LEN + record.len();
+        }
+        assert!(segment[at..].iter().all(|&b| b == 0), "only zeros follow the records");
+        at
+    }
+
     #[test]
     fn a_cut_at_any_byte_after_the_last_sync_loses_only_the_cut_records() {
         let dir = TempDir::new("cut");
         let (path, synced_len, all) = synced_then_tail(&dir.0, 5, 6);
-        let full = fs::read(&path).unwrap();
+        let mut full = fs::read(&path).unwrap();
+        full.truncate(records_end(&full));
+        assert!(full.len() as u64 > synced_len + 6 * 8);
         for cut in synced_len..=full.len() as u64 {
             fs::write(&path, &full[..cut as usize]).unwrap();
             let (log, recovery, records) = open(&dir.0, os()).unwrap();
@@ -853,10 +914,35 @@ mod tests {
     }
 
     #[test]
+    fn zeros_allocated_ahead_are_no_tear_in_the_last_segment_or_any_other() {
+        let dir = TempDir::new("zeros");
+        let (log, _, _) = open(&dir.0, Options::default()).unwrap();
+        log.append([b"a".as_slice(), b"b".as_slice()]).unwrap();
+        drop(log);
+        let path = dir.0.join(segment_name(1));
+        let bytes = fs::read(&path).unwrap();
+        assert!(bytes.len() > records_end(&bytes), "zeros follow the records");
+        let (log, recovery, records) = open(&dir.0, Options::default()).unwrap();
+        assert_eq!((recovery.torn, records.len()), (None, 2));
+        log.append([b"c".as_slice()]).unwrap(); // over the zeros
+        drop(log);
+        assert_eq!(
+            open(&dir.0, Options::default()).unwrap().2,
+            [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
+        );
+        // A crash between a rotation's new segment and the cut of the old one's zeros: no corruption.
+        let second = dir.0.join(segment_name(2));
+        fs::write(&second, header(2)).unwrap();
+        let (_, recovery, records) = open(&dir.0, Options::default()).unwrap();
+        assert_eq!((recovery.torn, records.len()), (None, 3));
+    }
+
+    #[test]
     fn flipped_bits_in_the_unsynced_tail_cut_it_there_and_never_fail() {
         let dir = TempDir::new("flip");
         let (path, synced_len, all) = synced_then_tail(&dir.0, 4, 4);
-        let full = fs::read(&path).unwrap();
+        let mut full = fs::read(&path).unwrap();
+        full.truncate(records_end(&full));
         for at in synced_len as usize..full.len() {
             for bit in [0, 3, 7] {
                 let mut bytes = full.clone();

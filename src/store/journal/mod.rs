@@ -191,7 +191,8 @@ impl<T> Journal<T> {
     /// Encodes `record` and writes it (or adds it to the batch being gathered); returns its length.
     fn write(&self, out: &mut Out, record: &Record<'_>) -> Result<usize, JournalError> {
         let encoded = |buf: &mut Vec<u8>| -> Result<(), JournalError> {
-            *buf = postcard::to_extend(record, std::mem::take(buf)).map_err(|e| JournalError::Encode(e.to_string()))?;
+            *buf = postcard::to_extend(record, std::mem::take(buf))
+                .map_err(|e| JournalError::Encode(e.to_string()))?;
             Ok(())
         };
         if let Some(batch) = &mut out.batch {
