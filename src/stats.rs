@@ -64,6 +64,12 @@ pub struct Stats {
     /// `Drop`, a backoff function, a worker pool's hooks, a redrive filter; see [`UserPanic`](crate::UserPanic)).
     /// A pool's handler panics are counted in [`PoolStats::panicked`](crate::PoolStats::panicked) instead.
     pub panics: u64,
+    /// A durable queue's syncs (`fdatasync`) since it was opened: under group commit, fewer than the
+    /// calls that waited for one. 0 for a queue in memory.
+    pub syncs: u64,
+    /// Bytes of a torn tail cut off the journal when the queue was opened (see
+    /// [`Queue::recovery`](crate::Queue::recovery), feature `journal`). 0 for a queue in memory.
+    pub torn_bytes: u64,
 }
 
 impl Stats {

@@ -715,6 +715,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
 
     /// Counts and counters, exact at the moment they are read.
     pub(crate) fn stats(&self) -> Stats {
+        let (syncs, torn_bytes) = self.durable.as_ref().map_or((0, 0), |durable| durable.counts());
         self.locked(|core| {
             let counts = core.st.counts();
             let now = core.st.now();
@@ -740,6 +741,8 @@ impl<T: Send + Sync + 'static> Inner<T> {
                 consumers_waiting: core.st.waiting_consumers(),
                 producers_waiting: core.st.waiting_producers(),
                 panics: self.catcher.count(),
+                syncs,
+                torn_bytes,
             }
         })
     }

@@ -149,6 +149,8 @@ pub(crate) trait Durable<T>: Send + Sync {
     fn after(&self, core: &Core<T>);
     /// Under the lock: writes the whole state, which replaces every earlier record.
     fn checkpoint(&self, core: &Core<T>) -> Result<(), StoreError>;
+    /// Its syncs since it was opened, and the bytes of a torn tail it cut off then (see [`crate::Stats`]).
+    fn counts(&self) -> (u64, u64);
     /// The queue is being dropped: the last look at its state.
     fn closing(&self, _core: &Core<T>) {}
     /// The store itself, for what only it knows (a journal's recovery report).

@@ -86,10 +86,13 @@ fn a_reopened_queue_finds_its_jobs_and_forgets_acked_ones() {
     let queue = open::<String>(&dir, &clock);
     let recovery = queue.recovery().unwrap();
     assert_eq!((recovery.jobs, recovery.leased, recovery.dead_letters), (1, 0, 0));
+    let syncs = queue.stats().syncs;
+    assert!(syncs > 0, "the opening's checkpoint is synced");
     let lease = queue.try_lease().unwrap();
     assert_eq!((lease.id(), lease.as_str()), (second, "second"));
     assert_ne!(first, second);
     lease.ack().unwrap();
+    assert!(queue.stats().syncs > syncs, "the lease and the ack waited for a sync");
     // Ids never repeat after a restart.
     assert!(queue.push("third".into()).unwrap() > second);
     drop(queue);
@@ -257,6 +260,7 @@ fn a_torn_tail_is_cut_off_and_reported_and_nothing_synced_is_lost() {
     let queue = open::<u32>(&dir, &clock);
     let torn = queue.recovery().unwrap().torn.expect("the tail is reported");
     assert_eq!((torn.offset, torn.bytes), (end as u64, (len - end) as u64));
+    assert_eq!(queue.stats().torn_bytes, torn.bytes);
     assert_eq!(queue.len(), 10);
 }
 

@@ -238,6 +238,9 @@ struct Shared {
     changed: Condvar,
     /// Held for its lock; released when the log is dropped.
     _lock: File,
+    /// Every write fails while set, as on a full disk (for tests).
+    #[cfg(test)]
+    pub(crate) fail_writes: std::sync::atomic::AtomicBool,
 }
 
 struct Writer {
@@ -340,6 +343,8 @@ impl Log {
             }),
             changed: Condvar::new(),
             _lock: lock,
+            #[cfg(test)]
+            fail_writes: std::sync::atomic::AtomicBool::new(false),
         });
         let flusher = match options.sync {
             SyncPolicy::Interval(every) => {
@@ -504,8 +509,13 @@ impl Log {
         }
     }
 
-    /// How many syncs the log has made (for group-commit measurements).
+    /// Makes every write fail while `fail` holds, as on a full disk.
     #[cfg(test)]
+    pub(crate) fn fail_writes(&self, fail: bool) {
+        self.shared.fail_writes.store(fail, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many syncs the log has made since it was opened.
     pub(crate) fn syncs(&self) -> u64 {
         self.shared.writer.lock().syncs
     }
@@ -545,6 +555,11 @@ impl Shared {
     fn write(&self, w: &mut MutexGuard<'_, Writer>, framed: &[u8], count: u64) -> Result<(), JournalError> {
         if framed.is_empty() {
             return Ok(());
+        }
+        #[cfg(test)]
+        if self.fail_writes.load(std::sync::atomic::Ordering::Relaxed) {
+            let source = io::Error::new(io::ErrorKind::StorageFull, "no space left on device (injected)");
+            return Err(JournalError::Io { path: self.segment_path(w.seq), source });
         }
         let end = w.len + framed.len() as u64;
         if end > w.allocated {

@@ -421,6 +421,10 @@ impl<T: Send + Sync + 'static> Durable<T> for Journal<T> {
         Ok(())
     }
 
+    fn counts(&self) -> (u64, u64) {
+        (self.log.syncs(), self.recovery.torn.as_ref().map_or(0, |torn| torn.bytes))
+    }
+
     fn closing(&self, core: &Core<T>) {
         if !self.checked {
             return;
@@ -802,5 +806,87 @@ impl<T: Send + Sync + 'static> Queue<T> {
 
     fn journal(&self) -> Option<&Journal<T>> {
         self.durable()?.as_any().downcast_ref::<Journal<T>>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{PushError, TryPushError};
+
+    /// A fresh directory under the system's temporary directory, removed when dropped.
+    struct TempDir(std::path::PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            let path = std::env::temp_dir().join(format!("leasequeue-journal-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            TempDir(path)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn disk_full(queue: &Queue<String>, full: bool) {
+        queue.journal().expect("a journal").log.fail_writes(full);
+    }
+
+    #[test]
+    fn a_full_disk_refuses_pushes_with_the_job_and_the_queue_stays_as_it_was() {
+        let dir = TempDir::new("full");
+        let queue: Queue<String> = Queue::builder().open(&dir.0).unwrap();
+        queue.push("kept".into()).unwrap();
+        disk_full(&queue, true);
+        match queue.push("refused".into()) {
+            Err(PushError::Store(job, cause)) => {
+                assert_eq!(job, "refused");
+                assert!(cause.to_string().contains("no space left"), "{cause}");
+            }
+            other => panic!("expected a store error, got {other:?}"),
+        }
+        let batch = queue.push_batch(["a".to_string(), "b".to_string()]);
+        let back: Vec<String> = batch
+            .into_iter()
+            .map(|r| match r {
+                Err(TryPushError::Store(job, _)) => job,
+                other => panic!("expected a store error, got {other:?}"),
+            })
+            .collect();
+        assert_eq!(back, ["a", "b"], "the whole batch comes back");
+        assert_eq!(queue.len(), 1);
+        assert_eq!(queue.stats().pushed, 1);
+        // Room again: the queue goes on, and what it holds is what the journal holds.
+        disk_full(&queue, false);
+        queue.push("after".into()).unwrap();
+        drop(queue);
+        let queue: Queue<String> = Queue::builder().open(&dir.0).unwrap();
+        let jobs: Vec<String> = std::iter::from_fn(|| queue.try_lease().ok()).map(|l| l.clone()).collect();
+        assert_eq!(jobs, ["kept", "after"]);
+    }
+
+    #[test]
+    fn a_record_that_cannot_be_written_after_its_change_fails_the_journal_until_reopened() {
+        let dir = TempDir::new("failed");
+        let queue: Queue<String> = Queue::builder().open(&dir.0).unwrap();
+        queue.push("job".into()).unwrap();
+        let lease = queue.try_lease().unwrap();
+        disk_full(&queue, true);
+        assert!(matches!(lease.ack(), Err(crate::LeaseLost::Store(_))));
+        disk_full(&queue, false);
+        // What is on disk no longer follows the queue: every later call says so.
+        assert!(matches!(queue.push("later".into()), Err(PushError::Store(..))));
+        assert!(matches!(
+            queue.try_lease(),
+            Err(crate::TryLeaseError::Store(_)) | Err(crate::TryLeaseError::Empty)
+        ));
+        drop(queue);
+        // Reopened, the journal holds what it held before the failure: the ack was never written.
+        let queue: Queue<String> = Queue::builder().open(&dir.0).unwrap();
+        let lease = queue.try_lease().unwrap();
+        assert_eq!((lease.as_str(), lease.attempt()), ("job", 2));
     }
 }
