@@ -556,7 +556,8 @@ impl State {
     }
 
     /// A live job as a journal records it after a nack, a release or a revoke: its id, attempt, when it is
-    /// due (its phase's time: see [`Listed::due`](super::Listed)) and its failures, oldest first.
+    /// due (its phase's time: see [`Listed::due`]) and its failures, oldest first.
+    #[cfg(feature = "journal")]
     pub fn requeued(&self, slot: u32) -> Option<(u64, u32, Tick, Vec<FailureRecord>)> {
         let s = self.slots.get(slot as usize).filter(|s| s.phase != Phase::Free)?;
         let history = s.history.as_deref().map_or_else(Vec::new, |h| h.iter().cloned().collect());
