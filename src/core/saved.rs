@@ -19,7 +19,8 @@ pub(crate) struct SavedJob {
     pub expires_at: Option<Tick>,
     /// Its failures so far, oldest first.
     pub history: Vec<FailureRecord>,
-    /// The deadline of its lease, if it is leased.
+    /// The deadline of its lease, if it is leased (a journal's checkpoint keeps it).
+    #[cfg_attr(not(feature = "journal"), allow(dead_code))]
     pub lease: Option<Tick>,
 }
 
@@ -96,6 +97,7 @@ impl State {
     /// counted when it was leased before the restart). A journal restores the leases that were out at a
     /// crash this way, with a deadline that has passed, so that the next `advance` lapses them as any
     /// lapse: a failure recorded, the job ready again or dead-lettered if that was its last attempt.
+    #[cfg(feature = "journal")]
     pub fn restore_lease(&mut self, slot: u32, deadline: Tick) {
         if self.slots[slot as usize].phase == Phase::Ready {
             self.unlink(slot);
