@@ -408,3 +408,127 @@ fn ends_a_record(bytes: &[u8], cut: usize) -> bool {
     }
     at == cut
 }
+
+mod reopen {
+    //! A property test: random operations on a journaled queue, reopened at random points from what a
+    //! crash would leave. Each reopening must give back exactly the queue it had (every job with its
+    //! state, attempt, priority, push time and due time; every dead letter; the pause), except that a
+    //! lease that was out has lapsed: its job is ready again, or dead-lettered if that was its last
+    //! attempt.
+
+    use super::*;
+    use leasequeue::{JobInfo, JobState, Lease};
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Push { delay: Option<u64>, priority: u8, group: Option<u8> },
+        Lease,
+        Ack(usize),
+        Nack(usize),
+        Reject(usize),
+        Release(usize),
+        Advance(u64),
+        Pause(bool),
+        Reopen,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (prop::option::of(1..60u64), 0..3u8, prop::option::of(0..3u8))
+                .prop_map(|(delay, priority, group)| Op::Push { delay, priority, group }),
+            4 => Just(Op::Lease),
+            2 => any::<usize>().prop_map(Op::Ack),
+            2 => any::<usize>().prop_map(Op::Nack),
+            1 => any::<usize>().prop_map(Op::Reject),
+            1 => any::<usize>().prop_map(Op::Release),
+            2 => (1..40u64).prop_map(Op::Advance),
+            1 => any::<bool>().prop_map(Op::Pause),
+            2 => Just(Op::Reopen),
+        ]
+    }
+
+    /// What a reopening must keep: the jobs, the dead letters (id, reason, attempts) and the pause.
+    type Seen = (Vec<JobInfo>, Vec<(u64, DeadLetterReason, u32)>, bool);
+
+    fn seen(queue: &Queue<u32>) -> Seen {
+        let mut dead: Vec<_> =
+            queue.dead_letters().iter().map(|d| (d.id().as_u64(), d.reason(), d.attempts())).collect();
+        dead.sort_unstable_by_key(|d| d.0);
+        (queue.jobs(), dead, queue.is_paused())
+    }
+
+    /// What the reopened queue must show, from what the crashed one showed.
+    fn after_reopen(before: Seen, clock: &TestClock) -> Seen {
+        let (jobs, mut dead, paused) = before;
+        let mut live = Vec::new();
+        for job in jobs {
+            if job.state != JobState::Leased {
+                live.push(job);
+            } else if job.attempt >= 3 {
+                dead.push((job.id.as_u64(), DeadLetterReason::MaxAttempts, job.attempt));
+            } else {
+                let mut lapsed = job.clone();
+                lapsed.state = JobState::Ready;
+                lapsed.next = None;
+                let _ = clock;
+                live.push(lapsed);
+            }
+        }
+        dead.sort_unstable_by_key(|d| d.0);
+        (live, dead, paused)
+    }
+
+    fn pick(held: &mut Vec<Lease<u32>>, i: usize) -> Option<Lease<u32>> {
+        (!held.is_empty()).then(|| held.swap_remove(i % held.len()))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn reopening_gives_back_the_queue_it_had_with_its_leases_lapsed(ops in prop::collection::vec(op(), 1..60)) {
+            let clock = TestClock::new();
+            let mut dir = TempDir::new("reopen-prop");
+            let mut queue = open::<u32>(&dir, &clock);
+            let mut held: Vec<Lease<u32>> = Vec::new();
+            let mut next = 0u32;
+            for op in ops {
+                match op {
+                    Op::Push { delay, priority, group } => {
+                        let mut options = PushOptions::new().priority(priority);
+                        if let Some(delay) = delay {
+                            options = options.delay(secs(delay));
+                        }
+                        if let Some(group) = group {
+                            options = options.group(format!("g{group}"));
+                        }
+                        queue.push_with(next, options).unwrap();
+                        next += 1;
+                    }
+                    Op::Lease => {
+                        if let Ok(lease) = queue.try_lease() {
+                            held.push(lease);
+                        }
+                    }
+                    Op::Ack(i) => { if let Some(l) = pick(&mut held, i) { let _ = l.ack(); } }
+                    Op::Nack(i) => { if let Some(l) = pick(&mut held, i) { let _ = l.nack_with("no"); } }
+                    Op::Reject(i) => { if let Some(l) = pick(&mut held, i) { let _ = l.reject("bad"); } }
+                    Op::Release(i) => { if let Some(l) = pick(&mut held, i) { let _ = l.release(); } }
+                    Op::Advance(s) => clock.advance(secs(s)),
+                    Op::Pause(true) => queue.pause(),
+                    Op::Pause(false) => queue.resume(),
+                    Op::Reopen => {
+                        let before = seen(&queue);
+                        let crashed = crash_copy(&dir);
+                        drop(std::mem::take(&mut held)); // on the dead process's queue: never recorded in the copy
+                        drop(queue);
+                        dir = crashed;
+                        queue = open::<u32>(&dir, &clock);
+                        prop_assert_eq!(seen(&queue), after_reopen(before, &clock));
+                    }
+                }
+            }
+        }
+    }
+}

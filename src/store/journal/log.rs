@@ -805,26 +805,7 @@ fn record_at(bytes: &[u8], at: usize) -> Result<&[u8], &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    /// A fresh directory under the system's temporary directory, removed when dropped.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> Self {
-            static NEXT: AtomicU64 = AtomicU64::new(0);
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let path = std::env::temp_dir().join(format!("leasequeue-{name}-{}-{n}", std::process::id()));
-            let _ = fs::remove_dir_all(&path);
-            TempDir(path)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::store::journal::tests::TempDir;
 
     fn open(dir: &Path, options: Options) -> Result<(Log, Recovery, Vec<Vec<u8>>), JournalError> {
         let mut records = Vec::new();

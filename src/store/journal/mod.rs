@@ -810,16 +810,18 @@ impl<T: Send + Sync + 'static> Queue<T> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{PushError, TryPushError};
 
     /// A fresh directory under the system's temporary directory, removed when dropped.
-    struct TempDir(std::path::PathBuf);
+    pub(crate) struct TempDir(pub(crate) std::path::PathBuf);
 
     impl TempDir {
-        fn new(name: &str) -> Self {
-            let path = std::env::temp_dir().join(format!("leasequeue-journal-{name}-{}", std::process::id()));
+        pub(crate) fn new(name: &str) -> Self {
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let path = std::env::temp_dir().join(format!("leasequeue-{name}-{}-{n}", std::process::id()));
             let _ = std::fs::remove_dir_all(&path);
             TempDir(path)
         }
