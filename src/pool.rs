@@ -1,5 +1,6 @@
 //! `WorkerPool`: competing-consumer threads running a handler over a queue.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::mem;
 use std::ops::RangeInclusive;
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::clock::{ticks, Listener, NEVER};
+use crate::clock::{ticks, Listener, Tick, NEVER};
 use crate::core::Token;
 use crate::handler::{self, Handler, IntoOutcome, Job, Ran, Settled};
 use crate::store::Backlog;
@@ -63,6 +64,10 @@ pub struct WorkerPool<T: Send + Sync + 'static> {
     shared: Arc<Shared<T>>,
 }
 
+/// The most jobs a worker of a durable queue takes at once (see `Shared::batch_size`): they share one
+/// sync, and a crash of the process spends an attempt of each, so a few.
+const MAX_TAKEN: usize = 16;
+
 /// How long a worker waits after the store failed before it leases again.
 const STORE_RETRY: Duration = Duration::from_millis(200);
 
@@ -83,6 +88,9 @@ struct Shared<T: Send + Sync + 'static> {
     recording: AtomicBool,
     /// The runs recorded since the pool was built or since `run_until_idle` last returned.
     runs: Mutex<Vec<Run>>,
+    /// How long a handler runs, on the queue's clock (a moving average, in ticks; [`NEVER`] before the
+    /// first run): it bounds how many jobs a worker of a durable queue takes at once.
+    run_time: AtomicU64,
 }
 
 /// What may start a worker (see `Shared::scale_up`).
@@ -542,7 +550,19 @@ impl<T: Send + Sync + 'static> Shared<T> {
         }
         let queue = &self.queue;
         let visibility = self.cfg.heartbeat.then(|| self.cfg.job_timeout.map_or(NEVER, ticks));
+        // On a durable queue every lease waits for a sync: a worker takes a few jobs at once when there is a
+        // backlog, so that they share one, and runs them in turn (see `next_taken`).
+        let batched = queue.is_durable();
+        let own_ticks = visibility.unwrap_or_else(|| queue.visibility());
+        let own_visibility = Duration::from_nanos(own_ticks);
+        let mut taken: VecDeque<Lease<T>> = VecDeque::new();
         loop {
+            if let Some(lease) = self.next_taken(&mut taken, own_visibility) {
+                if !self.start(slot, lease) {
+                    break;
+                }
+                continue;
+            }
             let may_retire = self.cfg.workers.max > self.cfg.workers.min
                 && self.state.lock().workers > self.cfg.workers.min;
             let wait = if may_retire {
@@ -550,17 +570,14 @@ impl<T: Send + Sync + 'static> Shared<T> {
             } else {
                 Wait::Until(NEVER)
             };
-            match queue.lease_with(LeaseParams { wait, visibility, stop: Some(&self.stopping) }) {
-                Ok(lease) => {
-                    *slot.running.lock() = Some(lease.token());
-                    if self.stopping.load(Ordering::Acquire) {
-                        // Shutdown began while this job was being leased: give it back unrun.
-                        let _ = lease.release();
-                        *slot.running.lock() = None;
+            let max = if batched { self.batch_size(own_ticks) } else { 1 };
+            let params = LeaseParams { wait, visibility, stop: Some(&self.stopping) };
+            match queue.lease_into(params, max, &mut |lease| taken.push_back(lease)) {
+                Ok(()) => {
+                    let Some(lease) = taken.pop_front() else { continue };
+                    if !self.start(slot, lease) {
                         break;
                     }
-                    self.scale_up(Growth::Lease);
-                    self.run(slot, lease);
                 }
                 Err(LeaseFail::NoJob) => {
                     let mut state = self.state.lock();
@@ -572,7 +589,11 @@ impl<T: Send + Sync + 'static> Shared<T> {
                 }
                 Err(LeaseFail::Stopped | LeaseFail::Closed) => break, // stopped, or closed and drained
                 Err(LeaseFail::Store(_)) => {
-                    // The store failed (a journal's disk): wait a little, then try again until stopped.
+                    // The store failed (a journal's disk): what it could not record goes back; wait a little,
+                    // then try again until stopped.
+                    for lease in taken.drain(..) {
+                        let _ = lease.release();
+                    }
                     let mut state = self.state.lock();
                     if !self.stopping.load(Ordering::Acquire) {
                         let until = queue.clock().tick().saturating_add(ticks(STORE_RETRY));
@@ -581,12 +602,60 @@ impl<T: Send + Sync + 'static> Shared<T> {
                 }
             }
         }
+        // Jobs taken with others and not started go back unrun, their attempt not spent.
+        for lease in taken {
+            let _ = lease.release();
+        }
         // The worker's last acks did not wait for a durable store's sync (see `handler::settle`): now they do.
         // A failure fails the store, which every later call reports.
         let _ = queue.commit();
         if let Some(hook) = &self.cfg.on_stop {
             catcher.call(PanicSite::WorkerStop, None, || hook(slot.index));
         }
+    }
+
+    /// Runs a job this worker leased, unless the pool is stopping (it goes back unrun then). Returns
+    /// whether the worker goes on.
+    fn start(self: &Arc<Self>, slot: &WorkerSlot, lease: Lease<T>) -> bool {
+        *slot.running.lock() = Some(lease.token());
+        if self.stopping.load(Ordering::Acquire) {
+            // Shutdown began while this job was being leased: give it back unrun.
+            let _ = lease.release();
+            *slot.running.lock() = None;
+            return false;
+        }
+        self.scale_up(Growth::Lease);
+        self.run(slot, lease);
+        true
+    }
+
+    /// The next job this worker took with others, if any. Its visibility counts from now, when its own run
+    /// starts, as if it had been leased alone; one whose lease lapsed and was taken by another worker
+    /// meanwhile is let go.
+    fn next_taken(&self, taken: &mut VecDeque<Lease<T>>, visibility: Duration) -> Option<Lease<T>> {
+        while let Some(mut lease) = taken.pop_front() {
+            if self.stopping.load(Ordering::Acquire) {
+                taken.push_front(lease);
+                return None;
+            }
+            if lease.extend(visibility).is_ok() {
+                return Some(lease);
+            }
+        }
+        None
+    }
+
+    /// How many jobs a worker of a durable queue takes at once: its share of the backlog, at most
+    /// [`MAX_TAKEN`], and no more than it runs in half a visibility timeout at the handler's average run
+    /// time (one before the first run), so that the last of them does not wait past its lease.
+    fn batch_size(&self, visibility: Tick) -> usize {
+        let workers = self.state.lock().workers.max(1);
+        let share = self.queue.ready_hint() / workers;
+        let in_time = match self.run_time.load(Ordering::Relaxed) {
+            NEVER => 1,
+            run_time => usize::try_from(visibility / 2 / run_time.max(1)).unwrap_or(usize::MAX),
+        };
+        share.min(in_time).clamp(1, MAX_TAKEN)
     }
 
     /// Starts a worker if the pool may grow and the backlog has reached `scale_up_depth`: after a push only
@@ -617,7 +686,14 @@ impl<T: Send + Sync + 'static> Shared<T> {
         let clock = self.queue.clock();
         let timeout_at = self.cfg.job_timeout.map_or(NEVER, |d| clock.tick().saturating_add(ticks(d)));
         let (attempt, at) = (lease.attempt(), clock.now());
+        let started = clock.tick();
         let ran = handler::run(&*self.handler, &mut lease, clock, &self.cancelled, timeout_at);
+        let took = clock.tick().saturating_sub(started);
+        let average = match self.run_time.load(Ordering::Relaxed) {
+            NEVER => took,
+            average => average - average / 8 + took / 8,
+        };
+        self.run_time.store(average, Ordering::Relaxed);
         let recorded = self.recording.load(Ordering::Acquire).then(|| handler::outcome_of(&ran));
         let c = &self.counters;
         let count = |counter: &AtomicU64| {
@@ -966,6 +1042,7 @@ impl<T: Send + Sync + 'static> WorkerPoolBuilder<T> {
             busy: AtomicUsize::new(0),
             counters: Counters::default(),
             recording: AtomicBool::new(false),
+            run_time: AtomicU64::new(NEVER),
             runs: Mutex::new(Vec::new()),
         });
         shared.recording.store(shared.queue.clock().is_manual(), Ordering::Release);

@@ -747,8 +747,25 @@ impl<T: Send + Sync + 'static> Queue<T> {
     // For a worker pool.
 
     /// Leases as `params` say (a stop flag, a visibility timeout of the pool's own).
-    pub(crate) fn lease_with(&self, params: LeaseParams<'_>) -> Result<Lease<T>, LeaseFail> {
-        self.inner.lease_with(params)
+    /// Leases up to `max` jobs (at least one), waiting as `params` say for the first, and hands each to
+    /// `take`.
+    pub(crate) fn lease_into(
+        &self,
+        params: LeaseParams<'_>,
+        max: usize,
+        take: &mut impl FnMut(Lease<T>),
+    ) -> Result<(), LeaseFail> {
+        self.inner.lease_into(params, max, take)
+    }
+
+    /// Whether the queue is durable (every lease waits for a sync, which a batch of leases shares).
+    pub(crate) fn is_durable(&self) -> bool {
+        self.inner.durable.is_some()
+    }
+
+    /// The queue's visibility timeout, in ticks.
+    pub(crate) fn visibility(&self) -> Tick {
+        self.inspect(|st| st.default_visibility())
     }
 
     /// Wakes every blocked consumer so that it rechecks its stop flag. Raise the flag first.

@@ -862,19 +862,31 @@ impl<T: Send + Sync + 'static> Inner<T> {
 
     pub(crate) fn extend(&self, token: Token, by: Duration) -> Result<Tick, LeaseLost> {
         let by = ticks(by);
-        self.settle(|st, now, exits| {
+        // Nothing of an extension is recorded (a lease out at a crash lapses on recovery whatever its
+        // deadline), so it waits for no sync.
+        let unsynced = |st: &mut State, now, exits: &mut Vec<Exit>| {
             let deadline = st.extend(token, now, by)?;
             // An extension to "now" lapses at once.
             st.advance(now, exits);
             Ok(deadline)
-        })
+        };
+        self.settle_with(unsynced, false)
     }
 
-    /// Runs one lease operation at the current time, after processing what fell due. The operation pushes
-    /// the jobs it dead-letters to `exits`.
+    /// Runs one lease operation at the current time, after processing what fell due, and waits for a
+    /// durable store's sync. The operation pushes the jobs it dead-letters to `exits`.
     pub(crate) fn settle<V>(
         &self,
         op: impl FnOnce(&mut State, Tick, &mut Vec<Exit>) -> Result<V, LeaseLost>,
+    ) -> Result<V, LeaseLost> {
+        self.settle_with(op, true)
+    }
+
+    /// [`settle`](Inner::settle), waiting for the sync or not.
+    fn settle_with<V>(
+        &self,
+        op: impl FnOnce(&mut State, Tick, &mut Vec<Exit>) -> Result<V, LeaseLost>,
+        sync: bool,
     ) -> Result<V, LeaseLost> {
         self.check().map_err(LeaseLost::Store)?;
         let reading = self.clock.tick();
@@ -887,7 +899,9 @@ impl<T: Send + Sync + 'static> Inner<T> {
         self.bury_all(&mut core, exits, &mut out);
         self.finish(core, out);
         let value = result?;
-        self.commit().map_err(LeaseLost::Store)?;
+        if sync {
+            self.commit().map_err(LeaseLost::Store)?;
+        }
         Ok(value)
     }
 

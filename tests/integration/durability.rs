@@ -532,3 +532,42 @@ mod reopen {
         }
     }
 }
+
+#[test]
+fn a_pool_on_a_journal_takes_jobs_in_batches_and_gives_back_unrun_the_ones_it_had_not_started() {
+    use leasequeue::WorkerPool;
+    use std::sync::Arc;
+
+    let dir = TempDir::new("pool-batches");
+    let queue: Queue<u32> = Queue::builder().open(dir.path()).unwrap();
+    for job in 0..40 {
+        queue.push(job).unwrap();
+    }
+    let syncs = queue.stats().syncs;
+    let (started, on_start) = crossbeam_channel::bounded(1);
+    let handled = Arc::new(AtomicU64::new(0));
+    let seen = Arc::clone(&handled);
+    let pool = WorkerPool::builder(queue.clone())
+        .workers(1)
+        .build(move |job| {
+            if *job == 20 {
+                // Job 20 runs until the shutdown cancels it: by then the worker holds jobs it took with
+                // it and has not started.
+                started.send(()).unwrap();
+                crate::until(|| job.is_cancelled());
+                return leasequeue::Outcome::defer(secs(0));
+            }
+            seen.fetch_add(1, Ordering::Relaxed);
+            leasequeue::Outcome::Done
+        })
+        .unwrap();
+    on_start.recv().unwrap();
+    assert!(queue.stats().syncs - syncs < 20, "20 jobs leased in fewer syncs: taken in batches");
+    let report = pool.shutdown(secs(10));
+    assert_eq!(report.threads_left, 0);
+    assert_eq!(handled.load(Ordering::Relaxed), 20);
+    let stats = queue.stats();
+    assert_eq!((stats.leased, stats.ready, stats.acked), (0, 20, 20));
+    // The jobs taken but not started went back unrun: no attempt spent (job 20 was deferred: not spent).
+    assert!(queue.jobs().iter().all(|j| j.attempt == 0), "{:?}", queue.jobs());
+}
