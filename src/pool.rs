@@ -686,14 +686,17 @@ impl<T: Send + Sync + 'static> Shared<T> {
         let clock = self.queue.clock();
         let timeout_at = self.cfg.job_timeout.map_or(NEVER, |d| clock.tick().saturating_add(ticks(d)));
         let (attempt, at) = (lease.attempt(), clock.now());
-        let started = clock.tick();
+        // Timed only where it sizes the batches a worker takes (see `batch_size`).
+        let started = self.queue.is_durable().then(|| clock.tick());
         let ran = handler::run(&*self.handler, &mut lease, clock, &self.cancelled, timeout_at);
-        let took = clock.tick().saturating_sub(started);
-        let average = match self.run_time.load(Ordering::Relaxed) {
-            NEVER => took,
-            average => average - average / 8 + took / 8,
-        };
-        self.run_time.store(average, Ordering::Relaxed);
+        if let Some(started) = started {
+            let took = clock.tick().saturating_sub(started);
+            let average = match self.run_time.load(Ordering::Relaxed) {
+                NEVER => took,
+                average => average - average / 8 + took / 8,
+            };
+            self.run_time.store(average, Ordering::Relaxed);
+        }
         let recorded = self.recording.load(Ordering::Acquire).then(|| handler::outcome_of(&ran));
         let c = &self.counters;
         let count = |counter: &AtomicU64| {
