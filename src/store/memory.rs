@@ -53,7 +53,8 @@ pub(crate) struct Inner<T> {
     pub(crate) watched: AtomicBool,
     /// Whether the clock is a test clock (read on every operation; the clock's kind never changes).
     pub(crate) manual: bool,
-    /// Whether the queue has alarms, a durable store or a test clock (see [`finish_extras`](Inner::finish_extras)).
+    /// Whether the queue has alarms, a durable store or a test clock (see
+    /// [`finish_extras`](Inner::finish_extras)).
     pub(crate) extras: bool,
     /// On an auto-advancing test clock, as of the last operation: [`BUSY`](crate::wait::BUSY) while a job is ready or leased,
     /// else the tick of the next timed event (see [`Listener::quiet_until`]).

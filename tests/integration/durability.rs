@@ -459,7 +459,7 @@ mod reopen {
     }
 
     /// What the reopened queue must show, from what the crashed one showed.
-    fn after_reopen(before: Seen, clock: &TestClock) -> Seen {
+    fn after_reopen(before: Seen) -> Seen {
         let (jobs, mut dead, paused) = before;
         let mut live = Vec::new();
         for job in jobs {
@@ -471,7 +471,6 @@ mod reopen {
                 let mut lapsed = job.clone();
                 lapsed.state = JobState::Ready;
                 lapsed.next = None;
-                let _ = clock;
                 live.push(lapsed);
             }
         }
@@ -487,7 +486,9 @@ mod reopen {
         #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
         #[test]
-        fn reopening_gives_back_the_queue_it_had_with_its_leases_lapsed(ops in prop::collection::vec(op(), 1..60)) {
+        fn reopening_gives_back_the_queue_it_had_with_its_leases_lapsed(
+            ops in prop::collection::vec(op(), 1..60)
+        ) {
             let clock = TestClock::new();
             let mut dir = TempDir::new("reopen-prop");
             let mut queue = open::<u32>(&dir, &clock);
@@ -521,11 +522,12 @@ mod reopen {
                     Op::Reopen => {
                         let before = seen(&queue);
                         let crashed = crash_copy(&dir);
-                        drop(std::mem::take(&mut held)); // on the dead process's queue: never recorded in the copy
+                        // Settled on the dead process's queue: never recorded in the copy.
+                        drop(std::mem::take(&mut held));
                         drop(queue);
                         dir = crashed;
                         queue = open::<u32>(&dir, &clock);
-                        prop_assert_eq!(seen(&queue), after_reopen(before, &clock));
+                        prop_assert_eq!(seen(&queue), after_reopen(before));
                     }
                 }
             }

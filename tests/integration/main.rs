@@ -3,8 +3,8 @@
 //! **The conformance suite.** The modules that define the queue's semantics (leases, lapses, dead
 //! letters, scheduling, pools, routing, panics, the model-based property test, ...) are written once and
 //! compiled once per store, inside a module named after the store (`memory::lease::...`): each store has a
-//! file here (`memory.rs`, `journal.rs`) that expands the `conformance!` macro below with a builder for a queue on that
-//! store. The macro gives the tests the constructors they use instead of `Queue::new()` and
+//! file here (`memory.rs`, `journal.rs`) that expands the `conformance!` macro below with a builder for a
+//! queue on that store. The macro gives the tests the constructors they use instead of `Queue::new()` and
 //! `Queue::builder()`: `store()`, `new_queue()`, and the `builder()` / `queue()` helpers on a fresh test
 //! clock. A new store adds a file of three lines and passes the same tests: a store changes durability,
 //! never semantics. On the journal store (`journal.rs`) every queue also checks, when dropped, that
