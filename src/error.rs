@@ -459,8 +459,10 @@ pub enum LeaseLost {
     /// [`WorkerPool`](crate::WorkerPool) does with the jobs still running when its shutdown grace ends.
     #[error("the lease was revoked and its job returned to the queue")]
     Revoked,
-    /// The queue's store failed to record the outcome (a durable store's disk or database): nothing
-    /// changed, and the lease may still be current (its deadline decides, as for any lease).
+    /// The queue's store failed to record the outcome (a durable store's disk or database): it is not
+    /// durable, and the lease may still be current (its deadline decides, as for any lease). A journal
+    /// that failed so refuses every later call until the queue is reopened, which recovers what is on
+    /// disk.
     #[error("the queue's store failed; the outcome was not recorded")]
     Store(#[source] StoreError),
 }
