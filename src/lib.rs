@@ -260,6 +260,7 @@
 //!   age.
 //! - `journal`: durable queues on local disk (`QueueBuilder::open`; adds `crc32c` and `postcard`,
 //!   implies `serde`).
+//! - `postgres`: work in progress towards a PostgreSQL store; no public API yet.
 //!
 //! # What never happens
 //!

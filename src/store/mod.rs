@@ -29,6 +29,8 @@ use crate::{Alarm, AlarmEvent, Backoff, Clock, DeadLetter, DeadLetterSink, Event
 #[cfg(feature = "journal")]
 pub(crate) mod journal;
 pub(crate) mod memory;
+#[cfg(feature = "postgres")]
+pub(crate) mod pg;
 
 /// Something that wants to hear of every push: a scaling worker pool, which starts a worker when the
 /// backlog builds up while every worker is busy.

@@ -1,0 +1,507 @@
+//! The PostgreSQL store (feature `postgres`): one queue shared by many processes on many machines, its
+//! state in SQL. Work in progress: this first step is the store's SQL and its operations, tested against a
+//! server; it becomes a flavor behind [`Queue`](crate::Queue) next (see `ARCHITECTURE.md`, "Adding a
+//! store").
+//!
+//! - Many queues share one set of tables ([`schema`]), each row naming its queue.
+//! - A lease takes the oldest ready jobs of the highest priority with `FOR UPDATE SKIP LOCKED`, in
+//!   batches, sets them leased, bumps their attempt and their lease token: every outcome (ack, nack,
+//!   release, reject, extend) names the token and changes nothing when it no longer matches
+//!   ([`LeaseLost`]). As in memory, a lapse does not bump the token, so a late outcome of a lapsed lease
+//!   is accepted until someone else leases the job.
+//! - Lapses and times to live are processed by the statement that needs them (a lease, the counts): a
+//!   lapse is a failed attempt, dead-lettering the job after its last.
+//! - Dead letters stay in the table (state dead, with reason, attempts and history).
+//! - Time: every statement takes the time from the caller when the queue runs on a test clock, and from
+//!   the database's clock otherwise, so that every process agrees (machines' clocks do not).
+
+// Not wired into a queue yet; its tests exercise all of it.
+#![cfg_attr(not(test), allow(dead_code))]
+
+mod schema;
+
+use ::postgres::types::ToSql;
+use ::postgres::{Client, NoTls};
+use parking_lot::Mutex;
+use serde_json::Value;
+
+use crate::{Clock, LeaseLost, StoreError};
+
+/// The time in SQL: the caller's (a test clock's) if given, else the database's, in microseconds.
+const NOW: &str = "coalesce($1::bigint, (extract(epoch from clock_timestamp()) * 1000000)::bigint)";
+
+/// The state codes of `leasequeue_jobs.state`.
+const AVAILABLE: i16 = 0;
+const LEASED: i16 = 1;
+const DEAD: i16 = 3;
+
+/// Dead-letter reason codes, as the journal's (`DeadLetterReason`).
+const MAX_ATTEMPTS: i16 = 0;
+const REJECTED: i16 = 1;
+const EXPIRED: i16 = 2;
+
+/// Failure kind codes, as the journal's (`FailureKind`).
+const NACKED: i16 = 0;
+const KIND_REJECTED: i16 = 1;
+const LAPSED: i16 = 2;
+
+/// A queue's settings, in microseconds where they are times.
+#[derive(Clone, Debug)]
+pub(crate) struct PgConfig {
+    pub visibility: i64,
+    pub max_attempts: i32,
+    pub history_limit: i64,
+    pub dedup_window: i64,
+}
+
+/// A lease just taken.
+#[derive(Debug)]
+pub(crate) struct Leased {
+    pub id: i64,
+    pub token: i64,
+    pub attempt: i32,
+    pub deadline: i64,
+    pub payload: Value,
+}
+
+/// What a push did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum PgPushed {
+    Enqueued(i64),
+    /// The dedup key is reserved for this job.
+    Duplicate(i64),
+}
+
+/// Where a push puts its job.
+#[derive(Debug, Default)]
+pub(crate) struct PgPlace<'a> {
+    pub delay: i64,
+    pub priority: i16,
+    pub dedup: Option<&'a str>,
+    pub ttl: Option<i64>,
+}
+
+/// Live jobs by state, and dead letters.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct PgCounts {
+    pub ready: i64,
+    pub delayed: i64,
+    pub leased: i64,
+    pub dead: i64,
+}
+
+/// A dead letter as the table keeps it.
+#[derive(Debug)]
+#[cfg_attr(test, allow(dead_code))] // read by the flavor to come
+pub(crate) struct PgDead {
+    pub id: i64,
+    pub reason: i16,
+    pub attempts: i32,
+    pub history: Value,
+    pub payload: Value,
+}
+
+/// What a nack did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum PgNacked {
+    Retry { at: i64 },
+    Dead,
+}
+
+/// One queue in a PostgreSQL database.
+pub(crate) struct PgStore {
+    client: Mutex<Client>,
+    queue: String,
+    cfg: PgConfig,
+    clock: Clock,
+}
+
+fn store_error(e: ::postgres::Error) -> StoreError {
+    StoreError::new(e)
+}
+
+impl PgStore {
+    /// Connects, applies the migrations this database lacks, and registers the queue.
+    pub(crate) fn connect(
+        url: &str,
+        queue: &str,
+        cfg: PgConfig,
+        clock: Clock,
+    ) -> Result<PgStore, StoreError> {
+        let mut client = Client::connect(url, NoTls).map_err(store_error)?;
+        schema::migrate(&mut client).map_err(store_error)?;
+        client
+            .execute("INSERT INTO leasequeue_queues (name) VALUES ($1) ON CONFLICT DO NOTHING", &[&queue])
+            .map_err(store_error)?;
+        Ok(PgStore { client: Mutex::new(client), queue: queue.to_owned(), cfg, clock })
+    }
+
+    /// The caller's time for SQL: a test clock's, in microseconds; `None` for the database's.
+    fn now(&self) -> Option<i64> {
+        self.clock.is_manual().then(|| (self.clock.tick() / 1_000) as i64)
+    }
+
+    /// Pushes a job.
+    pub(crate) fn push(&self, payload: &Value, place: &PgPlace<'_>) -> Result<PgPushed, StoreError> {
+        let now = self.now();
+        let mut client = self.client.lock();
+        let mut tx = client.transaction().map_err(store_error)?;
+        let at: i64 = tx.query_one(&format!("SELECT {NOW}"), &[&now]).map_err(store_error)?.get(0);
+        if let Some(key) = place.dedup {
+            tx.execute(
+                "DELETE FROM leasequeue_dedup WHERE queue = $1 AND key = $2 AND until <= $3",
+                &[&self.queue, &key, &at],
+            )
+            .map_err(store_error)?;
+            let reserved = tx
+                .query_opt(
+                    "SELECT job_id FROM leasequeue_dedup WHERE queue = $1 AND key = $2",
+                    &[&self.queue, &key],
+                )
+                .map_err(store_error)?;
+            if let Some(row) = reserved {
+                tx.commit().map_err(store_error)?;
+                return Ok(PgPushed::Duplicate(row.get(0)));
+            }
+        }
+        let expires_at = place.ttl.map(|ttl| at.saturating_add(ttl));
+        let run_at = at.saturating_add(place.delay);
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO leasequeue_jobs (queue, payload, priority, pushed_at, run_at, expires_at, dedup_key)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                &[&self.queue, payload, &place.priority, &at, &run_at, &expires_at, &place.dedup],
+            )
+            .map_err(store_error)?
+            .get(0);
+        if let Some(key) = place.dedup {
+            let until = at.saturating_add(self.cfg.dedup_window);
+            tx.execute(
+                "INSERT INTO leasequeue_dedup (queue, key, job_id, until) VALUES ($1, $2, $3, $4)",
+                &[&self.queue, &key, &id, &until],
+            )
+            .map_err(store_error)?;
+        }
+        tx.commit().map_err(store_error)?;
+        Ok(PgPushed::Enqueued(id))
+    }
+
+    /// Pushes jobs in one statement; their ids in order.
+    pub(crate) fn push_batch(&self, payloads: &[Value]) -> Result<Vec<i64>, StoreError> {
+        let now = self.now();
+        let batch = Value::Array(payloads.to_vec());
+        let rows = self
+            .client
+            .lock()
+            .query(
+                &format!(
+                    "INSERT INTO leasequeue_jobs (queue, payload, pushed_at, run_at)
+                     SELECT $2, p, {NOW}, {NOW} FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS t(p, o)
+                     ORDER BY o RETURNING id"
+                ),
+                &[&now, &self.queue, &batch],
+            )
+            .map_err(store_error)?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    /// Processes the lapses and the times to live that are due: a lapse is a failed attempt (the job is
+    /// ready again from its deadline, or dead after its last attempt, or expired); a job past its time to
+    /// live that is not leased is dead-lettered as expired.
+    fn advance(
+        &self,
+        client: &mut impl ::postgres::GenericClient,
+        now: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let limit = self.cfg.history_limit;
+        client
+            .execute(
+                &format!(
+                    "UPDATE leasequeue_jobs SET
+                         state = CASE WHEN attempt >= $3 OR expires_at <= leased_until THEN {DEAD} ELSE {AVAILABLE} END,
+                         dead_reason = CASE WHEN expires_at <= leased_until THEN {EXPIRED}
+                                            WHEN attempt >= $3 THEN {MAX_ATTEMPTS} END,
+                         dead_at = CASE WHEN attempt >= $3 OR expires_at <= leased_until THEN leased_until END,
+                         run_at = leased_until,
+                         history = {history}
+                     WHERE queue = $2 AND state = {LEASED} AND leased_until <= {NOW}",
+                    history = appended("jsonb_build_object('attempt', attempt, 'at', leased_until, 'kind', 2)", "$4"),
+                ),
+                &[&now, &self.queue, &self.cfg.max_attempts, &limit],
+            )
+            .map_err(store_error)?;
+        client
+            .execute(
+                &format!(
+                    "UPDATE leasequeue_jobs SET state = {DEAD}, dead_reason = {EXPIRED}, dead_at = expires_at
+                     WHERE queue = $2 AND state = {AVAILABLE} AND expires_at <= {NOW}"
+                ),
+                &[&now, &self.queue],
+            )
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Leases up to `max` ready jobs, for `visibility` microseconds (the queue's if `None`); none while
+    /// the queue is paused.
+    pub(crate) fn lease(&self, max: i64, visibility: Option<i64>) -> Result<Vec<Leased>, StoreError> {
+        let now = self.now();
+        let visibility = visibility.unwrap_or(self.cfg.visibility);
+        let mut client = self.client.lock();
+        let mut tx = client.transaction().map_err(store_error)?;
+        self.advance(&mut tx, now)?;
+        let rows = tx
+            .query(
+                &format!(
+                    "WITH next AS (
+                         SELECT j.id FROM leasequeue_jobs j
+                         WHERE j.queue = $2 AND j.state = {AVAILABLE} AND j.run_at <= {NOW}
+                           AND NOT (SELECT paused FROM leasequeue_queues WHERE name = $2)
+                         ORDER BY j.priority DESC, j.run_at, j.id
+                         LIMIT $3 FOR UPDATE SKIP LOCKED)
+                     UPDATE leasequeue_jobs j SET state = {LEASED}, attempt = j.attempt + 1,
+                         lease_token = j.lease_token + 1, leased_until = {NOW} + $4
+                     FROM next WHERE j.id = next.id
+                     RETURNING j.id, j.lease_token, j.attempt, j.leased_until, j.payload"
+                ),
+                &[&now, &self.queue, &max, &visibility],
+            )
+            .map_err(store_error)?;
+        tx.commit().map_err(store_error)?;
+        let mut leased: Vec<Leased> = rows
+            .iter()
+            .map(|row| Leased {
+                id: row.get(0),
+                token: row.get(1),
+                attempt: row.get(2),
+                deadline: row.get(3),
+                payload: row.get(4),
+            })
+            .collect();
+        leased.sort_by_key(|l| l.id); // RETURNING's order is not the query's
+        Ok(leased)
+    }
+
+    /// Why an outcome of lease `token` on job `id` changed nothing.
+    fn lost(&self, client: &mut Client, id: i64, token: i64) -> LeaseLost {
+        let row = client.query_opt(
+            &format!(
+                "SELECT state, lease_token, attempt FROM leasequeue_jobs WHERE id = $1 AND state <> {DEAD}"
+            ),
+            &[&id],
+        );
+        match row {
+            Ok(None) => LeaseLost::Gone,
+            Ok(Some(row)) if row.get::<_, i64>(1) != token => {
+                LeaseLost::Superseded { attempt: u32::try_from(row.get::<_, i32>(2)).unwrap_or(0) }
+            }
+            Ok(Some(_)) => LeaseLost::Gone,
+            Err(e) => LeaseLost::Store(store_error(e)),
+        }
+    }
+
+    /// Runs an outcome's statement on job `id`, fenced by the lease `token` (its `WHERE` names both):
+    /// the rows it returns, or why it changed none.
+    fn fenced(
+        &self,
+        id: i64,
+        token: i64,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<::postgres::Row>, LeaseLost> {
+        let mut client = self.client.lock();
+        let rows = client.query(sql, params).map_err(|e| LeaseLost::Store(store_error(e)))?;
+        if rows.is_empty() {
+            return Err(self.lost(&mut client, id, token));
+        }
+        Ok(rows)
+    }
+
+    /// The job is done: it leaves the queue.
+    pub(crate) fn ack(&self, id: i64, token: i64) -> Result<(), LeaseLost> {
+        self.fenced(
+            id,
+            token,
+            &format!(
+                "DELETE FROM leasequeue_jobs WHERE id = $1 AND lease_token = $2 AND state IN ({AVAILABLE}, {LEASED})
+                 RETURNING id"
+            ),
+            &[&id, &token],
+        )
+        .map(|_| ())
+    }
+
+    /// A failed attempt: retried after `delay` microseconds, or dead after the last attempt.
+    pub(crate) fn nack(
+        &self,
+        id: i64,
+        token: i64,
+        delay: i64,
+        message: Option<&str>,
+    ) -> Result<PgNacked, LeaseLost> {
+        let now = self.now();
+        let failure = format!(
+            "jsonb_build_object('attempt', attempt, 'at', {NOW}, 'kind', {NACKED}, 'message', $5::text)"
+        );
+        let rows = self.fenced(
+            id,
+            token,
+            &format!(
+                "UPDATE leasequeue_jobs SET
+                     state = CASE WHEN attempt >= $6 THEN {DEAD} ELSE {AVAILABLE} END,
+                     dead_reason = CASE WHEN attempt >= $6 THEN {MAX_ATTEMPTS} END,
+                     dead_at = CASE WHEN attempt >= $6 THEN {NOW} END,
+                     run_at = {NOW} + $4,
+                     history = {history}
+                 WHERE id = $2 AND lease_token = $3 AND state IN ({AVAILABLE}, {LEASED})
+                 RETURNING state, run_at",
+                history = appended(&failure, "$7"),
+            ),
+            &[&now, &id, &token, &delay, &message, &self.cfg.max_attempts, &self.cfg.history_limit],
+        )?;
+        let row = &rows[0];
+        Ok(if row.get::<_, i16>(0) == DEAD { PgNacked::Dead } else { PgNacked::Retry { at: row.get(1) } })
+    }
+
+    /// The job is poison: dead-lettered at once.
+    pub(crate) fn reject(&self, id: i64, token: i64, message: Option<&str>) -> Result<(), LeaseLost> {
+        let now = self.now();
+        let failure = format!(
+            "jsonb_build_object('attempt', attempt, 'at', {NOW}, 'kind', {KIND_REJECTED}, 'message', $4::text)"
+        );
+        self.fenced(
+            id,
+            token,
+            &format!(
+                "UPDATE leasequeue_jobs SET state = {DEAD}, dead_reason = {REJECTED}, dead_at = {NOW},
+                     history = {history}
+                 WHERE id = $2 AND lease_token = $3 AND state IN ({AVAILABLE}, {LEASED}) RETURNING id",
+                history = appended(&failure, "$5"),
+            ),
+            &[&now, &id, &token, &message, &self.cfg.history_limit],
+        )
+        .map(|_| ())
+    }
+
+    /// Gives the job back, ready after `delay` microseconds, without spending the attempt (unless a lapse
+    /// already counted it).
+    pub(crate) fn release(&self, id: i64, token: i64, delay: i64) -> Result<(), LeaseLost> {
+        let now = self.now();
+        self.fenced(
+            id,
+            token,
+            &format!(
+                "UPDATE leasequeue_jobs SET state = {AVAILABLE}, run_at = {NOW} + $4,
+                     attempt = CASE WHEN state = {LEASED} THEN attempt - 1 ELSE attempt END
+                 WHERE id = $2 AND lease_token = $3 AND state IN ({AVAILABLE}, {LEASED}) RETURNING id"
+            ),
+            &[&now, &id, &token, &delay],
+        )
+        .map(|_| ())
+    }
+
+    /// Moves the lease's deadline to now + `by` microseconds; returns it. A lapsed but current lease is
+    /// taken back.
+    pub(crate) fn extend(&self, id: i64, token: i64, by: i64) -> Result<i64, LeaseLost> {
+        let now = self.now();
+        let rows = self.fenced(
+            id,
+            token,
+            &format!(
+                "UPDATE leasequeue_jobs SET state = {LEASED}, leased_until = {NOW} + $4
+                 WHERE id = $2 AND lease_token = $3 AND state IN ({AVAILABLE}, {LEASED}) RETURNING leased_until"
+            ),
+            &[&now, &id, &token, &by],
+        )?;
+        Ok(rows[0].get(0))
+    }
+
+    /// Live jobs by state, and dead letters, exact (after processing what fell due).
+    pub(crate) fn counts(&self) -> Result<PgCounts, StoreError> {
+        let now = self.now();
+        let mut client = self.client.lock();
+        let mut tx = client.transaction().map_err(store_error)?;
+        self.advance(&mut tx, now)?;
+        let row = tx
+            .query_one(
+                &format!(
+                    "SELECT count(*) FILTER (WHERE state = {AVAILABLE} AND run_at <= {NOW}),
+                            count(*) FILTER (WHERE state = {AVAILABLE} AND run_at > {NOW}),
+                            count(*) FILTER (WHERE state = {LEASED}),
+                            count(*) FILTER (WHERE state = {DEAD})
+                     FROM leasequeue_jobs WHERE queue = $2"
+                ),
+                &[&now, &self.queue],
+            )
+            .map_err(store_error)?;
+        tx.commit().map_err(store_error)?;
+        Ok(PgCounts { ready: row.get(0), delayed: row.get(1), leased: row.get(2), dead: row.get(3) })
+    }
+
+    /// The dead letters, oldest first.
+    pub(crate) fn dead_letters(&self) -> Result<Vec<PgDead>, StoreError> {
+        let rows = self
+            .client
+            .lock()
+            .query(
+                &format!(
+                    "SELECT id, dead_reason, attempt, history, payload FROM leasequeue_jobs
+                     WHERE queue = $1 AND state = {DEAD} ORDER BY dead_at, id"
+                ),
+                &[&self.queue],
+            )
+            .map_err(store_error)?;
+        Ok(rows
+            .iter()
+            .map(|row| PgDead {
+                id: row.get(0),
+                reason: row.get(1),
+                attempts: row.get(2),
+                history: row.get(3),
+                payload: row.get(4),
+            })
+            .collect())
+    }
+
+    /// Removes every live job (their leases become stale); returns how many.
+    pub(crate) fn purge(&self) -> Result<u64, StoreError> {
+        self.client
+            .lock()
+            .execute(
+                &format!("DELETE FROM leasequeue_jobs WHERE queue = $1 AND state <> {DEAD}"),
+                &[&self.queue],
+            )
+            .map_err(store_error)
+    }
+
+    /// Pauses or resumes leasing, for every process sharing the queue.
+    pub(crate) fn set_paused(&self, paused: bool) -> Result<(), StoreError> {
+        self.client
+            .lock()
+            .execute("UPDATE leasequeue_queues SET paused = $2 WHERE name = $1", &[&self.queue, &paused])
+            .map(|_| ())
+            .map_err(store_error)
+    }
+
+    pub(crate) fn is_paused(&self) -> Result<bool, StoreError> {
+        let row = self
+            .client
+            .lock()
+            .query_one("SELECT paused FROM leasequeue_queues WHERE name = $1", &[&self.queue])
+            .map_err(store_error)?;
+        Ok(row.get(0))
+    }
+}
+
+/// SQL for a job's history with `failure` (an SQL expression) appended, keeping the last `limit` (the
+/// parameter named).
+fn appended(failure: &str, limit: &str) -> String {
+    format!(
+        "(SELECT coalesce(jsonb_agg(e ORDER BY o), '[]'::jsonb) FROM (
+             SELECT e, o FROM jsonb_array_elements(history || jsonb_build_array({failure})) WITH ORDINALITY AS t(e, o)
+             ORDER BY o DESC LIMIT {limit}) kept)"
+    )
+}
+
+#[cfg(test)]
+mod tests;

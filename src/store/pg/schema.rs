@@ -1,0 +1,73 @@
+//! The PostgreSQL store's tables, as versioned migrations applied in order, each once, under an advisory
+//! lock so that processes starting at once apply them once between them.
+//!
+//! Times are `bigint` microseconds on the queue's clock: the database's clock (`clock_timestamp()`), so
+//! that every process and machine agrees, or a test clock's time, passed in by the caller.
+
+use ::postgres::Client;
+
+/// The migrations: `(version, SQL)`, in order. Never edit one that shipped; add the next.
+pub(crate) const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    "
+    CREATE TABLE leasequeue_queues (
+        name text PRIMARY KEY,
+        paused boolean NOT NULL DEFAULT false
+    );
+    -- state: 0 available (ready once run_at has passed), 1 leased, 2 waiting behind its group, 3 dead.
+    CREATE TABLE leasequeue_jobs (
+        id bigserial PRIMARY KEY,
+        queue text NOT NULL,
+        state smallint NOT NULL DEFAULT 0,
+        payload jsonb NOT NULL,
+        priority smallint NOT NULL DEFAULT 0,
+        pushed_at bigint NOT NULL,
+        run_at bigint NOT NULL,
+        attempt integer NOT NULL DEFAULT 0,
+        lease_token bigint NOT NULL DEFAULT 0,
+        leased_until bigint,
+        expires_at bigint,
+        group_key text,
+        dedup_key text,
+        history jsonb NOT NULL DEFAULT '[]',
+        dead_reason smallint,
+        dead_at bigint
+    );
+    CREATE INDEX leasequeue_jobs_ready ON leasequeue_jobs (queue, priority DESC, run_at, id) WHERE state = 0;
+    CREATE INDEX leasequeue_jobs_leased ON leasequeue_jobs (queue, leased_until) WHERE state = 1;
+    CREATE INDEX leasequeue_jobs_dead ON leasequeue_jobs (queue, dead_at, id) WHERE state = 3;
+    -- A dedup key is reserved for a window after its push: while its reservation runs.
+    CREATE TABLE leasequeue_dedup (
+        queue text NOT NULL,
+        key text NOT NULL,
+        job_id bigint NOT NULL,
+        until bigint NOT NULL,
+        PRIMARY KEY (queue, key)
+    );
+    ",
+)];
+
+/// The advisory lock key under which migrations run (`hashtext('leasequeue.migrations')` would do; a
+/// constant is plainer).
+const MIGRATION_LOCK: i64 = 0x6c65_6173_6571_7565; // "leasequeue" in ASCII, cut to 8 bytes
+
+/// Applies the migrations this database lacks, in one transaction under an advisory lock: idempotent, and
+/// safe when several processes start at once. Returns the newest version.
+pub(crate) fn migrate(client: &mut Client) -> Result<i32, ::postgres::Error> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS leasequeue_migrations (
+             version integer PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         )",
+    )?;
+    let applied: i32 =
+        tx.query_one("SELECT coalesce(max(version), 0) FROM leasequeue_migrations", &[])?.get(0);
+    for (version, sql) in MIGRATIONS.iter().filter(|(version, _)| *version > applied) {
+        tx.batch_execute(sql)?;
+        tx.execute("INSERT INTO leasequeue_migrations (version) VALUES ($1)", &[version])?;
+    }
+    tx.commit()?;
+    Ok(MIGRATIONS.last().map_or(0, |(version, _)| *version).max(applied))
+}

@@ -1,0 +1,241 @@
+//! The PostgreSQL store's operations against a server: `LEASEQUEUE_POSTGRES_URL` names it (`.ci/run` sets
+//! it to the local server). Without it each test says it was skipped and passes. Each test has a queue
+//! of its own, so that they run in parallel on one database.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::*;
+use crate::TestClock;
+
+/// The environment variable naming the server for these tests.
+pub(crate) const URL_VAR: &str = "LEASEQUEUE_POSTGRES_URL";
+
+const SECOND: i64 = 1_000_000;
+
+/// A store on a queue of its own, whose rows are deleted when it is dropped.
+struct TestStore(PgStore);
+
+impl std::ops::Deref for TestStore {
+    type Target = PgStore;
+    fn deref(&self) -> &PgStore {
+        &self.0
+    }
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        let mut client = self.0.client.lock();
+        let _ = client.execute("DELETE FROM leasequeue_jobs WHERE queue = $1", &[&self.0.queue]);
+        let _ = client.execute("DELETE FROM leasequeue_dedup WHERE queue = $1", &[&self.0.queue]);
+        let _ = client.execute("DELETE FROM leasequeue_queues WHERE name = $1", &[&self.0.queue]);
+    }
+}
+
+/// A store on a fresh queue and a test clock, or `None` (the test is skipped) without a server.
+fn store(name: &str) -> Option<(TestStore, TestClock)> {
+    let url = url()?;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let queue = format!("test-{name}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    let clock = TestClock::new();
+    let cfg =
+        PgConfig { visibility: 30 * SECOND, max_attempts: 3, history_limit: 16, dedup_window: 300 * SECOND };
+    let store =
+        PgStore::connect(&url, &queue, cfg, clock.clone().into()).expect("the test server is reachable");
+    Some((TestStore(store), clock))
+}
+
+fn leased_ids(leased: &[Leased]) -> Vec<i64> {
+    leased.iter().map(|l| l.id).collect()
+}
+
+/// The server's URL, or `None` after saying, once, that the PostgreSQL tests are skipped (on the terminal:
+/// the test harness would swallow a plain `eprintln!`).
+pub(crate) fn url() -> Option<String> {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    let url = std::env::var(URL_VAR).ok();
+    if url.is_none() {
+        SAID.call_once(|| {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "PostgreSQL tests skipped: set {URL_VAR} (e.g. postgres://postgres@127.0.0.1:5432/test; \
+                 a local server or `docker run -e POSTGRES_HOST_AUTH_METHOD=trust -p 5432:5432 postgres`)"
+            );
+        });
+    }
+    url
+}
+
+#[test]
+fn migrations_are_idempotent_and_safe_from_many_connections_at_once() {
+    let Some(url) = url() else { return };
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut client = Client::connect(&url, NoTls).unwrap();
+                schema::migrate(&mut client).unwrap()
+            })
+        })
+        .collect();
+    for thread in threads {
+        assert_eq!(thread.join().unwrap(), schema::MIGRATIONS.len() as i32);
+    }
+}
+
+#[test]
+fn jobs_come_out_by_priority_then_age_and_a_batch_in_one_lease() {
+    let Some((store, _clock)) = store("order") else { return };
+    let low = store.push(&json!("low"), &PgPlace::default()).unwrap();
+    let high = store.push(&json!("high"), &PgPlace { priority: 5, ..PgPlace::default() }).unwrap();
+    let ids = store.push_batch(&[json!(1), json!(2), json!(3)]).unwrap();
+    assert_eq!(ids.len(), 3);
+    let PgPushed::Enqueued(high) = high else { panic!("{high:?}") };
+    let first = store.lease(1, None).unwrap();
+    assert_eq!((leased_ids(&first), first[0].attempt, &first[0].payload), (vec![high], 1, &json!("high")));
+    let rest = store.lease(10, None).unwrap();
+    let PgPushed::Enqueued(low) = low else { panic!("{low:?}") };
+    assert_eq!(leased_ids(&rest), [vec![low], ids].concat());
+    assert_eq!(store.counts().unwrap(), PgCounts { ready: 0, delayed: 0, leased: 5, dead: 0 });
+}
+
+#[test]
+fn every_outcome_is_fenced_by_the_lease_token() {
+    let Some((store, clock)) = store("fence") else { return };
+    store.push(&json!("job"), &PgPlace::default()).unwrap();
+    let first = store.lease(1, None).unwrap().remove(0);
+    // The lease lapses; until someone else leases the job, its late outcome is still accepted...
+    clock.advance(Duration::from_secs(31));
+    assert_eq!(store.extend(first.id, first.token, 30 * SECOND).unwrap(), first.deadline + 31 * SECOND);
+    // ...and once someone has, the old lease changes nothing.
+    clock.advance(Duration::from_secs(31));
+    let second = store.lease(1, None).unwrap().remove(0);
+    assert_eq!((second.id, second.attempt), (first.id, 2), "a lapse spends no attempt of its own");
+    assert_eq!(store.ack(first.id, first.token), Err(LeaseLost::Superseded { attempt: 2 }));
+    assert_eq!(store.nack(first.id, first.token, 0, None), Err(LeaseLost::Superseded { attempt: 2 }));
+    assert_eq!(store.release(first.id, first.token, 0), Err(LeaseLost::Superseded { attempt: 2 }));
+    store.ack(second.id, second.token).unwrap();
+    assert_eq!(store.ack(second.id, second.token), Err(LeaseLost::Gone));
+    assert_eq!(store.counts().unwrap(), PgCounts::default());
+}
+
+#[test]
+fn retries_back_off_and_the_last_failure_dead_letters_with_the_history() {
+    let Some((store, clock)) = store("retry") else { return };
+    store.push(&json!({"to": "ada"}), &PgPlace::default()).unwrap();
+    for attempt in 1..=2 {
+        let lease = store.lease(1, None).unwrap().remove(0);
+        assert_eq!(lease.attempt, attempt);
+        let at = match store.nack(lease.id, lease.token, 10 * SECOND, Some("smtp 451")).unwrap() {
+            PgNacked::Retry { at } => at,
+            PgNacked::Dead => panic!("attempt {attempt} was not the last"),
+        };
+        assert_eq!(at, lease.deadline - 30 * SECOND + 10 * SECOND);
+        assert!(store.lease(1, None).unwrap().is_empty(), "backing off");
+        clock.advance(Duration::from_secs(10));
+    }
+    let last = store.lease(1, None).unwrap().remove(0);
+    assert_eq!(store.nack(last.id, last.token, 0, Some("still down")).unwrap(), PgNacked::Dead);
+    let dead = store.dead_letters().unwrap();
+    assert_eq!((dead.len(), dead[0].reason, dead[0].attempts), (1, MAX_ATTEMPTS, 3));
+    let messages: Vec<&str> =
+        dead[0].history.as_array().unwrap().iter().map(|f| f["message"].as_str().unwrap()).collect();
+    assert_eq!(messages, ["smtp 451", "smtp 451", "still down"]);
+    assert_eq!(store.counts().unwrap(), PgCounts { dead: 1, ..PgCounts::default() });
+}
+
+#[test]
+fn a_lapse_is_a_failed_attempt_and_the_last_one_dead_letters() {
+    let Some((store, clock)) = store("lapse") else { return };
+    store.push(&json!(7), &PgPlace::default()).unwrap();
+    for attempt in 1..=3 {
+        assert_eq!(store.lease(1, None).unwrap()[0].attempt, attempt);
+        clock.advance(Duration::from_secs(30));
+    }
+    assert!(store.lease(1, None).unwrap().is_empty());
+    let dead = store.dead_letters().unwrap();
+    assert_eq!((dead[0].reason, dead[0].attempts), (MAX_ATTEMPTS, 3));
+    let kinds: Vec<i64> =
+        dead[0].history.as_array().unwrap().iter().map(|f| f["kind"].as_i64().unwrap()).collect();
+    assert_eq!(kinds, [i64::from(LAPSED); 3]);
+}
+
+#[test]
+fn reject_release_delay_dedup_ttl_pause_and_purge() {
+    let Some((store, clock)) = store("misc") else { return };
+    // Reject: dead at once.
+    store.push(&json!("poison"), &PgPlace::default()).unwrap();
+    let lease = store.lease(1, None).unwrap().remove(0);
+    store.reject(lease.id, lease.token, Some("malformed")).unwrap();
+    assert_eq!(store.dead_letters().unwrap()[0].reason, REJECTED);
+    // Release: the attempt is not spent.
+    store.push(&json!("busy"), &PgPlace::default()).unwrap();
+    let lease = store.lease(1, None).unwrap().remove(0);
+    store.release(lease.id, lease.token, 5 * SECOND).unwrap();
+    assert!(store.lease(1, None).unwrap().is_empty());
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(store.lease(1, None).unwrap()[0].attempt, 1);
+    // Delay.
+    store.push(&json!("later"), &PgPlace { delay: 60 * SECOND, ..PgPlace::default() }).unwrap();
+    assert_eq!(store.counts().unwrap().delayed, 1);
+    // Dedup: a second push within the window is the first job.
+    let first = store.push(&json!("a"), &PgPlace { dedup: Some("order-9"), ..PgPlace::default() }).unwrap();
+    let PgPushed::Enqueued(id) = first else { panic!("{first:?}") };
+    let again = store.push(&json!("b"), &PgPlace { dedup: Some("order-9"), ..PgPlace::default() }).unwrap();
+    assert_eq!(again, PgPushed::Duplicate(id));
+    // A time to live: past it, never delivered, dead-lettered as expired.
+    store
+        .push(&json!("stale"), &PgPlace { delay: 10 * SECOND, ttl: Some(5 * SECOND), ..PgPlace::default() })
+        .unwrap();
+    // Pause: nothing is leased, pushes go on.
+    store.set_paused(true).unwrap();
+    assert!(store.is_paused().unwrap());
+    assert!(store.lease(10, None).unwrap().is_empty());
+    store.set_paused(false).unwrap();
+    clock.advance(Duration::from_secs(10));
+    let ids = leased_ids(&store.lease(10, None).unwrap());
+    assert_eq!(ids, [id]);
+    assert!(store.dead_letters().unwrap().iter().any(|d| d.reason == EXPIRED));
+    // Purge: every live job, leased ones included; dead letters stay.
+    assert_eq!(store.purge().unwrap(), 3);
+    assert_eq!(store.counts().unwrap(), PgCounts { dead: 2, ..PgCounts::default() });
+}
+
+#[test]
+fn competing_consumers_never_lease_one_job_twice() {
+    let Some((store, _clock)) = store("compete") else { return };
+    let n = 400;
+    store.push_batch(&(0..n).map(|i| json!(i)).collect::<Vec<_>>()).unwrap();
+    // Two connections on the queue, as two processes would have.
+    let url = url().expect("the store was made from it");
+    let connection = || PgStore {
+        client: Mutex::new(Client::connect(&url, NoTls).unwrap()),
+        queue: store.queue.clone(),
+        cfg: store.cfg.clone(),
+        clock: store.clock.clone(),
+    };
+    let threads: Vec<_> = [connection(), connection()]
+        .into_iter()
+        .map(|store| {
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                loop {
+                    let leased = store.lease(7, None).unwrap();
+                    if leased.is_empty() {
+                        return seen;
+                    }
+                    for lease in leased {
+                        seen.push(lease.payload.as_i64().unwrap());
+                        store.ack(lease.id, lease.token).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut seen: Vec<i64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..n).collect::<Vec<_>>(), "every job handled exactly once");
+}
