@@ -14,6 +14,14 @@
 //! - Dead letters stay in the table (state dead, with reason, attempts and history).
 //! - Time: every statement takes the time from the caller when the queue runs on a test clock, and from
 //!   the database's clock otherwise, so that every process agrees (machines' clocks do not).
+//! - A push notifies (`pg_notify`, delivered when it commits); a consumer with nothing to lease waits on
+//!   a listening connection ([`PgListener`]) with its timeout as the polling fallback. A push can join
+//!   the caller's transaction ([`PgStore::push_in`]).
+//! - A lost connection fails the call that finds it ([`StoreError`]); the next call connects again.
+//!   Leases taken on it lapse at their deadlines, as any.
+//!
+//! Not yet: ordered groups (one job of a group leased at a time needs a per-group lock beside SKIP
+//! LOCKED), the flavor behind `Queue`, retention of acked rows (they are deleted), a poll-only mode.
 
 // Not wired into a queue yet; its tests exercise all of it.
 #![cfg_attr(not(test), allow(dead_code))]
@@ -110,11 +118,17 @@ pub(crate) enum PgNacked {
 
 /// One queue in a PostgreSQL database.
 pub(crate) struct PgStore {
+    /// The connection; a lost one is replaced by the next call (see [`PgStore::client`]).
     client: Mutex<Client>,
+    url: String,
     queue: String,
     cfg: PgConfig,
     clock: Clock,
 }
+
+/// The channel every push notifies, with its queue's name as the payload (NOTIFY is transactional: a
+/// listener hears of a push when it commits).
+const CHANNEL: &str = "leasequeue";
 
 fn store_error(e: ::postgres::Error) -> StoreError {
     StoreError::new(e)
@@ -133,7 +147,17 @@ impl PgStore {
         client
             .execute("INSERT INTO leasequeue_queues (name) VALUES ($1) ON CONFLICT DO NOTHING", &[&queue])
             .map_err(store_error)?;
-        Ok(PgStore { client: Mutex::new(client), queue: queue.to_owned(), cfg, clock })
+        Ok(PgStore { client: Mutex::new(client), url: url.to_owned(), queue: queue.to_owned(), cfg, clock })
+    }
+
+    /// The connection, connected again first if it was lost (the call that found it lost reported a
+    /// storage error; leases taken on it lapse at their deadlines, as any).
+    fn client(&self) -> Result<parking_lot::MutexGuard<'_, Client>, StoreError> {
+        let mut client = self.client.lock();
+        if client.is_closed() {
+            *client = Client::connect(&self.url, NoTls).map_err(store_error)?;
+        }
+        Ok(client)
     }
 
     /// The caller's time for SQL: a test clock's, in microseconds; `None` for the database's.
@@ -143,9 +167,22 @@ impl PgStore {
 
     /// Pushes a job.
     pub(crate) fn push(&self, payload: &Value, place: &PgPlace<'_>) -> Result<PgPushed, StoreError> {
-        let now = self.now();
-        let mut client = self.client.lock();
+        let mut client = self.client()?;
         let mut tx = client.transaction().map_err(store_error)?;
+        let pushed = self.push_in(&mut tx, payload, place)?;
+        tx.commit().map_err(store_error)?;
+        Ok(pushed)
+    }
+
+    /// Pushes a job inside the caller's transaction: it exists exactly when the caller's own writes
+    /// commit (and consumers hear of it then).
+    pub(crate) fn push_in(
+        &self,
+        tx: &mut ::postgres::Transaction<'_>,
+        payload: &Value,
+        place: &PgPlace<'_>,
+    ) -> Result<PgPushed, StoreError> {
+        let now = self.now();
         let at: i64 = tx.query_one(&format!("SELECT {NOW}"), &[&now]).map_err(store_error)?.get(0);
         if let Some(key) = place.dedup {
             tx.execute(
@@ -160,7 +197,6 @@ impl PgStore {
                 )
                 .map_err(store_error)?;
             if let Some(row) = reserved {
-                tx.commit().map_err(store_error)?;
                 return Ok(PgPushed::Duplicate(row.get(0)));
             }
         }
@@ -182,7 +218,7 @@ impl PgStore {
             )
             .map_err(store_error)?;
         }
-        tx.commit().map_err(store_error)?;
+        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &self.queue]).map_err(store_error)?;
         Ok(PgPushed::Enqueued(id))
     }
 
@@ -190,9 +226,9 @@ impl PgStore {
     pub(crate) fn push_batch(&self, payloads: &[Value]) -> Result<Vec<i64>, StoreError> {
         let now = self.now();
         let batch = Value::Array(payloads.to_vec());
-        let rows = self
-            .client
-            .lock()
+        let mut client = self.client()?;
+        let mut tx = client.transaction().map_err(store_error)?;
+        let rows = tx
             .query(
                 &format!(
                     "INSERT INTO leasequeue_jobs (queue, payload, pushed_at, run_at)
@@ -202,6 +238,8 @@ impl PgStore {
                 &[&now, &self.queue, &batch],
             )
             .map_err(store_error)?;
+        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &self.queue]).map_err(store_error)?;
+        tx.commit().map_err(store_error)?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
@@ -247,7 +285,7 @@ impl PgStore {
     pub(crate) fn lease(&self, max: i64, visibility: Option<i64>) -> Result<Vec<Leased>, StoreError> {
         let now = self.now();
         let visibility = visibility.unwrap_or(self.cfg.visibility);
-        let mut client = self.client.lock();
+        let mut client = self.client()?;
         let mut tx = client.transaction().map_err(store_error)?;
         self.advance(&mut tx, now)?;
         let rows = tx
@@ -309,7 +347,7 @@ impl PgStore {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<::postgres::Row>, LeaseLost> {
-        let mut client = self.client.lock();
+        let mut client = self.client().map_err(LeaseLost::Store)?;
         let rows = client.query(sql, params).map_err(|e| LeaseLost::Store(store_error(e)))?;
         if rows.is_empty() {
             return Err(self.lost(&mut client, id, token));
@@ -419,7 +457,7 @@ impl PgStore {
     /// Live jobs by state, and dead letters, exact (after processing what fell due).
     pub(crate) fn counts(&self) -> Result<PgCounts, StoreError> {
         let now = self.now();
-        let mut client = self.client.lock();
+        let mut client = self.client()?;
         let mut tx = client.transaction().map_err(store_error)?;
         self.advance(&mut tx, now)?;
         let row = tx
@@ -441,8 +479,7 @@ impl PgStore {
     /// The dead letters, oldest first.
     pub(crate) fn dead_letters(&self) -> Result<Vec<PgDead>, StoreError> {
         let rows = self
-            .client
-            .lock()
+            .client()?
             .query(
                 &format!(
                     "SELECT id, dead_reason, attempt, history, payload FROM leasequeue_jobs
@@ -465,8 +502,7 @@ impl PgStore {
 
     /// Removes every live job (their leases become stale); returns how many.
     pub(crate) fn purge(&self) -> Result<u64, StoreError> {
-        self.client
-            .lock()
+        self.client()?
             .execute(
                 &format!("DELETE FROM leasequeue_jobs WHERE queue = $1 AND state <> {DEAD}"),
                 &[&self.queue],
@@ -476,8 +512,7 @@ impl PgStore {
 
     /// Pauses or resumes leasing, for every process sharing the queue.
     pub(crate) fn set_paused(&self, paused: bool) -> Result<(), StoreError> {
-        self.client
-            .lock()
+        self.client()?
             .execute("UPDATE leasequeue_queues SET paused = $2 WHERE name = $1", &[&self.queue, &paused])
             .map(|_| ())
             .map_err(store_error)
@@ -485,11 +520,38 @@ impl PgStore {
 
     pub(crate) fn is_paused(&self) -> Result<bool, StoreError> {
         let row = self
-            .client
-            .lock()
+            .client()?
             .query_one("SELECT paused FROM leasequeue_queues WHERE name = $1", &[&self.queue])
             .map_err(store_error)?;
         Ok(row.get(0))
+    }
+}
+
+/// A connection that listens for pushes to one queue: a consumer with nothing to lease waits on it
+/// (LISTEN/NOTIFY), with polling as the fallback (a wait ends at its timeout whatever it heard).
+pub(crate) struct PgListener {
+    client: Client,
+    queue: String,
+}
+
+impl PgListener {
+    pub(crate) fn connect(url: &str, queue: &str) -> Result<PgListener, StoreError> {
+        let mut client = Client::connect(url, NoTls).map_err(store_error)?;
+        client.batch_execute(&format!("LISTEN {CHANNEL}")).map_err(store_error)?;
+        Ok(PgListener { client, queue: queue.to_owned() })
+    }
+
+    /// Waits until a push to the queue commits, or `timeout` passes; returns whether one did.
+    pub(crate) fn wait(&mut self, timeout: std::time::Duration) -> Result<bool, StoreError> {
+        let mut notifications = self.client.notifications();
+        let mut heard = notifications.timeout_iter(timeout);
+        loop {
+            match ::postgres::fallible_iterator::FallibleIterator::next(&mut heard).map_err(store_error)? {
+                Some(notification) if notification.payload() == self.queue => return Ok(true),
+                Some(_) => {} // another queue's push
+                None => return Ok(false),
+            }
+        }
     }
 }
 

@@ -213,6 +213,7 @@ fn competing_consumers_never_lease_one_job_twice() {
     let url = url().expect("the store was made from it");
     let connection = || PgStore {
         client: Mutex::new(Client::connect(&url, NoTls).unwrap()),
+        url: url.clone(),
         queue: store.queue.clone(),
         cfg: store.cfg.clone(),
         clock: store.clock.clone(),
@@ -238,4 +239,53 @@ fn competing_consumers_never_lease_one_job_twice() {
     let mut seen: Vec<i64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
     seen.sort_unstable();
     assert_eq!(seen, (0..n).collect::<Vec<_>>(), "every job handled exactly once");
+}
+
+#[test]
+fn a_lost_connection_is_a_storage_error_then_the_store_reconnects_and_nothing_is_lost() {
+    let Some((store, clock)) = store("lost") else { return };
+    store.push(&json!("before"), &PgPlace::default()).unwrap();
+    let held = store.lease(1, None).unwrap().remove(0);
+    let pid: i32 = store.client().unwrap().query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let mut admin = Client::connect(&url().unwrap(), NoTls).unwrap();
+    admin.execute("SELECT pg_terminate_backend($1)", &[&pid]).unwrap();
+    // The call that finds the connection gone reports it; the next one connects again.
+    assert!(store.push(&json!("lost?"), &PgPlace::default()).is_err());
+    store.push(&json!("after"), &PgPlace::default()).unwrap();
+    // The lease taken on the dead connection lapses at its deadline and is delivered again.
+    clock.advance(Duration::from_secs(30));
+    let mut payloads: Vec<Value> = store.lease(10, None).unwrap().into_iter().map(|l| l.payload).collect();
+    payloads.sort_by_key(|p| p.to_string());
+    assert_eq!(payloads, [json!("after"), json!("before")]);
+    assert_eq!(store.ack(held.id, held.token), Err(LeaseLost::Superseded { attempt: 2 }));
+}
+
+#[test]
+fn a_push_in_the_callers_transaction_exists_exactly_when_it_commits() {
+    let Some((store, _clock)) = store("tx") else { return };
+    let mut own = Client::connect(&url().unwrap(), NoTls).unwrap();
+    let mut tx = own.transaction().unwrap();
+    store.push_in(&mut tx, &json!("rolled back"), &PgPlace::default()).unwrap();
+    tx.rollback().unwrap();
+    assert_eq!(store.counts().unwrap(), PgCounts::default());
+    let mut tx = own.transaction().unwrap();
+    store.push_in(&mut tx, &json!("committed"), &PgPlace::default()).unwrap();
+    assert_eq!(store.counts().unwrap().ready, 0, "not before the commit");
+    tx.commit().unwrap();
+    assert_eq!(store.lease(10, None).unwrap()[0].payload, json!("committed"));
+}
+
+#[test]
+fn a_waiting_consumer_hears_of_a_push_when_it_commits() {
+    let Some((store, _clock)) = store("notify") else { return };
+    let mut listener = PgListener::connect(&url().unwrap(), &store.queue).unwrap();
+    assert!(!listener.wait(Duration::from_millis(10)).unwrap(), "nothing pushed: the wait times out");
+    let (ready, go) = crossbeam_channel::bounded(0);
+    let waiter = std::thread::spawn(move || {
+        ready.send(()).unwrap();
+        listener.wait(Duration::from_secs(60)).unwrap()
+    });
+    go.recv().unwrap();
+    store.push(&json!("wake up"), &PgPlace::default()).unwrap();
+    assert!(waiter.join().unwrap(), "woken by the push, not by the 60 s timeout");
 }
