@@ -331,21 +331,19 @@ pub(crate) fn outcome_of(ran: &Ran) -> (Outcome, bool) {
 
 /// Settles the job as the handler decided; a panic is a failed attempt with the panic's message.
 ///
-/// A pool settles with `unsynced_ack`: an ack does not wait for a durable store's sync, which the
-/// worker's next lease waits for anyway (the worker waits for it itself when nothing is ready, and when
-/// it stops; see `Lease::ack_unsynced`).
+/// `ack` acks a job that is done: `Lease::ack`, or a pool worker's ack that takes its next jobs in the
+/// same critical section (see `Lease::ack_and_take`).
 pub(crate) fn settle<T: Send + Sync + 'static>(
     lease: Lease<T>,
     ran: Ran,
-    unsynced_ack: bool,
+    ack: impl FnOnce(Lease<T>) -> Result<(), LeaseLost>,
 ) -> Result<Settled, LeaseLost> {
     let retried = |n: NackOutcome| match n {
         NackOutcome::DeadLettered => Settled::Exhausted,
         _ => Settled::Retrying,
     };
     match ran {
-        Ran::Returned(Outcome::Done) if unsynced_ack => lease.ack_unsynced().map(|()| Settled::Acked),
-        Ran::Returned(Outcome::Done) => lease.ack().map(|()| Settled::Acked),
+        Ran::Returned(Outcome::Done) => ack(lease).map(|()| Settled::Acked),
         Ran::Returned(Outcome::Retry { reason, delay: Some(delay) }) => {
             lease.nack_after(reason, delay).map(retried)
         }

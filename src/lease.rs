@@ -372,6 +372,53 @@ impl<T: Send + Sync + 'static> Lease<T> {
         self.queue.catcher().dispose_job(self.job.take());
     }
 
+    /// Acks the job and leases the next ready one, if any, in one critical section: what a consumer that
+    /// loops over `lease` and `ack` does, with one lock acquisition instead of two. `Ok(None)`: the job
+    /// is acked and no job was ready (this never waits for one).
+    ///
+    /// The trade-off: the next lease is taken before this call returns, so its visibility timeout counts
+    /// from now, while the caller still has to come back to it; a consumer about to stop should
+    /// [`ack`](Lease::ack) instead (or release what it took).
+    ///
+    /// # Errors
+    ///
+    /// [`LeaseLost`] if this lease is no longer the job's current lease; nothing changes and nothing is
+    /// leased.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue = leasequeue::Queue::new();
+    /// queue.push_batch([1, 2, 3]);
+    /// let mut next = queue.try_lease().ok();
+    /// let mut done = Vec::new();
+    /// while let Some(lease) = next {
+    ///     done.push(*lease);
+    ///     next = lease.ack_and_try_lease().unwrap();
+    /// }
+    /// assert_eq!(done, [1, 2, 3]);
+    /// assert!(queue.is_empty());
+    /// ```
+    pub fn ack_and_try_lease(mut self) -> Result<Option<Lease<T>>, LeaseLost> {
+        self.put_down();
+        let mut next = None;
+        self.queue.ack_then_lease_into(self.token, 1, None, true, &mut |lease| next = Some(lease))?;
+        Ok(next)
+    }
+
+    /// Acks the job and leases up to `max` ready jobs under one lock, handed to `take` (a pool worker
+    /// settling its job and taking the next ones). The ack does not wait for a durable store's sync;
+    /// the leases do.
+    pub(crate) fn ack_and_take(
+        mut self,
+        max: usize,
+        visibility: Option<Tick>,
+        take: &mut impl FnMut(Lease<T>),
+    ) -> Result<(), LeaseLost> {
+        self.put_down();
+        self.queue.ack_then_lease_into(self.token, max, visibility, false, take)
+    }
+
     /// An ack that does not wait for a durable store's sync: a pool worker's next lease (or its exit)
     /// waits for both. A crash in between delivers the job again, as at-least-once allows; the handler
     /// has returned, and nobody else waits on this ack.

@@ -16,7 +16,7 @@ use crate::core::Token;
 use crate::handler::{self, Handler, IntoOutcome, Job, Ran, Settled};
 use crate::store::Backlog;
 use crate::store::{LeaseFail, LeaseParams, Wait};
-use crate::{Attempt, BuildError, JobId, Lease, PanicSite, Queue, Summary, MAX_RUNS};
+use crate::{Attempt, BuildError, JobId, Lease, LeaseLost, PanicSite, Queue, Summary, MAX_RUNS};
 
 type PanicHook = Box<dyn Fn(JobId, &str) + Send + Sync>;
 type WorkerHook = Box<dyn Fn(usize) + Send + Sync>;
@@ -62,6 +62,19 @@ type WorkerHook = Box<dyn Fn(usize) + Send + Sync>;
 /// ```
 pub struct WorkerPool<T: Send + Sync + 'static> {
     shared: Arc<Shared<T>>,
+}
+
+/// The jobs a worker leased and has not started, oldest first. The first of those an ack took is
+/// fresh (leased just as the job before it ended): it runs without extending its lease. The others wait
+/// their turn, and their visibility is counted again when they start.
+struct Taken<T: Send + Sync + 'static> {
+    leases: VecDeque<(Lease<T>, bool)>,
+    /// Whether the worker takes batches (a durable queue).
+    batched: bool,
+    /// The visibility a lease is taken with: the pool's job timeout under a heartbeat, else the queue's.
+    visibility: Option<Tick>,
+    own_visibility: Duration,
+    own_ticks: Tick,
 }
 
 /// The most jobs a worker of a durable queue takes at once (see `Shared::batch_size`): they share one
@@ -550,15 +563,20 @@ impl<T: Send + Sync + 'static> Shared<T> {
         }
         let queue = &self.queue;
         let visibility = self.cfg.heartbeat.then(|| self.cfg.job_timeout.map_or(NEVER, ticks));
-        // On a durable queue every lease waits for a sync: a worker takes a few jobs at once when there is a
-        // backlog, so that they share one, and runs them in turn (see `next_taken`).
-        let batched = queue.is_durable();
+        // A worker settles the job it ran and takes the next in one critical section (see `Taken`). On a
+        // durable queue, where every lease waits for a sync, it takes a few jobs at once when there is a
+        // backlog, so that they share one, and runs them in turn.
         let own_ticks = visibility.unwrap_or_else(|| queue.visibility());
-        let own_visibility = Duration::from_nanos(own_ticks);
-        let mut taken: VecDeque<Lease<T>> = VecDeque::new();
+        let mut taken = Taken {
+            leases: VecDeque::new(),
+            batched: queue.is_durable(),
+            visibility,
+            own_visibility: Duration::from_nanos(own_ticks),
+            own_ticks,
+        };
         loop {
-            if let Some(lease) = self.next_taken(&mut taken, own_visibility) {
-                if !self.start(slot, lease) {
+            if let Some(lease) = self.next_taken(&mut taken) {
+                if !self.start(slot, lease, &mut taken) {
                     break;
                 }
                 continue;
@@ -570,12 +588,12 @@ impl<T: Send + Sync + 'static> Shared<T> {
             } else {
                 Wait::Until(NEVER)
             };
-            let max = if batched { self.batch_size(own_ticks) } else { 1 };
+            let max = self.take_size(&taken);
             let params = LeaseParams { wait, visibility, stop: Some(&self.stopping) };
-            match queue.lease_into(params, max, &mut |lease| taken.push_back(lease)) {
+            match queue.lease_into(params, max, &mut |lease| taken.leases.push_back((lease, false))) {
                 Ok(()) => {
-                    let Some(lease) = taken.pop_front() else { continue };
-                    if !self.start(slot, lease) {
+                    let Some((lease, _)) = taken.leases.pop_front() else { continue };
+                    if !self.start(slot, lease, &mut taken) {
                         break;
                     }
                 }
@@ -591,7 +609,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
                 Err(LeaseFail::Store(_)) => {
                     // The store failed (a journal's disk): what it could not record goes back; wait a little,
                     // then try again until stopped.
-                    for lease in taken.drain(..) {
+                    for (lease, _) in taken.leases.drain(..) {
                         let _ = lease.release();
                     }
                     let mut state = self.state.lock();
@@ -602,8 +620,8 @@ impl<T: Send + Sync + 'static> Shared<T> {
                 }
             }
         }
-        // Jobs taken with others and not started go back unrun, their attempt not spent.
-        for lease in taken {
+        // Jobs taken and not started go back unrun, their attempt not spent.
+        for (lease, _) in taken.leases {
             let _ = lease.release();
         }
         // The worker's last acks did not wait for a durable store's sync (see `handler::settle`): now they do.
@@ -616,7 +634,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
 
     /// Runs a job this worker leased, unless the pool is stopping (it goes back unrun then). Returns
     /// whether the worker goes on.
-    fn start(self: &Arc<Self>, slot: &WorkerSlot, lease: Lease<T>) -> bool {
+    fn start(self: &Arc<Self>, slot: &WorkerSlot, lease: Lease<T>, taken: &mut Taken<T>) -> bool {
         *slot.running.lock() = Some(lease.token());
         if self.stopping.load(Ordering::Acquire) {
             // Shutdown began while this job was being leased: give it back unrun.
@@ -625,24 +643,49 @@ impl<T: Send + Sync + 'static> Shared<T> {
             return false;
         }
         self.scale_up(Growth::Lease);
-        self.run(slot, lease);
+        self.run(slot, lease, taken);
         true
     }
 
-    /// The next job this worker took with others, if any. Its visibility counts from now, when its own run
-    /// starts, as if it had been leased alone; one whose lease lapsed and was taken by another worker
-    /// meanwhile is let go.
-    fn next_taken(&self, taken: &mut VecDeque<Lease<T>>, visibility: Duration) -> Option<Lease<T>> {
-        while let Some(mut lease) = taken.pop_front() {
+    /// The next job this worker took and has not started, if any. One taken with others has its
+    /// visibility counted from now, when its own run starts, as if it had been leased alone; one whose
+    /// lease lapsed and was taken by another worker meanwhile is let go.
+    fn next_taken(&self, taken: &mut Taken<T>) -> Option<Lease<T>> {
+        while let Some((mut lease, fresh)) = taken.leases.pop_front() {
             if self.stopping.load(Ordering::Acquire) {
-                taken.push_front(lease);
+                taken.leases.push_front((lease, fresh));
                 return None;
             }
-            if lease.extend(visibility).is_ok() {
+            if fresh || lease.extend(taken.own_visibility).is_ok() {
                 return Some(lease);
             }
         }
         None
+    }
+
+    /// How many jobs a worker takes at its next lease: one, or on a durable queue a batch (see
+    /// [`batch_size`](Shared::batch_size)).
+    fn take_size(&self, taken: &Taken<T>) -> usize {
+        if taken.batched {
+            self.batch_size(taken.own_ticks)
+        } else {
+            1
+        }
+    }
+
+    /// Acks a job that is done. With nothing taken ahead (and the pool not stopping), the same critical
+    /// section takes the next job(s), the first to run at once; otherwise a plain ack. Either way the ack
+    /// does not wait for a durable store's sync (see `Lease::ack_unsynced`).
+    fn ack(&self, lease: Lease<T>, taken: &mut Taken<T>) -> Result<(), LeaseLost> {
+        if !taken.leases.is_empty() || self.stopping.load(Ordering::Acquire) {
+            return lease.ack_unsynced();
+        }
+        let max = self.take_size(taken);
+        let leases = &mut taken.leases;
+        lease.ack_and_take(max, taken.visibility, &mut |next| {
+            let fresh = leases.is_empty();
+            leases.push_back((next, fresh));
+        })
     }
 
     /// How many jobs a worker of a durable queue takes at once: its share of the backlog, at most
@@ -680,7 +723,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
     }
 
     /// Runs the handler on one job and settles the job with its outcome.
-    fn run(&self, slot: &WorkerSlot, mut lease: Lease<T>) {
+    fn run(&self, slot: &WorkerSlot, mut lease: Lease<T>, taken: &mut Taken<T>) {
         let id = lease.id();
         let _busy = Busy::new(&self.busy, slot);
         let clock = self.queue.clock();
@@ -708,8 +751,8 @@ impl<T: Send + Sync + 'static> Shared<T> {
                 self.queue.catcher().call(PanicSite::HandlerPanicHook, Some(id), || hook(id, message));
             }
         }
-        let settled = handler::settle(lease, ran, true);
-        if self.queue.ready_hint() == 0 {
+        let settled = handler::settle(lease, ran, |lease| self.ack(lease, taken));
+        if taken.leases.is_empty() && self.queue.ready_hint() == 0 {
             // No next lease is likely to follow at once and wait for the ack's sync: wait for it here.
             let _ = self.queue.commit();
         }

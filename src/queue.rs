@@ -705,6 +705,18 @@ impl<T: Send + Sync + 'static> Queue<T> {
         self.inner.ack(token)
     }
 
+    /// Acks and leases up to `max` ready jobs under one lock (see `Inner::ack_then_lease_into`).
+    pub(crate) fn ack_then_lease_into(
+        &self,
+        token: Token,
+        max: usize,
+        visibility: Option<Tick>,
+        synced: bool,
+        take: &mut impl FnMut(Lease<T>),
+    ) -> Result<(), LeaseLost> {
+        self.inner.ack_then_lease_into(token, max, visibility, synced, take)
+    }
+
     /// An ack that does not wait for a durable store's sync (see `Lease::ack_unsynced`).
     pub(crate) fn ack_lease_unsynced(&self, token: Token) -> Result<(), LeaseLost> {
         self.inner.ack_unsynced(token)

@@ -8,7 +8,7 @@ use std::time::Instant;
 use crate::clock::NEVER;
 use crate::core::Listed;
 use crate::handler::{self, Handler, IntoOutcome, Job, Outcome, Settled};
-use crate::{DeadLetter, DeadLetterReason, JobId, PushError, Queue};
+use crate::{DeadLetter, DeadLetterReason, JobId, Lease, PushError, Queue};
 
 /// How many handler runs [`Queue::run_until_idle`] and [`Inline`] make at most in one call, so that a job
 /// deferred forever cannot hang a test.
@@ -184,7 +184,7 @@ where
                 let ran = handler::run(handler, &mut lease, clock, &cancelled, NEVER);
                 let (outcome, panicked) = handler::outcome_of(&ran);
                 // An error: the lease was lost (the handler let the test clock run past it).
-                let settled = handler::settle(lease, ran, false).ok();
+                let settled = handler::settle(lease, ran, Lease::ack).ok();
                 summary.record(Attempt { id, attempt, at, outcome }, panicked, settled);
             }
             Err(_) => match (&test_clock, queue.next_event()) {

@@ -788,6 +788,45 @@ impl<T: Send + Sync + 'static> Inner<T> {
         self.commit().map_err(LeaseLost::Store)
     }
 
+    /// Acks the job of `token` and, if that succeeded, leases up to `max` ready jobs (without waiting),
+    /// handed to `take`, all under one lock: a consumer settles the job it ran and takes the next in one
+    /// critical section. With `synced`, returns once a durable store has the ack on disk; without, only
+    /// the leases taken are waited for (a pool worker's ack: see [`ack_unsynced`](Inner::ack_unsynced)).
+    pub(crate) fn ack_then_lease_into(
+        self: &Arc<Self>,
+        token: Token,
+        max: usize,
+        visibility: Option<Tick>,
+        synced: bool,
+        take: &mut impl FnMut(Lease<T>),
+    ) -> Result<(), LeaseLost> {
+        let reading = (max > 0).then(|| self.clock.tick());
+        let mut out = Outbox::new();
+        let mut core = self.core.lock();
+        let result = core.st.ack(token);
+        let mut taken = false;
+        let job = match result {
+            Ok(()) => {
+                self.record(|| Change::Ack(token.id));
+                let job = core.take_job(token.slot);
+                if let Some(reading) = reading {
+                    let now = core.st.catch_up(reading);
+                    let params = LeaseParams { wait: Wait::No, visibility, stop: None };
+                    taken = self.lease_once(&mut core, &mut out, &params, max, take, now).is_ok();
+                }
+                job
+            }
+            Err(_) => None,
+        };
+        self.finish(core, out);
+        self.catcher.dispose_job(job); // the job's destructor runs outside the lock
+        result?;
+        if synced || taken {
+            self.commit().map_err(LeaseLost::Store)?;
+        }
+        Ok(())
+    }
+
     /// An ack that does not wait for a durable store's sync: the next operation that waits covers it (a
     /// pool worker's next lease). A crash before then delivers the job again.
     pub(crate) fn ack_unsynced(&self, token: Token) -> Result<(), LeaseLost> {

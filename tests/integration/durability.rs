@@ -419,6 +419,8 @@ mod reopen {
     use super::*;
     use leasequeue::{JobInfo, JobState, Lease};
     use proptest::prelude::*;
+    use std::collections::HashMap;
+    use std::time::Instant;
 
     #[derive(Clone, Debug)]
     enum Op {
@@ -458,20 +460,36 @@ mod reopen {
         (queue.jobs(), dead, queue.is_paused())
     }
 
-    /// What the reopened queue must show, from what the crashed one showed.
-    fn after_reopen(before: Seen) -> Seen {
+    /// What the reopened queue must show, from what the crashed one showed: its leases lapsed, the last
+    /// attempts among them dead-lettered, and the next job of a group whose head was dead-lettered
+    /// promoted (ready, or delayed until its own ready time). `groups` names each job's group.
+    fn after_reopen(before: Seen, groups: &HashMap<u64, u8>, now: Instant) -> Seen {
         let (jobs, mut dead, paused) = before;
-        let mut live = Vec::new();
+        let mut live: Vec<JobInfo> = Vec::new();
+        let mut moved_on = Vec::new();
         for job in jobs {
             if job.state != JobState::Leased {
                 live.push(job);
             } else if job.attempt >= 3 {
                 dead.push((job.id.as_u64(), DeadLetterReason::MaxAttempts, job.attempt));
+                moved_on.extend(groups.get(&job.id.as_u64()));
             } else {
                 let mut lapsed = job.clone();
                 lapsed.state = JobState::Ready;
                 lapsed.next = None;
                 live.push(lapsed);
+            }
+        }
+        for group in moved_on {
+            let next = live
+                .iter_mut()
+                .filter(|j| j.state == JobState::Waiting && groups.get(&j.id.as_u64()) == Some(&group))
+                .min_by_key(|j| j.id);
+            if let Some(next) = next {
+                match next.next {
+                    Some(at) if at > now => next.state = JobState::Delayed,
+                    _ => (next.state, next.next) = (JobState::Ready, None),
+                }
             }
         }
         dead.sort_unstable_by_key(|d| d.0);
@@ -493,6 +511,7 @@ mod reopen {
             let mut dir = TempDir::new("reopen-prop");
             let mut queue = open::<u32>(&dir, &clock);
             let mut held: Vec<Lease<u32>> = Vec::new();
+            let mut groups = HashMap::new();
             let mut next = 0u32;
             for op in ops {
                 match op {
@@ -504,7 +523,10 @@ mod reopen {
                         if let Some(group) = group {
                             options = options.group(format!("g{group}"));
                         }
-                        queue.push_with(next, options).unwrap();
+                        let id = queue.push_with(next, options).unwrap().id();
+                        if let Some(group) = group {
+                            groups.insert(id.as_u64(), group);
+                        }
                         next += 1;
                     }
                     Op::Lease => {
@@ -527,7 +549,7 @@ mod reopen {
                         drop(queue);
                         dir = crashed;
                         queue = open::<u32>(&dir, &clock);
-                        prop_assert_eq!(seen(&queue), after_reopen(before));
+                        prop_assert_eq!(seen(&queue), after_reopen(before, &groups, clock.now()));
                     }
                 }
             }
