@@ -260,3 +260,25 @@ fn lease_reports_its_deadline_on_the_queue_clock() {
     assert!(format!("{lease:?}").contains("attempt: 1"));
     lease.ack().unwrap();
 }
+
+#[test]
+fn ack_and_try_lease_settles_and_takes_the_next_job_or_changes_nothing_when_stale() {
+    let (queue, clock) = queue::<u32>();
+    queue.push_batch([1, 2]);
+    let first = queue.try_lease().unwrap();
+    let second = first.ack_and_try_lease().unwrap().expect("a job was ready");
+    assert_eq!((*second, queue.stats().acked, queue.stats().leased), (2, 1, 1));
+    // A stale lease settles nothing and takes nothing.
+    clock.advance(secs(31));
+    let again = queue.try_lease().unwrap();
+    assert_eq!((*again, again.attempt()), (2, 2), "the lapsed job is leased again");
+    queue.push(3).unwrap();
+    let stale = second.ack_and_try_lease();
+    assert!(matches!(stale, Err(leasequeue::LeaseLost::Superseded { .. })), "{stale:?}");
+    assert_eq!((queue.stats().acked, queue.stats().leased, queue.stats().ready), (1, 1, 1));
+    // The current lease: acked, and job 3 taken; then nothing is ready: acked, and no lease.
+    let third = again.ack_and_try_lease().unwrap().expect("job 3 was ready");
+    assert_eq!(*third, 3);
+    assert!(third.ack_and_try_lease().unwrap().is_none());
+    assert!(queue.is_empty());
+}
