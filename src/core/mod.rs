@@ -753,6 +753,12 @@ impl State {
 
     // ----- time -----
 
+    /// Whether a timed event may be due at `now` (see [`advance`](State::advance)).
+    #[inline]
+    pub fn is_due(&self, now: Tick) -> bool {
+        now >= self.next_at
+    }
+
     /// Processes every timed event due at or before `now`, in time order: jobs past their time to live
     /// are dead-lettered, delayed jobs become ready, lapsed leases become ready or are dead-lettered. Jobs
     /// that leave are pushed to `exits`.

@@ -144,7 +144,17 @@ impl<T: Send + Sync + 'static> Inner<T> {
         result
     }
 
+    /// Processes what fell due by `now` (nearly always nothing: one comparison).
+    #[inline(always)]
     pub(crate) fn advance(&self, core: &mut Core<T>, now: Tick, out: &mut Outbox<T>) {
+        if core.st.is_due(now) {
+            self.advance_due(core, now, out);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn advance_due(&self, core: &mut Core<T>, now: Tick, out: &mut Outbox<T>) {
         let mut exits = Vec::new();
         core.st.advance(now, &mut exits);
         self.bury_all(core, exits, out);
