@@ -252,7 +252,8 @@ fn w1(n: u64, rows: &mut Vec<Row>) {
 fn w2(n: u64, consumers: usize, rows: &mut Vec<Row>) {
     drain_floor::<crossbeam_channel::Receiver<u64>>(n, consumers, rows);
     drain_floor::<flume::Receiver<u64>>(n, consumers, rows);
-    for batch in [1usize, 32] {
+    // batch 0: lease + ack_and_try_lease (one critical section per job)
+    for batch in [1usize, 0, 32] {
         let queue = Queue::new();
         queue.push_batch(0..n);
         queue.close();
@@ -267,6 +268,16 @@ fn w2(n: u64, consumers: usize, rows: &mut Vec<Row>) {
                             seen.mark(*lease);
                             lease.ack().unwrap();
                         }
+                    } else if batch == 0 {
+                        while let Ok(mut lease) = queue.lease() {
+                            loop {
+                                seen.mark(*lease);
+                                match lease.ack_and_try_lease().unwrap() {
+                                    Some(next) => lease = next,
+                                    None => break,
+                                }
+                            }
+                        }
                     } else {
                         while let Ok(leases) = queue.lease_batch(batch, Duration::MAX) {
                             leases.iter().for_each(|l| seen.mark(**l));
@@ -277,7 +288,11 @@ fn w2(n: u64, consumers: usize, rows: &mut Vec<Row>) {
             })
             .collect();
         threads.into_iter().for_each(|t| t.join().unwrap());
-        let contender = if batch == 1 { "leasequeue (lease + ack)" } else { "leasequeue (batches of 32)" };
+        let contender = match batch {
+            1 => "leasequeue (lease + ack)",
+            0 => "leasequeue (ack_and_try_lease)",
+            _ => "leasequeue (batches of 32)",
+        };
         rows.push(Row {
             workload: "W2 drain",
             contender,
