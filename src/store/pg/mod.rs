@@ -20,8 +20,10 @@
 //! - A lost connection fails the call that finds it ([`StoreError`]); the next call connects again.
 //!   Leases taken on it lapse at their deadlines, as any.
 //!
-//! Not yet: ordered groups (one job of a group leased at a time needs a per-group lock beside SKIP
-//! LOCKED), the flavor behind `Queue`, retention of acked rows (they are deleted), a poll-only mode.
+//! - Ordered groups: a job is leased only as the head of its group (no earlier job of the group left in
+//!   the queue), which one statement's snapshot decides for every job it takes.
+//!
+//! Not yet: the flavor behind `Queue`, retention of acked rows (they are deleted), a poll-only mode.
 
 // Not wired into a queue yet; its tests exercise all of it.
 #![cfg_attr(not(test), allow(dead_code))]
@@ -85,6 +87,8 @@ pub(crate) enum PgPushed {
 pub(crate) struct PgPlace<'a> {
     pub delay: i64,
     pub priority: i16,
+    /// An ordered group: one of its jobs leased at a time, in push order.
+    pub group: Option<&'a str>,
     pub dedup: Option<&'a str>,
     pub ttl: Option<i64>,
 }
@@ -204,9 +208,9 @@ impl PgStore {
         let run_at = at.saturating_add(place.delay);
         let id: i64 = tx
             .query_one(
-                "INSERT INTO leasequeue_jobs (queue, payload, priority, pushed_at, run_at, expires_at, dedup_key)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                &[&self.queue, payload, &place.priority, &at, &run_at, &expires_at, &place.dedup],
+                "INSERT INTO leasequeue_jobs (queue, payload, priority, pushed_at, run_at, expires_at, dedup_key, group_key)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                &[&self.queue, payload, &place.priority, &at, &run_at, &expires_at, &place.dedup, &place.group],
             )
             .map_err(store_error)?
             .get(0);
@@ -295,6 +299,13 @@ impl PgStore {
                          SELECT j.id FROM leasequeue_jobs j
                          WHERE j.queue = $2 AND j.state = {AVAILABLE} AND j.run_at <= {NOW}
                            AND NOT (SELECT paused FROM leasequeue_queues WHERE name = $2)
+                           -- The head of its group only: no earlier job of the group still in the queue
+                           -- (leased, or waiting to be). A concurrent lease of the head holds its row, and
+                           -- the head is still in the queue in this statement's snapshot: one per group.
+                           AND (j.group_key IS NULL OR NOT EXISTS (
+                               SELECT 1 FROM leasequeue_jobs g
+                               WHERE g.queue = j.queue AND g.group_key = j.group_key AND g.id < j.id
+                                 AND g.state IN ({AVAILABLE}, {LEASED})))
                          ORDER BY j.priority DESC, j.run_at, j.id
                          LIMIT $3 FOR UPDATE SKIP LOCKED)
                      UPDATE leasequeue_jobs j SET state = {LEASED}, attempt = j.attempt + 1,

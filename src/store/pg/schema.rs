@@ -7,9 +7,10 @@
 use ::postgres::Client;
 
 /// The migrations: `(version, SQL)`, in order. Never edit one that shipped; add the next.
-pub(crate) const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "
+pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "
     CREATE TABLE leasequeue_queues (
         name text PRIMARY KEY,
         paused boolean NOT NULL DEFAULT false
@@ -45,7 +46,16 @@ pub(crate) const MIGRATIONS: &[(i32, &str)] = &[(
         PRIMARY KEY (queue, key)
     );
     ",
-)];
+    ),
+    (
+        2,
+        "
+    -- Ordered groups: a job waits while an earlier job of its group is in the queue.
+    CREATE INDEX leasequeue_jobs_groups ON leasequeue_jobs (queue, group_key, id)
+        WHERE group_key IS NOT NULL AND state IN (0, 1);
+    ",
+    ),
+];
 
 /// The advisory lock key under which migrations run (`hashtext('leasequeue.migrations')` would do; a
 /// constant is plainer).

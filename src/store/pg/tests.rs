@@ -289,3 +289,76 @@ fn a_waiting_consumer_hears_of_a_push_when_it_commits() {
     store.push(&json!("wake up"), &PgPlace::default()).unwrap();
     assert!(waiter.join().unwrap(), "woken by the push, not by the 60 s timeout");
 }
+
+#[test]
+fn a_group_gives_out_one_job_at_a_time_in_push_order() {
+    let Some((store, _clock)) = store("groups") else { return };
+    let place = |group| PgPlace { group: Some(group), ..PgPlace::default() };
+    let a1 = store.push(&json!("a1"), &place("a")).unwrap();
+    store.push(&json!("a2"), &place("a")).unwrap();
+    store.push(&json!("b1"), &place("b")).unwrap();
+    store.push(&json!("free"), &PgPlace::default()).unwrap();
+    let first: Vec<Value> = store.lease(10, None).unwrap().into_iter().map(|l| l.payload).collect();
+    assert_eq!(first, [json!("a1"), json!("b1"), json!("free")]);
+    assert!(store.lease(10, None).unwrap().is_empty(), "a2 waits behind a1");
+    let PgPushed::Enqueued(a1) = a1 else { panic!("{a1:?}") };
+    let token: i64 = store
+        .client()
+        .unwrap()
+        .query_one("SELECT lease_token FROM leasequeue_jobs WHERE id = $1", &[&a1])
+        .unwrap()
+        .get(0);
+    store.ack(a1, token).unwrap();
+    assert_eq!(store.lease(10, None).unwrap()[0].payload, json!("a2"));
+}
+
+#[test]
+fn competing_consumers_never_hold_two_jobs_of_one_group() {
+    let Some((store, _clock)) = store("group-race") else { return };
+    for i in 0..200 {
+        let group = format!("g{}", i % 10);
+        store.push(&json!([i % 10, i]), &PgPlace { group: Some(&group), ..PgPlace::default() }).unwrap();
+    }
+    let url = url().expect("the store was made from it");
+    let held = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    // Every job done, in the order they were done (under the lock that frees their group).
+    let done = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let threads: Vec<_> = (0..3)
+        .map(|_| {
+            let consumer = PgStore {
+                client: Mutex::new(Client::connect(&url, NoTls).unwrap()),
+                url: url.clone(),
+                queue: store.queue.clone(),
+                cfg: store.cfg.clone(),
+                clock: store.clock.clone(),
+            };
+            let (held, done) = (std::sync::Arc::clone(&held), std::sync::Arc::clone(&done));
+            std::thread::spawn(move || {
+                let mut idle = 0;
+                while idle < 50 {
+                    let leased = consumer.lease(16, None).unwrap(); // more than the groups
+                    idle = if leased.is_empty() { idle + 1 } else { 0 };
+                    for lease in &leased {
+                        let group = lease.payload[0].as_i64().unwrap();
+                        assert!(held.lock().unwrap().insert(group), "group {group} held twice");
+                    }
+                    for lease in leased {
+                        let (group, job) =
+                            (lease.payload[0].as_i64().unwrap(), lease.payload[1].as_i64().unwrap());
+                        let mut held = held.lock().unwrap();
+                        consumer.ack(lease.id, lease.token).unwrap();
+                        done.lock().unwrap().push((group, job));
+                        held.remove(&group);
+                    }
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    let done = done.lock().unwrap();
+    assert_eq!(done.len(), 200);
+    for group in 0..10 {
+        let order: Vec<i64> = done.iter().filter(|(g, _)| *g == group).map(|(_, job)| *job).collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "group {group} out of push order: {order:?}");
+    }
+}
