@@ -291,21 +291,41 @@ fn a_payload_that_no_longer_deserializes_is_kept_not_dropped() {
     let clock = TestClock::new();
     let queue = open::<String>(&dir, &clock);
     let id = queue.push("abc".into()).unwrap();
+    let poison = queue.push("xyz".into()).unwrap();
+    let lease = queue.try_lease().unwrap();
+    assert_eq!(lease.id(), id);
+    lease.nack_with("once").unwrap(); // job `id` retries in 10 s, attempt 1 spent
+    queue.try_lease().unwrap().reject("poison").unwrap();
     drop(queue);
 
-    // The job type changed: "abc" is not a bool.
+    // The job type changed: neither "abc" nor "xyz" is a bool.
     let queue = open::<bool>(&dir, &clock);
-    assert!(queue.is_empty());
-    assert_eq!(queue.recovery().unwrap().undecodable, [id]);
+    assert!(queue.is_empty() && queue.dead_letters().is_empty());
+    assert_eq!(queue.recovery().unwrap().undecodable, [id, poison]);
+    let kept: Vec<(leasequeue::JobId, bool)> = queue.undecodable().iter().map(|u| (u.id, u.dead)).collect();
+    assert_eq!(kept, [(id, false), (poison, true)]);
     drop(queue);
 
-    // Kept through the second open's checkpoint, and back as it was under the old type.
+    // Kept through that opening's checkpoint as they were: back under the old type, with their attempts,
+    // delays and histories.
     let queue = open::<String>(&dir, &clock);
-    assert_eq!(queue.undecodable().len(), 0);
-    drop(queue);
+    assert!(queue.undecodable().is_empty());
+    assert!(queue.try_lease().is_err(), "job `id` still backs off");
+    clock.advance(secs(10));
+    let lease = queue.try_lease().unwrap();
+    assert_eq!((lease.id(), lease.as_str(), lease.attempt()), (id, "abc", 2));
+    let dead = queue.dead_letters();
+    assert_eq!(
+        (dead[0].id(), dead[0].job().as_str(), dead[0].reason()),
+        (poison, "xyz", DeadLetterReason::Rejected)
+    );
+    assert_eq!(dead[0].history()[0].message.as_deref(), Some("poison"));
+    drop((lease, queue));
+
+    // Taken for good.
     let queue = open::<bool>(&dir, &clock);
     let taken = queue.take_undecodable();
-    assert_eq!(taken.len(), 1);
+    assert_eq!(taken.len(), 2);
     assert_eq!(taken[0].bytes, [3, b'a', b'b', b'c']);
     drop(queue);
     let queue = open::<bool>(&dir, &clock);

@@ -12,7 +12,9 @@
 //! a push's record is written before the push takes effect (a write that fails refuses the push, and
 //! nothing changed), the others after (a write that fails fails the journal). Each operation then waits
 //! for its records to be durable after releasing the lock, so that one sync serves every operation that
-//! wrote meanwhile (group commit). A lapse is not written: it follows from the lease's deadline.
+//! wrote meanwhile (group commit). A lapse is not written: it follows from the lease's deadline. Nor is
+//! an extension: a lease out at a crash lapses on recovery whatever its deadline (a lapse that the
+//! journal derives takes the last recorded deadline as its time).
 //!
 //! **Time.** The queue's clock restarts with the process, so a checkpoint names its clock's anchor (the
 //! tick at a wall-clock time; a test clock's own tick stands for wall time), and opening maps the
@@ -42,7 +44,7 @@ use serde::Serialize;
 pub use self::log::{JournalError, SyncPolicy, Torn};
 use self::log::{Log, Options};
 use self::record::{failures, reason_code, reason_of, Record};
-use self::replay::{Image, Replay};
+use self::replay::{Image, JobImage, LetterImage, Replay};
 use crate::clock::{Tick, NEVER};
 use crate::core::{FailureRecord, Placement, RestoredJob, State};
 use crate::store::memory::Core;
@@ -92,13 +94,64 @@ pub struct Recovery {
 }
 
 /// A job or dead letter whose payload no longer deserializes into the queue's job type: its id and its
-/// bytes as the journal holds them (postcard), kept until taken with [`Queue::take_undecodable`].
+/// bytes as the journal holds them (postcard), kept (with the rest of its record: attempts, history,
+/// times) until taken with [`Queue::take_undecodable`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Undecodable {
     /// The job's id.
     pub id: JobId,
     /// The serialized job.
     pub bytes: Vec<u8>,
+    /// Whether it was a dead letter (else a live job).
+    pub dead: bool,
+}
+
+/// An undecodable job or dead letter as the journal keeps it, its times on this process's clock: written
+/// back into every checkpoint as it was read.
+#[derive(Clone, Debug)]
+enum Kept {
+    Job(u64, JobImage),
+    Letter(LetterImage),
+}
+
+impl Kept {
+    fn shown(&self) -> Undecodable {
+        match self {
+            Kept::Job(id, job) => {
+                Undecodable { id: JobId::from_u64(*id), bytes: job.payload.clone(), dead: false }
+            }
+            Kept::Letter(letter) => {
+                Undecodable { id: JobId::from_u64(letter.id), bytes: letter.payload.clone(), dead: true }
+            }
+        }
+    }
+
+    /// The same, its times mapped onto another clock.
+    fn mapped(self, map: &impl Fn(Tick) -> Tick) -> Kept {
+        let failures = |history: Vec<record::Failure>| {
+            history.into_iter().map(|f| record::Failure { at: map(f.at), ..f }).collect()
+        };
+        match self {
+            Kept::Job(id, job) => Kept::Job(
+                id,
+                JobImage {
+                    pushed_at: map(job.pushed_at),
+                    ready_at: map(job.ready_at),
+                    expires_at: job.expires_at.map(map),
+                    lease: job.lease.map(map),
+                    history: failures(job.history),
+                    ..job
+                },
+            ),
+            Kept::Letter(letter) => Kept::Letter(LetterImage {
+                pushed_at: map(letter.pushed_at),
+                dead_at: map(letter.dead_at),
+                history: failures(letter.history),
+                ..letter
+            }),
+        }
+    }
 }
 
 /// The journal store's options, set on the builder.
@@ -127,7 +180,7 @@ pub(crate) struct Journal<T> {
     wall_ns: u64,
     tick: Tick,
     scratch: Mutex<Scratch>,
-    undecodable: Mutex<Vec<Undecodable>>,
+    undecodable: Mutex<Vec<Kept>>,
     recovery: Recovery,
     segment_size: u64,
     /// Bytes written since the last checkpoint, and the push records' bytes and count (the compaction
@@ -390,19 +443,30 @@ impl<T: Send + Sync + 'static> Durable<T> for Journal<T> {
             (self.encode)(&letter.job, &mut payload).map_err(encode_failed)?;
             put(&mut buf, &self.dead_letter_record(letter, &payload))?;
         }
-        for raw in self.undecodable.lock().iter() {
-            // Kept as they were read: as a job with no attempt yet, its bytes untouched.
-            let record = Record::Job {
-                id: raw.id.as_u64(),
-                pushed_at: now,
-                ready_at: 0,
-                priority: 0,
-                group: None,
-                expires_at: None,
-                attempt: 0,
-                lease: None,
-                history: Vec::new(),
-                payload: &raw.bytes,
+        for kept in self.undecodable.lock().iter() {
+            // Kept as they were read, bytes untouched.
+            let record = match kept {
+                Kept::Job(id, job) => Record::Job {
+                    id: *id,
+                    pushed_at: job.pushed_at,
+                    ready_at: job.ready_at,
+                    priority: job.priority,
+                    group: job.group.as_deref(),
+                    expires_at: job.expires_at,
+                    attempt: job.attempt,
+                    lease: job.lease,
+                    history: job.history.clone(),
+                    payload: &job.payload,
+                },
+                Kept::Letter(letter) => Record::Letter {
+                    id: letter.id,
+                    reason: letter.reason,
+                    attempts: letter.attempts,
+                    pushed_at: letter.pushed_at,
+                    dead_at: letter.dead_at,
+                    history: letter.history.clone(),
+                    payload: &letter.payload,
+                },
             };
             put(&mut buf, &record)?;
         }
@@ -636,13 +700,15 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> QueueBuilder<T> {
             ..Recovery::default()
         };
         let decoded = image.map(|image| decode::<T>(image, &mut recovery));
+        let map = decoded.as_ref().map(|d| mapper((d.image.wall_ns, d.image.tick), now));
         let mut journal = Journal::new(log, encode::<T>, &clock, now, options);
         journal.recovery = recovery;
-        journal.undecodable = Mutex::new(decoded.as_ref().map(|d| d.undecodable.clone()).unwrap_or_default());
+        if let (Some(decoded), Some(map)) = (&decoded, &map) {
+            journal.undecodable = Mutex::new(decoded.kept.iter().cloned().map(|k| k.mapped(map)).collect());
+        }
         let limit = self.history_limit;
         let queue = self.build_with(Some(Box::new(journal)))?;
-        if let Some(decoded) = decoded {
-            let map = mapper((decoded.image.wall_ns, decoded.image.tick), now);
+        if let (Some(decoded), Some(map)) = (decoded, map) {
             queue.inspect_core(|st, jobs, dead| fill(st, jobs, dead, decoded, &map, &clock, limit));
         }
         // Process the leases that lapsed at the crash, then write the state as the new checkpoint (which
@@ -657,29 +723,40 @@ struct Decoded<T> {
     image: Image,
     jobs: Vec<(u64, Option<T>)>,
     dead: Vec<Option<T>>,
-    undecodable: Vec<Undecodable>,
+    kept: Vec<Kept>,
 }
 
 /// Decodes the image's payloads; those that no longer decode are set aside, and counted in `recovery`.
-fn decode<T: DeserializeOwned>(mut image: Image, recovery: &mut Recovery) -> Decoded<T> {
-    let mut undecodable = Vec::new();
-    let mut take = |id: u64, bytes: &mut Vec<u8>| match postcard::from_bytes::<T>(bytes) {
-        Ok(job) => Some(job),
-        Err(_) => {
-            undecodable.push(Undecodable { id: JobId::from_u64(id), bytes: std::mem::take(bytes) });
-            None
-        }
-    };
-    let jobs: Vec<(u64, Option<T>)> =
-        image.jobs.iter_mut().map(|(&id, job)| (id, take(id, &mut job.payload))).collect();
-    let dead: Vec<Option<T>> =
-        image.dead.values_mut().map(|letter| take(letter.id, &mut letter.payload)).collect();
-    recovery.undecodable = undecodable.iter().map(|u| u.id).collect();
+fn decode<T: DeserializeOwned>(image: Image, recovery: &mut Recovery) -> Decoded<T> {
+    let mut kept = Vec::new();
+    let jobs: Vec<(u64, Option<T>)> = image
+        .jobs
+        .iter()
+        .map(|(&id, job)| {
+            let decoded = postcard::from_bytes::<T>(&job.payload).ok();
+            if decoded.is_none() {
+                kept.push(Kept::Job(id, job.clone()));
+            }
+            (id, decoded)
+        })
+        .collect();
+    let dead: Vec<Option<T>> = image
+        .dead
+        .values()
+        .map(|letter| {
+            let decoded = postcard::from_bytes::<T>(&letter.payload).ok();
+            if decoded.is_none() {
+                kept.push(Kept::Letter(letter.clone()));
+            }
+            decoded
+        })
+        .collect();
+    recovery.undecodable = kept.iter().map(|k| k.shown().id).collect();
     let decoded_jobs = image.jobs.values().zip(&jobs).filter(|(_, (_, job))| job.is_some());
     (recovery.jobs, recovery.leased) = decoded_jobs
         .fold((0, 0), |(jobs, leased), (image, _)| (jobs + 1, leased + usize::from(image.lease.is_some())));
     recovery.dead_letters = dead.iter().filter(|d| d.is_some()).count();
-    Decoded { image, jobs, dead, undecodable }
+    Decoded { image, jobs, dead, kept }
 }
 
 /// Fills a new queue's state from a decoded image, its times mapped onto the queue's clock.
@@ -782,7 +859,9 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert!(queue.undecodable().is_empty());
     /// ```
     pub fn undecodable(&self) -> Vec<Undecodable> {
-        self.journal().map(|journal| journal.undecodable.lock().clone()).unwrap_or_default()
+        self.journal()
+            .map(|journal| journal.undecodable.lock().iter().map(Kept::shown).collect())
+            .unwrap_or_default()
     }
 
     /// Takes the jobs and dead letters whose payload no longer deserializes out of the journal, for good
@@ -796,7 +875,8 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// ```
     pub fn take_undecodable(&self) -> Vec<Undecodable> {
         let Some(journal) = self.journal() else { return Vec::new() };
-        let taken = std::mem::take(&mut *journal.undecodable.lock());
+        let taken: Vec<Undecodable> =
+            std::mem::take(&mut *journal.undecodable.lock()).iter().map(Kept::shown).collect();
         if !taken.is_empty() {
             // A failure here fails the journal, and the next call reports it.
             let _ = self.checkpoint();

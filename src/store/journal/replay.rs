@@ -9,7 +9,7 @@ use crate::core::FailureRecord;
 use crate::FailureKind;
 
 /// A live job as the journal last recorded it.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct JobImage {
     pub pushed_at: Tick,
     /// When it may become ready (the time it was pushed or requeued with).
@@ -25,7 +25,7 @@ pub(crate) struct JobImage {
 }
 
 /// A dead letter in the built-in store.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct LetterImage {
     pub id: u64,
     pub reason: u8,
