@@ -836,8 +836,10 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// fell due). Nothing to do for the memory store.
     #[cfg(feature = "journal")]
     pub(crate) fn checkpoint(&self) -> Result<(), crate::StoreError> {
-        self.inner
-            .locked(|core| self.inner.durable.as_ref().map_or(Ok(()), |durable| durable.checkpoint(core)))
+        let Some(durable) = &self.inner.durable else { return Ok(()) };
+        // The state is copied under the lock; the checkpoint is written after it.
+        let pending = self.inner.locked(|core| durable.checkpoint(core))?;
+        pending()
     }
 
     /// A dead letter taken with [`take_dead_letter`](Queue::take_dead_letter) was redriven.

@@ -18,7 +18,8 @@ use crate::deliver::Outbox;
 use crate::lease::Lease;
 use crate::panics::Catcher;
 use crate::store::{
-    AlarmHook, Backlog, Change, Durable, LeaseFail, LeaseParams, Observer, Parts, Payload, PushFail, Wait,
+    AlarmHook, Backlog, Change, Durable, LeaseFail, LeaseParams, Observer, Parts, Payload, Pending, PushFail,
+    Wait,
 };
 use crate::wait::{SPIN_ROUNDS, YIELD_ROUNDS};
 use crate::{
@@ -175,8 +176,13 @@ impl<T: Send + Sync + 'static> Inner<T> {
             core.jobs.truncate(slots);
             fit(&mut core.jobs);
         }
-        let went_quiet = self.extras && self.finish_extras(&mut core, &mut out);
+        let (went_quiet, pending) =
+            if self.extras { self.finish_extras(&mut core, &mut out) } else { (false, None) };
         drop(core);
+        if let Some(pending) = pending {
+            // A checkpoint that fails leaves the journal as it was; the next one tries again.
+            let _ = pending();
+        }
         if went_quiet {
             // A consumer of another queue on this clock may be waiting for this one to go quiet.
             self.clock.nudge_others(address(self));
@@ -187,16 +193,16 @@ impl<T: Send + Sync + 'static> Inner<T> {
     }
 
     /// [`finish`](Inner::finish)'s work for the features a queue may not have (alarms, a durable store,
-    /// a test clock), behind one test. Returns whether the queue went quiet on an auto-advancing clock.
-    fn finish_extras(&self, core: &mut Core<T>, out: &mut Outbox<T>) -> bool {
+    /// a test clock), behind one test. Returns whether the queue went quiet on an auto-advancing clock,
+    /// and a durable store's writing to do after the lock.
+    fn finish_extras(&self, core: &mut Core<T>, out: &mut Outbox<T>) -> (bool, Option<Pending<'_>>) {
         if !self.alarms.is_empty() {
             self.check_alarms(core, out);
         }
-        if let Some(durable) = &self.durable {
-            after_cold(&**durable, core);
-        }
+        let pending = self.durable.as_ref().and_then(|durable| after_cold(&**durable, core));
         // On a test clock (auto-advance may be turned on at any time), keep the hint current.
-        self.manual && self.publish_quiet(&mut core.st) && self.clock.auto_advances()
+        let quiet = self.manual && self.publish_quiet(&mut core.st) && self.clock.auto_advances();
+        (quiet, pending)
     }
 
     pub(crate) fn push(&self, job: T, options: &PushOptions, wait: Wait) -> Result<Pushed, (T, PushFail)> {
@@ -1023,6 +1029,6 @@ fn record_cold<T>(durable: &dyn Durable<T>, change: Change<'_>) {
 
 #[cold]
 #[inline(never)]
-fn after_cold<T>(durable: &dyn Durable<T>, core: &Core<T>) {
-    durable.after(core);
+fn after_cold<'a, T>(durable: &'a dyn Durable<T>, core: &Core<T>) -> Option<Pending<'a>> {
+    durable.after(core)
 }

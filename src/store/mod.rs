@@ -147,10 +147,12 @@ pub(crate) trait Durable<T>: Send + Sync {
     fn check(&self) -> Result<(), StoreError>;
     /// Returns once every change recorded so far is as durable as the store promises.
     fn commit(&self) -> Result<(), StoreError>;
-    /// Under the lock, after an operation: compacts the store if that is due.
-    fn after(&self, core: &Core<T>);
-    /// Under the lock: writes the whole state, which replaces every earlier record.
-    fn checkpoint(&self, core: &Core<T>) -> Result<(), StoreError>;
+    /// Under the lock, after an operation: starts compacting the store if that is due, and returns the
+    /// writing to do once the lock is released.
+    fn after(&self, core: &Core<T>) -> Option<Pending<'_>>;
+    /// Under the lock: starts writing the whole state, which replaces every earlier record, and returns
+    /// the writing to do once the lock is released.
+    fn checkpoint(&self, core: &Core<T>) -> Result<Pending<'_>, StoreError>;
     /// Its syncs since it was opened, and the bytes of a torn tail it cut off then (see [`crate::Stats`]).
     fn counts(&self) -> (u64, u64);
     /// The queue is being dropped: the last look at its state.
@@ -158,6 +160,9 @@ pub(crate) trait Durable<T>: Send + Sync {
     /// The store itself, for what only it knows (a journal's recovery report).
     fn as_any(&self) -> &dyn std::any::Any;
 }
+
+/// Work a durable store does after the queue's lock is released (writing a checkpoint).
+pub(crate) type Pending<'a> = Box<dyn FnOnce() -> Result<(), StoreError> + 'a>;
 
 /// A change for a durable store to record (see [`Durable::record`]).
 #[cfg_attr(not(feature = "journal"), allow(dead_code))]

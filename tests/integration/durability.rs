@@ -377,9 +377,18 @@ fn a_power_cut_at_any_byte_after_the_last_sync_loses_nothing_that_was_synced() {
     assert!(full.len() > synced_len + 20);
 
     let name = last.file_name().unwrap().to_owned();
+    // The segments before the last (the checkpoint) as they are; the last as a power cut left it.
+    let earlier: Vec<(std::ffi::OsString, Vec<u8>)> = segments(&dir)
+        .iter()
+        .filter(|p| **p != last)
+        .map(|p| (p.file_name().unwrap().to_owned(), fs::read(p).unwrap()))
+        .collect();
     let reopen = |bytes: &[u8]| {
         let copy = TempDir::new("power-copy");
         fs::create_dir_all(copy.path()).unwrap();
+        for (earlier, contents) in &earlier {
+            fs::write(copy.path().join(earlier), contents).unwrap();
+        }
         fs::write(copy.path().join(&name), bytes).unwrap();
         let queue = open::<u32>(&copy, &clock);
         let ids: Vec<_> = queue.jobs().iter().map(|j| j.id).collect();
@@ -614,4 +623,24 @@ fn a_pool_on_a_journal_takes_jobs_in_batches_and_gives_back_unrun_the_ones_it_ha
     assert_eq!((stats.leased, stats.ready, stats.acked), (0, 20, 20));
     // The jobs taken but not started went back unrun: no attempt spent (job 20 was deferred: not spent).
     assert!(queue.jobs().iter().all(|j| j.attempt == 0), "{:?}", queue.jobs());
+}
+
+#[test]
+fn a_checkpoint_cut_short_before_its_rename_is_ignored_and_deleted() {
+    let dir = TempDir::new("partial-checkpoint");
+    let clock = TestClock::new();
+    let queue = open::<u32>(&dir, &clock);
+    for job in 0..5 {
+        queue.push(job).unwrap();
+    }
+    drop(queue);
+    let last = segments(&dir).pop().unwrap();
+    let seq: u64 = last.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    // What a crash in the middle of writing the next checkpoint leaves: a partial file, not yet renamed.
+    let partial = dir.path().join(format!("{:020}.log.partial", seq + 1));
+    fs::write(&partial, b"LQJL half a checkpoint").unwrap();
+    let queue = open::<u32>(&dir, &clock);
+    assert_eq!(queue.len(), 5);
+    assert_eq!(queue.recovery().unwrap().torn, None);
+    assert!(!partial.exists(), "deleted at open");
 }

@@ -50,6 +50,8 @@ const FRAME_LEN: usize = 8;
 pub(crate) const MAX_RECORD: usize = 64 << 20;
 /// How far ahead of the records a segment is filled with zeros (at most to its size limit).
 const PREALLOCATE: u64 = 1 << 20;
+/// The ending of a checkpoint's file until it is complete and renamed into place.
+const PARTIAL: &str = ".partial";
 /// The name of the lock file.
 const LOCK_FILE: &str = "lock";
 
@@ -290,6 +292,7 @@ impl Log {
             Err(fs::TryLockError::WouldBlock) => return Err(JournalError::Locked { path: dir.to_owned() }),
             Err(fs::TryLockError::Error(source)) => return Err(JournalError::Io { path: lock_path, source }),
         }
+        remove_partial(dir)?;
         let segments = segments(dir)?;
         let mut recovery = Recovery { segments: segments.len(), ..Recovery::default() };
         let last = segments.len().checked_sub(1);
@@ -410,48 +413,64 @@ impl Log {
         Ok(w.appended)
     }
 
-    /// Writes a checkpoint: the records that replace every earlier one, in a new segment (however long
-    /// they are), synced with the directory; then deletes the segments before it. A crash before the
-    /// deletion leaves both, and replay finds the later checkpoint.
+    /// Starts a checkpoint: closes the current segment and goes on in the one after next, so that the
+    /// checkpoint, written meanwhile by [`write_checkpoint`](Log::write_checkpoint), sorts between the
+    /// records it replaces and those that follow it. Returns the sequence number reserved for it.
     ///
     /// # Errors
     ///
-    /// A write or sync failed. The log is failed then (see [`fail`](Log::fail)) unless nothing had been
-    /// written.
-    pub(crate) fn checkpoint<'r>(
-        &self,
-        records: impl IntoIterator<Item = &'r [u8]>,
-    ) -> Result<(), JournalError> {
+    /// The segment could not be closed or the next created (the log is failed then).
+    pub(crate) fn begin_checkpoint(&self) -> Result<u64, JournalError> {
         let shared = &*self.shared;
         let mut w = shared.writer.lock();
         shared.check(&w)?;
-        shared.rotate(&mut w)?;
-        let mut framed = std::mem::take(&mut w.frame);
-        framed.clear();
-        let mut count = 0;
+        let reserved = w.seq + 1;
+        shared.rotate_to(&mut w, reserved + 1)?;
+        Ok(reserved)
+    }
+
+    /// Writes a checkpoint begun with [`begin_checkpoint`](Log::begin_checkpoint): the records that
+    /// replace every earlier one, into a file of their own (however long they are), synced, then renamed
+    /// into place as segment `seq` with the directory synced; then deletes the segments before it. A crash
+    /// before the rename leaves the older segments, which replay as before (the partial file is deleted
+    /// at the next open); one after it leaves both, and replay finds the checkpoint.
+    ///
+    /// # Errors
+    ///
+    /// A write or sync failed: the checkpoint is not in place, and the log goes on as before it.
+    pub(crate) fn write_checkpoint<'r>(
+        &self,
+        seq: u64,
+        records: impl IntoIterator<Item = &'r [u8]>,
+    ) -> Result<(), JournalError> {
+        let dir = &self.shared.dir;
+        let path = dir.join(segment_name(seq));
+        let partial = dir.join(format!("{}{PARTIAL}", segment_name(seq)));
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| JournalError::Io { path, source }
+        };
+        let mut framed = header(seq).to_vec();
         for record in records {
             frame(&mut framed, record);
-            count += 1;
         }
-        let written = shared.write(&mut w, &framed, count);
-        w.frame = framed;
-        written?;
-        let path = shared.segment_path(w.seq);
-        if let Err(source) = w.file.sync_data() {
-            w.failed = Some(format!("sync of {}: {source}", path.display()));
-            return Err(JournalError::Io { path, source });
-        }
-        w.synced = w.appended;
-        w.syncs += 1;
-        shared.changed.notify_all();
-        let first = w.seq;
-        drop(w);
-        for (seq, path) in segments(&shared.dir)? {
-            if seq < first {
-                fs::remove_file(&path).map_err(|source| JournalError::Io { path, source })?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&partial)
+            .map_err(io(&partial))?;
+        write_at(&file, &framed, 0).map_err(io(&partial))?;
+        file.sync_all().map_err(io(&partial))?;
+        fs::rename(&partial, &path).map_err(io(&path))?;
+        sync_dir(dir)?;
+        self.shared.writer.lock().syncs += 2;
+        for (older, older_path) in segments(dir)? {
+            if older < seq {
+                fs::remove_file(&older_path).map_err(io(&older_path))?;
             }
         }
-        sync_dir(&shared.dir)
+        sync_dir(dir)
     }
 
     /// Fails the log: from now on it takes no records (a record that could not be written after its
@@ -586,6 +605,12 @@ impl Shared {
 
     /// Closes the current segment (synced, so that every record so far is durable) and starts the next.
     fn rotate(&self, w: &mut MutexGuard<'_, Writer>) -> Result<(), JournalError> {
+        let next = w.seq + 1;
+        self.rotate_to(w, next)
+    }
+
+    /// [`rotate`](Shared::rotate), to segment `seq` (the one after next, when a checkpoint takes the next).
+    fn rotate_to(&self, w: &mut MutexGuard<'_, Writer>, seq: u64) -> Result<(), JournalError> {
         let path = self.segment_path(w.seq);
         // The closed segment ends at its last record: its zeros ahead are cut off.
         if let Err(source) = w.file.set_len(w.len).and_then(|()| w.file.sync_all()) {
@@ -594,7 +619,6 @@ impl Shared {
         }
         w.synced = w.appended;
         w.syncs += 1;
-        let seq = w.seq + 1;
         w.file = Arc::new(create_segment(&self.dir, seq)?);
         w.seq = seq;
         w.len = HEADER_LEN as u64;
@@ -666,16 +690,37 @@ fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
         let entry = entry.map_err(|source| JournalError::Io { path: dir.to_owned(), source })?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name == LOCK_FILE {
-            continue;
+        if name == LOCK_FILE || name.strip_suffix(PARTIAL).and_then(segment_seq).is_some() {
+            continue; // a checkpoint cut short before its rename: deleted at open
         }
-        match name.strip_suffix(".log").filter(|n| n.len() == 20).and_then(|n| n.parse::<u64>().ok()) {
+        match segment_seq(&name) {
             Some(seq) if seq > 0 => segments.push((seq, entry.path())),
             _ => return Err(JournalError::NotAJournal { path: dir.to_owned() }),
         }
     }
     segments.sort_unstable();
     Ok(segments)
+}
+
+/// The sequence number a segment's file name gives.
+fn segment_seq(name: &str) -> Option<u64> {
+    name.strip_suffix(".log").filter(|n| n.len() == 20).and_then(|n| n.parse::<u64>().ok())
+}
+
+/// Deletes what a checkpoint cut short before its rename left (see [`Log::write_checkpoint`]).
+fn remove_partial(dir: &Path) -> Result<(), JournalError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| JournalError::Io { path, source }
+    };
+    for entry in fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let name = entry.file_name();
+        if name.to_string_lossy().strip_suffix(PARTIAL).and_then(segment_seq).is_some() {
+            fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
+        }
+    }
+    Ok(())
 }
 
 fn segment_name(seq: u64) -> String {

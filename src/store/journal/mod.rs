@@ -25,7 +25,10 @@
 //! crash lapses at once: an attempt spent, as SQS and RabbitMQ do, so a job that kills the process every
 //! time still runs out of attempts), and writes a checkpoint of the result into a new segment, which
 //! deletes the older ones. **Compaction** writes the same checkpoint while the queue runs, once the log
-//! since the last one is over twice the live data's estimated size plus a segment.
+//! since the last one is over twice the live data's estimated size plus a segment. Under the lock it only
+//! copies the state (the payloads shared) and moves the log on to the segment after next; the operation
+//! that found it due encodes and writes it after releasing the lock, into the segment it skipped
+//! (through a file renamed into place once synced), so that the queue goes on meanwhile.
 
 mod log;
 mod record;
@@ -33,7 +36,7 @@ mod replay;
 
 use std::any::Any;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -46,9 +49,9 @@ use self::log::{Log, Options};
 use self::record::{failures, reason_code, reason_of, Record};
 use self::replay::{Image, JobImage, LetterImage, Replay};
 use crate::clock::{Tick, NEVER};
-use crate::core::{FailureRecord, Placement, RestoredJob, State};
+use crate::core::{FailureRecord, Placement, RestoredJob, SavedJob, State};
 use crate::store::memory::Core;
-use crate::store::{Change, Durable};
+use crate::store::{Change, Durable, Pending};
 use crate::{Clock, DeadLetter, Failure, JobId, Queue, QueueBuilder, StoreError};
 
 /// What opening a journal found (feature `journal`): see [`Queue::recovery`].
@@ -188,6 +191,8 @@ pub(crate) struct Journal<T> {
     since_checkpoint: AtomicU64,
     push_bytes: AtomicU64,
     pushes: AtomicU64,
+    /// A checkpoint is being written (after the lock): no second is started meanwhile.
+    checkpointing: AtomicBool,
     /// The conformance suite's journal: checked against the queue when it is dropped, then deleted.
     checked: bool,
 }
@@ -237,6 +242,7 @@ impl<T> Journal<T> {
             since_checkpoint: AtomicU64::new(0),
             push_bytes: AtomicU64::new(0),
             pushes: AtomicU64::new(0),
+            checkpointing: AtomicBool::new(false),
             checked: false,
         }
     }
@@ -293,6 +299,126 @@ impl<T> Journal<T> {
                 .collect(),
             payload,
         }
+    }
+}
+
+/// A checkpoint's content, copied under the queue's lock (the payloads shared, not yet encoded), to be
+/// encoded and written after it: the queue goes on meanwhile, its records going to the segment after the
+/// one reserved for the checkpoint (see [`Log::begin_checkpoint`]).
+struct Snapshot<T> {
+    seq: u64,
+    next_id: u64,
+    paused: bool,
+    jobs: Vec<(SavedJob, Arc<T>)>,
+    dead: Vec<DeadLetter<T>>,
+    kept: Vec<Kept>,
+    reservations: Vec<(Arc<str>, u64, Tick)>,
+}
+
+impl<T> Journal<T> {
+    /// Starts a checkpoint under the queue's lock: reserves its segment and copies the state.
+    fn snapshot(&self, core: &Core<T>) -> Result<Snapshot<T>, StoreError> {
+        let st = &core.st;
+        let seq = self.log.begin_checkpoint().map_err(StoreError::new)?;
+        self.since_checkpoint.store(0, Ordering::Relaxed);
+        let jobs = st
+            .snapshot()
+            .into_iter()
+            .filter_map(|job| {
+                let payload = Arc::clone(core.job(job.slot)?);
+                Some((job, payload))
+            })
+            .collect();
+        Ok(Snapshot {
+            seq,
+            next_id: st.next_id(),
+            paused: st.is_paused(),
+            jobs,
+            dead: core.dead.iter().cloned().collect(),
+            kept: self.undecodable.lock().clone(),
+            reservations: st.reservations(st.now()),
+        })
+    }
+
+    /// Encodes a checkpoint and writes it, outside the queue's lock.
+    fn write_checkpoint(&self, snapshot: Snapshot<T>) -> Result<(), StoreError> {
+        let encode_failed = |e: postcard::Error| StoreError::new(JournalError::Encode(e.to_string()));
+        // Every record goes into one buffer; `ends` marks where each ends.
+        let mut buf = Vec::new();
+        let mut ends = Vec::new();
+        let mut payload = Vec::new();
+        let mut put = |buf: &mut Vec<u8>, record: &Record<'_>| -> Result<(), StoreError> {
+            *buf = postcard::to_extend(record, std::mem::take(buf)).map_err(encode_failed)?;
+            ends.push(buf.len());
+            Ok(())
+        };
+        let begin = Record::Begin {
+            wall_ns: self.wall_ns,
+            tick: self.tick,
+            next_id: snapshot.next_id,
+            paused: snapshot.paused,
+        };
+        put(&mut buf, &begin)?;
+        for (job, payload_of) in &snapshot.jobs {
+            payload.clear();
+            (self.encode)(payload_of, &mut payload).map_err(encode_failed)?;
+            let record = Record::Job {
+                id: job.id,
+                pushed_at: job.pushed_at,
+                ready_at: job.ready_at,
+                priority: job.priority,
+                group: job.group.as_deref(),
+                expires_at: job.expires_at,
+                attempt: job.attempt,
+                lease: job.lease,
+                history: failures(&job.history),
+                payload: &payload,
+            };
+            put(&mut buf, &record)?;
+        }
+        for letter in &snapshot.dead {
+            payload.clear();
+            (self.encode)(&letter.job, &mut payload).map_err(encode_failed)?;
+            put(&mut buf, &self.dead_letter_record(letter, &payload))?;
+        }
+        for kept in &snapshot.kept {
+            // Kept as they were read, bytes untouched.
+            let record = match kept {
+                Kept::Job(id, job) => Record::Job {
+                    id: *id,
+                    pushed_at: job.pushed_at,
+                    ready_at: job.ready_at,
+                    priority: job.priority,
+                    group: job.group.as_deref(),
+                    expires_at: job.expires_at,
+                    attempt: job.attempt,
+                    lease: job.lease,
+                    history: job.history.clone(),
+                    payload: &job.payload,
+                },
+                Kept::Letter(letter) => Record::Letter {
+                    id: letter.id,
+                    reason: letter.reason,
+                    attempts: letter.attempts,
+                    pushed_at: letter.pushed_at,
+                    dead_at: letter.dead_at,
+                    history: letter.history.clone(),
+                    payload: &letter.payload,
+                },
+            };
+            put(&mut buf, &record)?;
+        }
+        for (key, id, until) in &snapshot.reservations {
+            put(&mut buf, &Record::Reserved { key, id: *id, until: *until })?;
+        }
+        put(&mut buf, &Record::End)?;
+        let mut start = 0;
+        let records = ends.iter().map(|&end| {
+            let record = &buf[start..end];
+            start = end;
+            record
+        });
+        self.log.write_checkpoint(snapshot.seq, records).map_err(StoreError::new)
     }
 }
 
@@ -385,104 +511,34 @@ impl<T: Send + Sync + 'static> Durable<T> for Journal<T> {
         self.log.commit_all().map_err(StoreError::new)
     }
 
-    fn after(&self, core: &Core<T>) {
+    fn after(&self, core: &Core<T>) -> Option<Pending<'_>> {
         let since = self.since_checkpoint.load(Ordering::Relaxed);
         if since < self.segment_size {
-            return; // the common case, in one comparison
+            return None; // the common case, in one comparison
         }
         let pushes = self.pushes.load(Ordering::Relaxed).max(1);
         let per_job = (self.push_bytes.load(Ordering::Relaxed) / pushes).max(16);
         let live = (core.st.live() + core.dead.len()) as u64 * per_job;
-        if since > 2 * live + self.segment_size {
-            if let Err(e) = self.checkpoint(core) {
+        if since <= 2 * live + self.segment_size || self.checkpointing.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        match self.checkpoint(core) {
+            Ok(pending) => Some(pending),
+            Err(e) => {
+                self.checkpointing.store(false, Ordering::Release);
                 self.log.fail(e.to_string());
+                None
             }
         }
     }
 
-    fn checkpoint(&self, core: &Core<T>) -> Result<(), StoreError> {
-        let st = &core.st;
-        let now = st.now();
-        let encode_failed = |e: postcard::Error| StoreError::new(JournalError::Encode(e.to_string()));
-        // Every record goes into one buffer; `ends` marks where each ends.
-        let mut buf = Vec::new();
-        let mut ends = Vec::new();
-        let mut payload = Vec::new();
-        let mut put = |buf: &mut Vec<u8>, record: &Record<'_>| -> Result<(), StoreError> {
-            *buf = postcard::to_extend(record, std::mem::take(buf)).map_err(encode_failed)?;
-            ends.push(buf.len());
-            Ok(())
-        };
-        let begin = Record::Begin {
-            wall_ns: self.wall_ns,
-            tick: self.tick,
-            next_id: st.next_id(),
-            paused: st.is_paused(),
-        };
-        put(&mut buf, &begin)?;
-        for job in st.snapshot() {
-            let Some(payload_of) = core.job(job.slot) else { continue };
-            payload.clear();
-            (self.encode)(payload_of, &mut payload).map_err(encode_failed)?;
-            let record = Record::Job {
-                id: job.id,
-                pushed_at: job.pushed_at,
-                ready_at: job.ready_at,
-                priority: job.priority,
-                group: job.group.as_deref(),
-                expires_at: job.expires_at,
-                attempt: job.attempt,
-                lease: job.lease,
-                history: failures(&job.history),
-                payload: &payload,
-            };
-            put(&mut buf, &record)?;
-        }
-        for letter in &core.dead {
-            payload.clear();
-            (self.encode)(&letter.job, &mut payload).map_err(encode_failed)?;
-            put(&mut buf, &self.dead_letter_record(letter, &payload))?;
-        }
-        for kept in self.undecodable.lock().iter() {
-            // Kept as they were read, bytes untouched.
-            let record = match kept {
-                Kept::Job(id, job) => Record::Job {
-                    id: *id,
-                    pushed_at: job.pushed_at,
-                    ready_at: job.ready_at,
-                    priority: job.priority,
-                    group: job.group.as_deref(),
-                    expires_at: job.expires_at,
-                    attempt: job.attempt,
-                    lease: job.lease,
-                    history: job.history.clone(),
-                    payload: &job.payload,
-                },
-                Kept::Letter(letter) => Record::Letter {
-                    id: letter.id,
-                    reason: letter.reason,
-                    attempts: letter.attempts,
-                    pushed_at: letter.pushed_at,
-                    dead_at: letter.dead_at,
-                    history: letter.history.clone(),
-                    payload: &letter.payload,
-                },
-            };
-            put(&mut buf, &record)?;
-        }
-        for (key, id, until) in st.reservations(now) {
-            put(&mut buf, &Record::Reserved { key: &key, id, until })?;
-        }
-        put(&mut buf, &Record::End)?;
-        let mut start = 0;
-        let records = ends.iter().map(|&end| {
-            let record = &buf[start..end];
-            start = end;
-            record
-        });
-        self.log.checkpoint(records).map_err(StoreError::new)?;
-        self.since_checkpoint.store(0, Ordering::Relaxed);
-        Ok(())
+    fn checkpoint(&self, core: &Core<T>) -> Result<Pending<'_>, StoreError> {
+        let snapshot = self.snapshot(core)?;
+        Ok(Box::new(move || {
+            let written = self.write_checkpoint(snapshot);
+            self.checkpointing.store(false, Ordering::Release);
+            written
+        }))
     }
 
     fn counts(&self) -> (u64, u64) {
