@@ -28,7 +28,7 @@
 //! since the last one is over twice the live data's estimated size plus a segment. Under the lock it only
 //! copies the state (the payloads shared) and moves the log on to the segment after next; the operation
 //! that found it due encodes and writes it after releasing the lock, into the segment it skipped
-//! (through a file renamed into place once synced), so that the queue goes on meanwhile.
+//! (through a file renamed into place once synced), so that the queue waits only for the copy.
 
 mod log;
 mod record;
