@@ -50,6 +50,8 @@ const FRAME_LEN: usize = 8;
 pub(crate) const MAX_RECORD: usize = 64 << 20;
 /// How far ahead of the records a segment is filled with zeros (at most to its size limit).
 const PREALLOCATE: u64 = 1 << 20;
+/// How long opening waits for a lock held for a moment (see `lock_briefly_held`).
+const LOCK_PATIENCE: Duration = Duration::from_millis(250);
 /// The ending of a checkpoint's file until it is complete and renamed into place.
 const PARTIAL: &str = ".partial";
 /// The name of the lock file.
@@ -138,7 +140,8 @@ pub enum JournalError {
         #[source]
         source: io::Error,
     },
-    /// Another process (or another queue in this one) has the journal open.
+    /// Another process (or another queue in this one) has the journal open (opening waits a quarter of
+    /// a second for a lock held only for a moment, as by a child process between its fork and exec).
     #[error("{path}: the journal is open in another process")]
     Locked {
         /// The journal's directory.
@@ -287,11 +290,10 @@ impl Log {
             .truncate(false)
             .open(&lock_path)
             .map_err(io(&lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(JournalError::Locked { path: dir.to_owned() }),
-            Err(fs::TryLockError::Error(source)) => return Err(JournalError::Io { path: lock_path, source }),
-        }
+        lock_briefly_held(&lock).map_err(|e| match e {
+            fs::TryLockError::WouldBlock => JournalError::Locked { path: dir.to_owned() },
+            fs::TryLockError::Error(source) => JournalError::Io { path: lock_path.clone(), source },
+        })?;
         remove_partial(dir)?;
         let segments = segments(dir)?;
         let mut recovery = Recovery { segments: segments.len(), ..Recovery::default() };
@@ -700,6 +702,24 @@ fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
     }
     segments.sort_unstable();
     Ok(segments)
+}
+
+/// Takes the journal's lock, waiting up to [`LOCK_PATIENCE`] for it. A lock is held by an open file
+/// description, which a child process shares between its `fork` and its `exec`: a process that spawns
+/// children while another of its queues closes the journal can see the lock held for that moment.
+/// Another process that has the journal open holds it for longer, and gets `WouldBlock`.
+fn lock_briefly_held(lock: &File) -> Result<(), fs::TryLockError> {
+    let clock = Clock::system();
+    let until = clock.tick().saturating_add(ticks(LOCK_PATIENCE));
+    loop {
+        match lock.try_lock() {
+            Err(fs::TryLockError::WouldBlock) if clock.tick() < until => {
+                #[allow(clippy::disallowed_methods)] // a pause between tries, on no queue's clock
+                thread::sleep(Duration::from_millis(2));
+            }
+            result => return result,
+        }
+    }
 }
 
 /// The sequence number a segment's file name gives.
