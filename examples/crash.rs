@@ -1,5 +1,6 @@
 //! The journal's crash harness (feature `journal`): a child process runs random pushes, leases, acks,
-//! nacks and releases against a journaled queue, logging each call that returned `Ok`; this process
+//! nacks and releases against a journaled queue, beside a `WorkerPool` on it, logging each call that
+//! returned `Ok`; this process
 //! kills it with SIGKILL at a random moment, reopens the journal and checks what the child was promised:
 //!
 //! - every push that returned `Ok` is in the queue, in the dead-letter store, or was being acked;
@@ -23,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use leasequeue::{Backoff, Lease, Queue, QueueBuilder};
+use leasequeue::{Backoff, Lease, Outcome, Queue, QueueBuilder, WorkerPool};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -36,14 +37,34 @@ pub fn builder() -> QueueBuilder<u64> {
         .segment_size(256 << 10)
 }
 
-/// The child's side: random operations until it is killed. Each call that returned `Ok` is logged,
-/// one line per call written straight to the file (a line cut short by the kill is ignored).
+/// The child's side: random operations until it is killed, beside a two-worker `WorkerPool` on the
+/// same queue. Each call that returned `Ok` is logged, one line per call written straight to the file in
+/// one write (a line cut short by the kill is ignored). The pool's handler logs each job it starts, and
+/// `acking` before it returns done: the pool's own acks are not waited for (a crash may deliver such a
+/// job again), so they are never checked as done.
 pub fn child(dir: &Path, seed: u64) -> ! {
     let queue = builder().open(dir.join("journal")).expect("the journal opens");
-    let mut log =
+    let log =
         OpenOptions::new().create(true).append(true).open(dir.join("calls")).expect("the call log opens");
-    let mut note =
-        |line: String| log.write_all(format!("{line}\n").as_bytes()).expect("the call log is written");
+    let log = std::sync::Arc::new(log);
+    let writer = std::sync::Arc::clone(&log);
+    let note = move |line: String| {
+        (&*writer).write_all(format!("{line}\n").as_bytes()).expect("the call log is written")
+    };
+    let pool_note = note.clone();
+    let _pool = WorkerPool::builder(queue.clone())
+        .workers(2)
+        .build(move |job| {
+            let id = job.id().as_u64();
+            pool_note(format!("leased {id} {}", job.attempt()));
+            if *job % 5 == 0 {
+                Outcome::retry("flaky")
+            } else {
+                pool_note(format!("acking {id}"));
+                Outcome::Done
+            }
+        })
+        .expect("the pool starts");
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut held: Vec<Lease<u64>> = Vec::new();
     loop {
