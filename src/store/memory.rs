@@ -3,7 +3,7 @@
 //! due (`advance`), does its work, wakes whom it owes a wake-up (see [`crate::wait`]), releases the lock
 //! in [`finish`](Inner::finish), and only then runs user code (see [`crate::deliver`]).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -548,29 +548,50 @@ impl<T: Send + Sync + 'static> Inner<T> {
         if let Some(durable) = &self.durable {
             if let Err(e) = durable.flush() {
                 // No record was written: the batch is undone, under the same lock, and every job handed back.
-                results = results.into_iter().map(|result| self.unpush_one(&mut core, result, &e)).collect();
+                results = self.unpush_batch(&mut core, results, &e);
             }
         }
         self.finish(core, out);
         if let Err(e) = self.commit() {
-            let mut core = self.core.lock();
-            return results.into_iter().map(|result| self.unpush_one(&mut core, result, &e)).collect();
+            return self.unpush_batch(&mut self.core.lock(), results, &e);
         }
         self.pushed();
         results
     }
 
-    /// Undoes one push of a batch whose records were not written or not synced, if its job is still in
-    /// the queue unleased: the job comes back with `e`.
+    /// Undoes the pushes of a batch whose records were not written or not synced (see
+    /// [`unpush`](Inner::unpush)): each job still in the queue unleased comes back with `e`.
     #[cold]
+    fn unpush_batch(
+        &self,
+        core: &mut Core<T>,
+        results: Vec<Result<JobId, TryPushError<T>>>,
+        e: &StoreError,
+    ) -> Vec<Result<JobId, TryPushError<T>>> {
+        // Where each job is, found in one pass over the slab rather than one per job.
+        let slots: HashMap<u64, u32> =
+            (0..core.st.slot_count() as u32).filter_map(|slot| Some((core.st.job_id(slot)?, slot))).collect();
+        results
+            .into_iter()
+            .map(|result| {
+                let id = result?;
+                let slot = slots.get(&id.as_u64()).copied();
+                self.unpush_one(core, id, slot, e)
+            })
+            .collect()
+    }
+
+    /// Undoes one push of a batch, if its job is still in `slot` unleased.
     fn unpush_one(
         &self,
         core: &mut Core<T>,
-        result: Result<JobId, TryPushError<T>>,
+        id: JobId,
+        slot: Option<u32>,
         e: &StoreError,
     ) -> Result<JobId, TryPushError<T>> {
-        let id = result?;
-        match self.withdraw(core, id).map(Arc::try_unwrap) {
+        let withdrawn =
+            slot.filter(|&slot| core.st.withdraw(slot, id.as_u64())).and_then(|slot| core.take_job(slot));
+        match withdrawn.map(Arc::try_unwrap) {
             Some(Ok(job)) => Err(TryPushError::Store(job, e.clone())),
             Some(Err(shared)) => {
                 self.catcher.dispose(shared);
