@@ -359,22 +359,22 @@ impl<T> Journal<T> {
             paused: snapshot.paused,
         };
         put(&mut buf, &begin)?;
-        for (job, payload_of) in &snapshot.jobs {
-            payload.clear();
-            (self.encode)(payload_of, &mut payload).map_err(encode_failed)?;
-            let record = Record::Job {
-                id: job.id,
+        for (job, payload_of) in snapshot.jobs {
+            let mut image = JobImage {
                 pushed_at: job.pushed_at,
                 ready_at: job.ready_at,
                 priority: job.priority,
-                group: job.group.as_deref(),
+                group: job.group.map(|g| g.to_string()),
                 expires_at: job.expires_at,
                 attempt: job.attempt,
                 lease: job.lease,
                 history: failures(&job.history),
-                payload: &payload,
+                payload: std::mem::take(&mut payload),
             };
-            put(&mut buf, &record)?;
+            image.payload.clear();
+            (self.encode)(&payload_of, &mut image.payload).map_err(encode_failed)?;
+            put(&mut buf, &image.record(job.id))?;
+            payload = image.payload; // the buffer, for the next job
         }
         for letter in &snapshot.dead {
             payload.clear();
@@ -384,27 +384,8 @@ impl<T> Journal<T> {
         for kept in &snapshot.kept {
             // Kept as they were read, bytes untouched.
             let record = match kept {
-                Kept::Job(id, job) => Record::Job {
-                    id: *id,
-                    pushed_at: job.pushed_at,
-                    ready_at: job.ready_at,
-                    priority: job.priority,
-                    group: job.group.as_deref(),
-                    expires_at: job.expires_at,
-                    attempt: job.attempt,
-                    lease: job.lease,
-                    history: job.history.clone(),
-                    payload: &job.payload,
-                },
-                Kept::Letter(letter) => Record::Letter {
-                    id: letter.id,
-                    reason: letter.reason,
-                    attempts: letter.attempts,
-                    pushed_at: letter.pushed_at,
-                    dead_at: letter.dead_at,
-                    history: letter.history.clone(),
-                    payload: &letter.payload,
-                },
+                Kept::Job(id, job) => job.record(*id),
+                Kept::Letter(letter) => letter.record(),
             };
             put(&mut buf, &record)?;
         }

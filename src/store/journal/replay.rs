@@ -36,6 +36,39 @@ pub(crate) struct LetterImage {
     pub payload: Vec<u8>,
 }
 
+impl JobImage {
+    /// The checkpoint record of this job.
+    pub(crate) fn record(&self, id: u64) -> Record<'_> {
+        Record::Job {
+            id,
+            pushed_at: self.pushed_at,
+            ready_at: self.ready_at,
+            priority: self.priority,
+            group: self.group.as_deref(),
+            expires_at: self.expires_at,
+            attempt: self.attempt,
+            lease: self.lease,
+            history: self.history.clone(),
+            payload: &self.payload,
+        }
+    }
+}
+
+impl LetterImage {
+    /// The checkpoint record of this dead letter.
+    pub(crate) fn record(&self) -> Record<'_> {
+        Record::Letter {
+            id: self.id,
+            reason: self.reason,
+            attempts: self.attempts,
+            pushed_at: self.pushed_at,
+            dead_at: self.dead_at,
+            history: self.history.clone(),
+            payload: &self.payload,
+        }
+    }
+}
+
 /// The queue as of the last record replayed.
 #[derive(Debug, Default)]
 pub(crate) struct Image {
