@@ -39,6 +39,8 @@
 //! | drop | counts as `nack`: a panicking worker's job is retried, never lost |
 //!
 //! [`extend`](Lease::extend) moves the deadline to now + d (a heartbeat for long jobs).
+//! [`ack_and_try_lease`](Lease::ack_and_try_lease) acks and leases the next ready job in one critical
+//! section, for a consumer that loops over lease and ack.
 //!
 //! Delivery is **at-least-once**: when a deadline passes the attempt counts as failed and the job is ready
 //! again at once (or dead-lettered if it was the last attempt), so a stalled worker's job is done by
