@@ -81,6 +81,7 @@ pub struct QueueBuilder<T> {
     pub(crate) history_limit: usize,
     dedup_window: Duration,
     ttl: Option<Duration>,
+    rate: Option<(u32, Duration)>,
     panic_hook: Option<PanicHook>,
     #[cfg(feature = "journal")]
     pub(crate) journal: crate::store::journal::JournalOptions,
@@ -101,6 +102,7 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
             history_limit: 16,
             dedup_window: Duration::from_secs(5 * 60),
             ttl: None,
+            rate: None,
             panic_hook: None,
             #[cfg(feature = "journal")]
             journal: Default::default(),
@@ -312,6 +314,39 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
         self
     }
 
+    /// At most `leases` leases in any window of `per`, on the queue's clock (a webhook sender allowed 10
+    /// calls a second). A lease the limit holds back waits for its turn in the blocking forms
+    /// ([`lease`](Queue::lease), [`lease_timeout`](Queue::lease_timeout), a [`WorkerPool`](crate::WorkerPool)),
+    /// and reports when it comes in the `try_` forms ([`TryLeaseError::Limited`](crate::TryLeaseError::Limited));
+    /// [`Stats::limited`](crate::Stats::limited) counts the ready jobs it holds back. The window slides:
+    /// no window of `per` ever holds more than `leases` leases (a token bucket lets up to twice as many
+    /// through a window that straddles a burst and its refill). It is kept in memory: it starts empty when
+    /// a durable queue is opened again. Default none. Both must be above zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use leasequeue::{Queue, TestClock, TryLeaseError};
+    ///
+    /// let clock = TestClock::new();
+    /// let queue = Queue::builder().clock(clock.clone()).rate_limit(2, Duration::from_secs(1)).build().unwrap();
+    /// queue.push_batch(["a", "b", "c"]);
+    /// let (a, b) = (queue.try_lease().unwrap(), queue.try_lease().unwrap());
+    /// let until = match queue.try_lease() {
+    ///     Err(TryLeaseError::Limited { until }) => until,
+    ///     other => panic!("{other:?}"),
+    /// };
+    /// assert_eq!(until - clock.now(), Duration::from_secs(1));
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(*queue.try_lease().unwrap(), "c");
+    /// # drop((a, b));
+    /// ```
+    pub fn rate_limit(mut self, leases: u32, per: Duration) -> Self {
+        self.rate = Some((leases, per));
+        self
+    }
+
     /// How many failures a job's history keeps (the most recent). Default 16; 0 keeps none.
     ///
     /// # Examples
@@ -371,6 +406,9 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
         if self.ttl == Some(Duration::ZERO) {
             return invalid("ttl", "must not be zero");
         }
+        if self.rate.is_some_and(|(leases, per)| leases == 0 || per.is_zero()) {
+            return invalid("rate_limit", "must allow at least one lease in a window longer than zero");
+        }
         if self.alarms.iter().any(|(alarm, _)| alarm.raise_at == 0) {
             // It would be raised and cleared on every operation.
             return invalid("alarm", "must have a threshold above zero");
@@ -384,6 +422,7 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
             max_attempts: self.max_attempts,
             history_limit: self.history_limit,
             dedup_window: ticks(self.dedup_window),
+            rate: self.rate.map(|(leases, per)| (leases as usize, ticks(per))),
         };
         Queue::from_parts(Parts {
             cfg,

@@ -345,6 +345,13 @@ pub enum TryLeaseError {
     /// The queue's store failed (a durable store's disk or database).
     #[error("the queue's store failed")]
     Store(#[source] StoreError),
+    /// A job is ready, but the queue's rate limit ([`QueueBuilder::rate_limit`](crate::QueueBuilder::rate_limit))
+    /// lets the next lease through only at `until`.
+    #[error("the rate limit holds the next lease until later")]
+    Limited {
+        /// When the next lease may be taken, on the queue's clock.
+        until: std::time::Instant,
+    },
 }
 
 impl TryLeaseError {

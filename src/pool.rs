@@ -597,7 +597,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
                         break;
                     }
                 }
-                Err(LeaseFail::NoJob) => {
+                Err(LeaseFail::NoJob | LeaseFail::Limited(_)) => {
                     let mut state = self.state.lock();
                     if state.workers > self.cfg.workers.min {
                         state.workers -= 1;

@@ -50,10 +50,11 @@ pub struct Queue<T> {
 
 impl LeaseFail {
     /// As a `try_` lease reports it (no wait, and no stop flag: `Stopped` cannot happen, and is "empty").
-    fn into_try(self) -> TryLeaseError {
+    fn into_try(self, clock: &Clock) -> TryLeaseError {
         match self {
             LeaseFail::Closed => TryLeaseError::Closed,
             LeaseFail::NoJob | LeaseFail::Stopped => TryLeaseError::Empty,
+            LeaseFail::Limited(until) => TryLeaseError::Limited { until: clock.instant(until) },
             LeaseFail::Store(e) => TryLeaseError::Store(e),
         }
     }
@@ -62,7 +63,7 @@ impl LeaseFail {
     fn into_timeout(self) -> LeaseTimeoutError {
         match self {
             LeaseFail::Closed => LeaseTimeoutError::Closed,
-            LeaseFail::NoJob | LeaseFail::Stopped => LeaseTimeoutError::Timeout,
+            LeaseFail::NoJob | LeaseFail::Stopped | LeaseFail::Limited(_) => LeaseTimeoutError::Timeout,
             LeaseFail::Store(e) => LeaseTimeoutError::Store(e),
         }
     }
@@ -261,7 +262,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
                 Err(LeaseFail::Closed) => return Err(LeaseError::Closed),
                 Err(LeaseFail::Store(e)) => return Err(LeaseError::Store(e)),
                 // A wait that never ends, with no stop flag, ends only with a job or a close: look again.
-                Err(LeaseFail::NoJob | LeaseFail::Stopped) => continue,
+                Err(LeaseFail::NoJob | LeaseFail::Stopped | LeaseFail::Limited(_)) => continue,
             }
         }
     }
@@ -279,7 +280,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert!(queue.try_lease().unwrap_err().is_empty());
     /// ```
     pub fn try_lease(&self) -> Result<Lease<T>, TryLeaseError> {
-        self.inner.lease(Wait::No).map_err(LeaseFail::into_try)
+        self.inner.lease(Wait::No).map_err(|fail| fail.into_try(&self.inner.clock))
     }
 
     /// Leases the next ready job, waiting up to `timeout` on the queue's clock. `Duration::MAX` waits
@@ -376,7 +377,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(queue.try_lease_batch(10).unwrap().len(), 2);
     /// ```
     pub fn try_lease_batch(&self, max: usize) -> Result<Vec<Lease<T>>, TryLeaseError> {
-        self.inner.lease_many(Wait::No, max).map_err(LeaseFail::into_try)
+        self.inner.lease_many(Wait::No, max).map_err(|fail| fail.into_try(&self.inner.clock))
     }
 
     /// Acks many leases under one lock. Each has its own result, as [`Lease::ack`]. Leases of another
@@ -800,7 +801,9 @@ impl<T: Send + Sync + 'static> Queue<T> {
     pub(crate) fn activity(&self) -> (bool, Tick) {
         self.inner.inspect(|st| {
             let counts = st.counts();
-            (counts.ready > 0 || counts.leased > 0, st.next_event())
+            // Ready jobs that a rate limit holds back wait for time, as delayed ones do.
+            let ready = counts.ready > 0 && st.limited_until().is_none();
+            (ready || counts.leased > 0, st.next_event())
         })
     }
 

@@ -64,6 +64,9 @@ pub struct Stats {
     /// `Drop`, a backoff function, a worker pool's hooks, a redrive filter; see [`UserPanic`](crate::UserPanic)).
     /// A pool's handler panics are counted in [`PoolStats::panicked`](crate::PoolStats::panicked) instead.
     pub panics: u64,
+    /// Of `ready`, the jobs the queue's rate limit holds back now
+    /// ([`QueueBuilder::rate_limit`](crate::QueueBuilder::rate_limit)).
+    pub limited: usize,
     /// A durable queue's syncs (`fdatasync`) since it was opened: under group commit, fewer than the
     /// calls that waited for one. 0 for a queue in memory.
     pub syncs: u64,

@@ -74,7 +74,9 @@ impl<T: Send + Sync + 'static> Inner<T> {
     /// returns whether it just went quiet.
     pub(crate) fn publish_quiet(&self, st: &mut State) -> bool {
         let counts = st.counts();
-        let quiet = if counts.ready > 0 || counts.leased > 0 { BUSY } else { st.next_event().max(BUSY + 1) };
+        // Ready jobs that a rate limit holds back wait for time, as delayed ones do.
+        let ready = counts.ready > 0 && st.limited_until().is_none();
+        let quiet = if ready || counts.leased > 0 { BUSY } else { st.next_event().max(BUSY + 1) };
         self.quiet.swap(quiet, Ordering::AcqRel) == BUSY && quiet != BUSY
     }
 
@@ -95,8 +97,9 @@ impl<T: Send + Sync + 'static> Inner<T> {
         if who == Waiter::Consumer {
             let wake_at = until.min(core.st.next_event());
             let idle = {
+                // Ready jobs that a rate limit holds back wait for time, as delayed ones do.
                 let counts = core.st.counts();
-                counts.ready == 0 && counts.leased == 0
+                (counts.ready == 0 || core.st.limited_until().is_some()) && counts.leased == 0
             };
             if idle && self.clock.auto_advances() {
                 // If every other queue on the clock is quiet too, nothing can happen before the earliest

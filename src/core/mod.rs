@@ -219,6 +219,42 @@ pub(crate) struct Config {
     pub max_attempts: u32,
     pub history_limit: usize,
     pub dedup_window: Tick,
+    /// At most this many leases in any window of this length, if set (see [`RateLimit`]).
+    pub rate: Option<(usize, Tick)>,
+}
+
+/// A rate limit: at most `n` leases in any window of `period`, kept as the times of the leases of the
+/// last `period` (a sliding window, so that no window of `period` ever holds more than `n`; a token bucket
+/// lets twice as many through a window that straddles a burst and its refill). 8 bytes per lease in the
+/// window.
+struct RateLimit {
+    n: usize,
+    period: Tick,
+    /// The times of the last (at most `n`) leases, oldest first.
+    times: VecDeque<Tick>,
+}
+
+impl RateLimit {
+    /// When the next lease may be granted, at `now` or later.
+    fn next_allowed(&self, now: Tick) -> Tick {
+        match self.times.front() {
+            Some(&oldest) if self.times.len() >= self.n => oldest.saturating_add(self.period).max(now),
+            _ => now,
+        }
+    }
+
+    /// Counts a lease at `now`; forgets the leases whose window has passed, so that the window holds at
+    /// most the leases of the last `period` (and never more than `n`).
+    fn take(&mut self, now: Tick) {
+        while self
+            .times
+            .front()
+            .is_some_and(|&t| t.saturating_add(self.period) <= now || self.times.len() >= self.n)
+        {
+            self.times.pop_front();
+        }
+        self.times.push_back(now);
+    }
 }
 
 #[derive(Default)]
@@ -269,6 +305,8 @@ pub(crate) struct State {
     waiting_consumers: usize,
     waiting_producers: usize,
     wakes: Wakes,
+    /// The rate limit on leases, if any.
+    limit: Option<Box<RateLimit>>,
     /// Whether to record events (an observer is registered), and those recorded since the last drain.
     observing: bool,
     events: Vec<Noted>,
@@ -315,6 +353,7 @@ impl State {
             waiting_consumers: 0,
             waiting_producers: 0,
             wakes: Wakes::default(),
+            limit: cfg.rate.map(|(n, period)| Box::new(RateLimit { n, period, times: VecDeque::new() })),
             observing: false,
             events: Vec::new(),
             cfg,
@@ -609,6 +648,12 @@ impl State {
     /// Hands out the oldest ready job of the highest priority level that has one. The caller has called
     /// `advance` at `now`.
     pub fn lease(&mut self, now: Tick, visibility: Tick) -> Option<Grant> {
+        if let Some(limit) = &mut self.limit {
+            if limit.next_allowed(now) > now || self.n_ready == 0 {
+                return None;
+            }
+            limit.take(now);
+        }
         let entry = self.pop_ready()?;
         let slot = entry.slot;
         self.n_ready -= 1;
@@ -787,12 +832,25 @@ impl State {
                 }
             }
         }
-        self.next_at = self.next_event();
+        self.next_at = self.next_timed();
+    }
+
+    /// The earliest time at which something changes by itself: [`advance`](State::advance) has work, or
+    /// a rate limit lets a ready job be leased. [`NEVER`] if nothing will.
+    pub fn next_event(&mut self) -> Tick {
+        self.next_timed().min(self.limited_until().unwrap_or(NEVER))
     }
 
     /// The earliest time at which [`advance`](State::advance) would do something, or [`NEVER`].
-    pub fn next_event(&mut self) -> Tick {
+    fn next_timed(&mut self) -> Tick {
         self.heads().into_iter().map(|(at, _)| at).min().unwrap_or(NEVER)
+    }
+
+    /// When the rate limit lets the next lease through, if it holds back a ready job now.
+    pub fn limited_until(&self) -> Option<Tick> {
+        let limit = self.limit.as_ref()?;
+        let at = limit.next_allowed(self.now);
+        (self.n_ready > 0 && at > self.now).then_some(at)
     }
 
     fn next_due(&mut self, now: Tick) -> Option<(Tick, Timer)> {
@@ -1126,7 +1184,7 @@ mod tests {
     use super::*;
 
     fn state(max_attempts: u32) -> State {
-        State::new(Config { visibility: 10, max_attempts, history_limit: 4, dedup_window: 100 })
+        State::new(Config { visibility: 10, max_attempts, history_limit: 4, dedup_window: 100, rate: None })
     }
 
     fn place(ready_at: Tick) -> Placement {

@@ -176,8 +176,26 @@ impl<T: Send + Sync + 'static> Inner<T> {
             core.jobs.truncate(slots);
             fit(&mut core.jobs);
         }
-        let (went_quiet, pending) =
-            if self.extras { self.finish_extras(&mut core, &mut out) } else { (false, None) };
+        if self.extras {
+            return self.finish_extras(core, out);
+        }
+        drop(core);
+        if !out.is_empty() {
+            self.deliver(out);
+        }
+    }
+
+    /// [`finish`](Inner::finish)'s end for the features a queue may not have (alarms, a durable store,
+    /// a test clock), behind one test: alarms checked, a durable store's compaction started (and written
+    /// after the lock), and on a test clock the quiet hint kept current.
+    #[inline(never)]
+    fn finish_extras(&self, mut core: MutexGuard<'_, Core<T>>, mut out: Outbox<T>) {
+        if !self.alarms.is_empty() {
+            self.check_alarms(&mut core, &mut out);
+        }
+        let pending = self.durable.as_ref().and_then(|durable| after_cold(&**durable, &core));
+        // On a test clock (auto-advance may be turned on at any time), keep the hint current.
+        let went_quiet = self.manual && self.publish_quiet(&mut core.st) && self.clock.auto_advances();
         drop(core);
         if let Some(pending) = pending {
             // A checkpoint that fails leaves the journal as it was; the next one tries again.
@@ -190,19 +208,6 @@ impl<T: Send + Sync + 'static> Inner<T> {
         if !out.is_empty() {
             self.deliver(out);
         }
-    }
-
-    /// [`finish`](Inner::finish)'s work for the features a queue may not have (alarms, a durable store,
-    /// a test clock), behind one test. Returns whether the queue went quiet on an auto-advancing clock,
-    /// and a durable store's writing to do after the lock.
-    fn finish_extras(&self, core: &mut Core<T>, out: &mut Outbox<T>) -> (bool, Option<Pending<'_>>) {
-        if !self.alarms.is_empty() {
-            self.check_alarms(core, out);
-        }
-        let pending = self.durable.as_ref().and_then(|durable| after_cold(&**durable, core));
-        // On a test clock (auto-advance may be turned on at any time), keep the hint current.
-        let quiet = self.manual && self.publish_quiet(&mut core.st) && self.clock.auto_advances();
-        (quiet, pending)
     }
 
     pub(crate) fn push(&self, job: T, options: &PushOptions, wait: Wait) -> Result<Pushed, (T, PushFail)> {
@@ -427,7 +432,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         let mut core = self.core.lock();
         let now = core.st.catch_up(reading);
         let result = match self.lease_once(&mut core, &mut out, &params, max, take, now) {
-            Err(LeaseFail::NoJob) if matches!(params.wait, Wait::Until(until) if now < until) => {
+            Err(LeaseFail::NoJob | LeaseFail::Limited(_)) if matches!(params.wait, Wait::Until(until) if now < until) => {
                 self.lease_waiting(&mut core, &mut out, &params, max, take)
             }
             result => result,
@@ -469,6 +474,8 @@ impl<T: Send + Sync + 'static> Inner<T> {
             Ok(())
         } else if core.st.is_closed() && core.st.live() == 0 {
             Err(LeaseFail::Closed)
+        } else if let Some(until) = core.st.limited_until().filter(|_| !core.st.is_paused()) {
+            Err(LeaseFail::Limited(until))
         } else {
             Err(LeaseFail::NoJob)
         }
@@ -496,7 +503,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
             }
             let now = core.st.catch_up(self.clock.tick());
             match self.lease_once(core, out, params, max, take, now) {
-                Err(LeaseFail::NoJob) if now < until => {}
+                Err(LeaseFail::NoJob | LeaseFail::Limited(_)) if now < until => {}
                 result => return result,
             }
         }
@@ -779,6 +786,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
                 consumers_waiting: core.st.waiting_consumers(),
                 producers_waiting: core.st.waiting_producers(),
                 panics: self.catcher.count(),
+                limited: if core.st.limited_until().is_some() { counts.ready } else { 0 },
                 syncs,
                 torn_bytes,
             }

@@ -68,6 +68,8 @@ pub(crate) enum LeaseFail {
     NoJob,
     /// The caller's stop flag was raised.
     Stopped,
+    /// A job is ready, but the rate limit lets the next lease through only at this tick.
+    Limited(Tick),
     /// The store could not record the lease.
     Store(StoreError),
 }

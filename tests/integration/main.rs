@@ -68,6 +68,8 @@ macro_rules! conformance {
         mod lapse;
         #[path = "lease.rs"]
         mod lease;
+        #[path = "limits.rs"]
+        mod limits;
         #[path = "model.rs"]
         mod model;
         #[path = "operations.rs"]
