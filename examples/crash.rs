@@ -134,6 +134,7 @@ pub fn parent(
     fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut report = Report::default();
+    let mut ledger = Ledger::default();
     for round in 0..kills {
         let mut child = spawn(dir, rng.random());
         // Let it run a little: the first rounds open an empty journal, later ones a growing one.
@@ -147,13 +148,67 @@ pub fn parent(
             return Err(format!("round {round}: the child exited on its own ({status}): see its output"));
         }
         report.kills += 1;
-        check(dir, round, &mut report)?;
+        check(dir, round, &mut ledger, &mut report)?;
     }
     Ok(report)
 }
 
+/// What the children's call log has said so far, read a little more after each kill.
+#[derive(Default)]
+struct Ledger {
+    /// How much of the log has been read (whole lines only: the kill may cut the last one short).
+    read: usize,
+    /// Jobs whose push returned `Ok` and that nobody began to ack: each must be in the queue or among
+    /// the dead letters, after every kill.
+    pending: HashSet<u64>,
+    /// Jobs whose ack began (a pool's handler may log it before the pusher logs the push).
+    acking: HashSet<u64>,
+    /// Jobs whose ack returned `Ok`: none may come back.
+    acked: HashSet<u64>,
+    /// The lowest attempt each job may be at: its last lease's, less one if a release of it began.
+    attempts: HashMap<u64, u32>,
+    pushes: usize,
+}
+
+impl Ledger {
+    /// Reads the lines the last child added.
+    fn read(&mut self, calls: &str) -> Result<(), String> {
+        let new = &calls[self.read..];
+        for line in new.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+            self.read += line.len();
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let number = |i: usize| words.get(i).and_then(|w| w.parse::<u64>().ok());
+            match (words.first().copied(), number(1)) {
+                (Some("push"), Some(id)) => {
+                    if !self.acking.contains(&id) {
+                        self.pending.insert(id);
+                    }
+                    self.pushes += 1;
+                }
+                (Some("acking"), Some(id)) => {
+                    self.pending.remove(&id);
+                    self.acking.insert(id);
+                }
+                (Some("acked"), Some(id)) => {
+                    self.acked.insert(id);
+                }
+                (Some("leased"), Some(id)) => {
+                    self.attempts.insert(id, number(2).unwrap_or(0) as u32);
+                }
+                (Some("releasing"), Some(id)) => {
+                    if let Some(attempt) = self.attempts.get_mut(&id) {
+                        *attempt = attempt.saturating_sub(1);
+                    }
+                }
+                _ => return Err(format!("an unreadable call log line {line:?}")),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Opens the journal the killed child left and checks the child's log against it.
-fn check(dir: &Path, round: usize, report: &mut Report) -> Result<(), String> {
+fn check(dir: &Path, round: usize, ledger: &mut Ledger, report: &mut Report) -> Result<(), String> {
     let fail = |what: String| Err(format!("after kill {round}: {what}"));
     let queue = match builder().open(dir.join("journal")) {
         Ok(queue) => queue,
@@ -162,56 +217,28 @@ fn check(dir: &Path, round: usize, report: &mut Report) -> Result<(), String> {
     let recovery = queue.recovery().expect("a journaled queue");
     report.torn_tails += usize::from(recovery.torn.is_some());
     let calls = fs::read_to_string(dir.join("calls")).unwrap_or_default();
-    let (mut pushed, mut acking, mut acked) = (HashSet::new(), HashSet::new(), HashSet::new());
-    // The lowest attempt each job may be at: its last lease's, less one if a release of it began.
-    let mut attempts: HashMap<u64, u32> = HashMap::new();
-    // Only whole lines: the kill may cut the last one short.
-    for line in calls.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let number = |i: usize| words.get(i).and_then(|w| w.parse::<u64>().ok());
-        match (words.first().copied(), number(1)) {
-            (Some("push"), Some(id)) => {
-                pushed.insert(id);
-            }
-            (Some("acking"), Some(id)) => {
-                acking.insert(id);
-            }
-            (Some("acked"), Some(id)) => {
-                acked.insert(id);
-            }
-            (Some("leased"), Some(id)) => {
-                let attempt = number(2).unwrap_or(0) as u32;
-                attempts.insert(id, attempt);
-            }
-            (Some("releasing"), Some(id)) => {
-                if let Some(attempt) = attempts.get_mut(&id) {
-                    *attempt = attempt.saturating_sub(1);
-                }
-            }
-            _ => return fail(format!("an unreadable call log line {line:?}")),
-        }
+    if let Err(what) = ledger.read(&calls) {
+        return fail(what);
     }
     let live: HashMap<u64, u32> = queue.jobs().iter().map(|j| (j.id.as_u64(), j.attempt)).collect();
     let dead: HashMap<u64, u32> =
         queue.dead_letters().iter().map(|d| (d.id().as_u64(), d.attempts())).collect();
-    for id in &pushed {
-        if !live.contains_key(id) && !dead.contains_key(id) && !acking.contains(id) {
+    for id in &ledger.pending {
+        if !live.contains_key(id) && !dead.contains_key(id) {
             return fail(format!("job {id} was pushed and is gone, never acked"));
         }
     }
-    for id in &acked {
-        if live.contains_key(id) || dead.contains_key(id) {
+    for (id, attempt) in live.iter().chain(dead.iter()) {
+        if ledger.acked.contains(id) {
             return fail(format!("job {id} was acked and is back"));
         }
-    }
-    for (id, attempt) in live.iter().chain(dead.iter()) {
-        let before = attempts.get(id).copied().unwrap_or(0);
+        let before = ledger.attempts.get(id).copied().unwrap_or(0);
         if *attempt < before {
             return fail(format!("job {id} is at attempt {attempt}, leased before at attempt {before}"));
         }
     }
-    report.pushes = pushed.len();
-    report.acks = acked.len();
+    report.pushes = ledger.pushes;
+    report.acks = ledger.acked.len();
     report.live = live.len();
     report.dead = dead.len();
     Ok(())
