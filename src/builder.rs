@@ -82,6 +82,7 @@ pub struct QueueBuilder<T> {
     dedup_window: Duration,
     ttl: Option<Duration>,
     rate: Option<(u32, Duration)>,
+    group_rate: Option<(u32, Duration)>,
     panic_hook: Option<PanicHook>,
     #[cfg(feature = "journal")]
     pub(crate) journal: crate::store::journal::JournalOptions,
@@ -103,6 +104,7 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
             dedup_window: Duration::from_secs(5 * 60),
             ttl: None,
             rate: None,
+            group_rate: None,
             panic_hook: None,
             #[cfg(feature = "journal")]
             journal: Default::default(),
@@ -347,6 +349,37 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
         self
     }
 
+    /// At most `leases` leases of each group key in any window of `per`, on the queue's clock: each key
+    /// ([`PushOptions::group`](crate::PushOptions::group)) has a window of its own (a webhook sender allowed
+    /// 10 calls a second per customer). A group's next job that its limit holds back waits as a delayed
+    /// job until its turn, and other groups' jobs go on. With [`rate_limit`](QueueBuilder::rate_limit) both
+    /// apply. Jobs without a group are not limited by it. Kept in memory, as `rate_limit`. Default none.
+    /// Both must be above zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use leasequeue::{PushOptions, Queue, TestClock};
+    ///
+    /// let clock = TestClock::new();
+    /// let queue = Queue::builder().clock(clock.clone()).group_rate_limit(1, Duration::from_secs(1)).build().unwrap();
+    /// for (customer, call) in [("ada", 1), ("ada", 2), ("bob", 3)] {
+    ///     queue.push_with(call, PushOptions::new().group(customer)).unwrap();
+    /// }
+    /// let first = queue.try_lease().unwrap();
+    /// let bob = queue.try_lease().unwrap();
+    /// first.ack().unwrap(); // ada's next call is due only a second after her first
+    /// assert!(queue.try_lease().is_err());
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(*queue.try_lease().unwrap(), 2);
+    /// # drop(bob);
+    /// ```
+    pub fn group_rate_limit(mut self, leases: u32, per: Duration) -> Self {
+        self.group_rate = Some((leases, per));
+        self
+    }
+
     /// How many failures a job's history keeps (the most recent). Default 16; 0 keeps none.
     ///
     /// # Examples
@@ -409,6 +442,9 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
         if self.rate.is_some_and(|(leases, per)| leases == 0 || per.is_zero()) {
             return invalid("rate_limit", "must allow at least one lease in a window longer than zero");
         }
+        if self.group_rate.is_some_and(|(leases, per)| leases == 0 || per.is_zero()) {
+            return invalid("group_rate_limit", "must allow at least one lease in a window longer than zero");
+        }
         if self.alarms.iter().any(|(alarm, _)| alarm.raise_at == 0) {
             // It would be raised and cleared on every operation.
             return invalid("alarm", "must have a threshold above zero");
@@ -423,6 +459,7 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
             history_limit: self.history_limit,
             dedup_window: ticks(self.dedup_window),
             rate: self.rate.map(|(leases, per)| (leases as usize, ticks(per))),
+            group_rate: self.group_rate.map(|(leases, per)| (leases as usize, ticks(per))),
         };
         Queue::from_parts(Parts {
             cfg,

@@ -35,6 +35,9 @@ pub(crate) const MAX_ID: u64 = (1 << 63) - 1;
 /// Below this many slots the slab never shrinks (see [`State::shrink`]); tests set a smaller one.
 const SHRINK_MIN: usize = 4096;
 
+/// Leases between two sweeps of the groups' rate-limit windows (see `State::take_group_token`).
+const SWEEP_EVERY: u32 = 1024;
+
 /// Priority levels: 0 (the default, lowest) to `PRIORITY_LEVELS - 1` (highest).
 pub(crate) const PRIORITY_LEVELS: usize = 8;
 
@@ -221,6 +224,8 @@ pub(crate) struct Config {
     pub dedup_window: Tick,
     /// At most this many leases in any window of this length, if set (see [`RateLimit`]).
     pub rate: Option<(usize, Tick)>,
+    /// The same for each group key, on its own.
+    pub group_rate: Option<(usize, Tick)>,
 }
 
 /// A rate limit: at most `n` leases in any window of `period`, kept as the times of the leases of the
@@ -307,6 +312,12 @@ pub(crate) struct State {
     wakes: Wakes,
     /// The rate limit on leases, if any.
     limit: Option<Box<RateLimit>>,
+    /// The rate limit of each group key (`n`, `period`), if any, and each key's window. A window is kept
+    /// while it holds a lease of the last period (swept every [`SWEEP_EVERY`] leases).
+    group_rate: Option<(usize, Tick)>,
+    group_limits: HashMap<Arc<str>, RateLimit>,
+    /// Leases until the next sweep of the group windows.
+    sweep_countdown: u32,
     /// Whether to record events (an observer is registered), and those recorded since the last drain.
     observing: bool,
     events: Vec<Noted>,
@@ -354,6 +365,9 @@ impl State {
             waiting_producers: 0,
             wakes: Wakes::default(),
             limit: cfg.rate.map(|(n, period)| Box::new(RateLimit { n, period, times: VecDeque::new() })),
+            group_rate: cfg.group_rate,
+            group_limits: HashMap::new(),
+            sweep_countdown: SWEEP_EVERY,
             observing: false,
             events: Vec::new(),
             cfg,
@@ -648,15 +662,24 @@ impl State {
     /// Hands out the oldest ready job of the highest priority level that has one. The caller has called
     /// `advance` at `now`.
     pub fn lease(&mut self, now: Tick, visibility: Tick) -> Option<Grant> {
-        if let Some(limit) = &mut self.limit {
+        if let Some(limit) = &self.limit {
             if limit.next_allowed(now) > now || self.n_ready == 0 {
                 return None;
             }
+        }
+        let slot = loop {
+            let entry = self.pop_ready()?;
+            self.n_ready -= 1;
+            match self.group_held_until(entry.slot, now) {
+                // Its group's limit holds it back: it waits as a delayed job, and rejoins the line then.
+                Some(until) => self.make_delayed(entry.slot, until),
+                None => break entry.slot,
+            }
+        };
+        if let Some(limit) = &mut self.limit {
             limit.take(now);
         }
-        let entry = self.pop_ready()?;
-        let slot = entry.slot;
-        self.n_ready -= 1;
+        self.take_group_token(slot, now);
         let deadline = now.saturating_add(visibility);
         let s = &mut self.slots[slot as usize];
         s.attempt = s.attempt.saturating_add(1);
@@ -666,6 +689,40 @@ impl State {
         self.make_leased(slot, deadline);
         self.note(EventKind::Leased, slot, now);
         Some(grant)
+    }
+
+    /// When the rate limit of `slot`'s group lets it be leased, if that is after `now`.
+    fn group_held_until(&self, slot: u32, now: Tick) -> Option<Tick> {
+        self.group_rate?;
+        if self.slots[slot as usize].flags & GROUPED == 0 {
+            return None;
+        }
+        let limit = self.group_limits.get(self.slot_groups.get(&slot)?)?;
+        let at = limit.next_allowed(now);
+        (at > now).then_some(at)
+    }
+
+    /// Counts a lease of `slot`'s job against its group's rate limit, if it has one.
+    fn take_group_token(&mut self, slot: u32, now: Tick) {
+        let Some((n, period)) = self.group_rate else { return };
+        if self.slots[slot as usize].flags & GROUPED == 0 {
+            return;
+        }
+        let Some(key) = self.slot_groups.get(&slot) else { return };
+        let limit = self.group_limits.entry(Arc::clone(key)).or_insert_with(|| RateLimit {
+            n,
+            period,
+            times: VecDeque::new(),
+        });
+        limit.take(now);
+        if self.sweep_countdown == 0 {
+            // Forget the windows of keys with no lease in the last period: they hold nothing back.
+            self.group_limits
+                .retain(|_, limit| limit.times.back().is_some_and(|&t| t.saturating_add(period) > now));
+            self.sweep_countdown = SWEEP_EVERY;
+        } else {
+            self.sweep_countdown -= 1;
+        }
     }
 
     fn pop_ready(&mut self) -> Option<Entry> {
@@ -1184,7 +1241,14 @@ mod tests {
     use super::*;
 
     fn state(max_attempts: u32) -> State {
-        State::new(Config { visibility: 10, max_attempts, history_limit: 4, dedup_window: 100, rate: None })
+        State::new(Config {
+            visibility: 10,
+            max_attempts,
+            history_limit: 4,
+            dedup_window: 100,
+            rate: None,
+            group_rate: None,
+        })
     }
 
     fn place(ready_at: Tick) -> Placement {

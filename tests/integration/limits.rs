@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use leasequeue::{TestClock, TryLeaseError, WorkerPool};
+use leasequeue::{PushOptions, TestClock, TryLeaseError, WorkerPool};
 use proptest::prelude::*;
 
 use super::{builder, secs, until};
@@ -95,6 +95,73 @@ proptest! {
         for &at in &granted {
             let in_window = granted.iter().filter(|&&t| t >= at && t < at + Duration::from_millis(1000)).count();
             prop_assert!(in_window <= n as usize, "{} leases in a window of 1 s, limit {}", in_window, n);
+        }
+    }
+}
+
+#[test]
+fn a_group_limit_holds_back_only_its_own_group() {
+    let (builder, clock) = builder::<u32>();
+    let queue = builder.group_rate_limit(1, secs(10)).build().unwrap();
+    queue.push_with(1, PushOptions::new().group("ada")).unwrap();
+    queue.push_with(2, PushOptions::new().group("ada")).unwrap();
+    queue.push_with(3, PushOptions::new().group("bob")).unwrap();
+    queue.push(4).unwrap(); // no group: no limit
+    let mut leased: Vec<u32> = std::iter::from_fn(|| queue.try_lease().ok()).map(|l| {
+        let job = *l;
+        l.ack().unwrap();
+        job
+    }).collect();
+    // Ada's second call waits for her window; Bob's and the ungrouped job go at once.
+    assert_eq!(leased, [1, 3, 4]);
+    assert_eq!(queue.stats().delayed, 1);
+    clock.advance(secs(9));
+    assert!(queue.try_lease().is_err());
+    clock.advance(secs(1));
+    leased.push(*queue.try_lease().unwrap());
+    assert_eq!(leased, [1, 3, 4, 2]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Over random pushes to a few groups, leases, acks and clock advances, no group's window of the
+    /// period ever holds more than its limit, and jobs of one group come out in push order.
+    #[test]
+    fn no_group_window_ever_holds_more_than_its_limit(
+        n in 1..4u32,
+        steps in prop::collection::vec((0..4u8, 0..3u8, 0..600u64), 1..150),
+    ) {
+        let clock = TestClock::new();
+        let period = Duration::from_millis(1000);
+        let queue = super::store::<(u8, u32)>().clock(clock.clone()).group_rate_limit(n, period).build().unwrap();
+        let mut granted: Vec<(u8, u32, Instant)> = Vec::new();
+        let mut held = Vec::new();
+        let mut pushed = 0u32;
+        for (kind, group, ms) in steps {
+            match kind {
+                0 => clock.advance(Duration::from_millis(ms)),
+                1 => {
+                    queue.push_with((group, pushed), PushOptions::new().group(format!("g{group}"))).unwrap();
+                    pushed += 1;
+                }
+                2 => if let Ok(lease) = queue.try_lease() {
+                    granted.push((lease.0, lease.1, clock.now()));
+                    held.push(lease);
+                },
+                _ => if !held.is_empty() {
+                    let lease = held.remove(ms as usize % held.len());
+                    lease.ack().unwrap();
+                },
+            }
+        }
+        for &(group, _, at) in &granted {
+            let in_window = granted.iter().filter(|&&(g, _, t)| g == group && t >= at && t < at + period).count();
+            prop_assert!(in_window <= n as usize, "group {}: {} leases in a window, limit {}", group, in_window, n);
+        }
+        for group in 0..3u8 {
+            let order: Vec<u32> = granted.iter().filter(|(g, ..)| *g == group).map(|&(_, job, _)| job).collect();
+            prop_assert!(order.windows(2).all(|w| w[0] < w[1]), "group {} out of order: {:?}", group, order);
         }
     }
 }
