@@ -77,11 +77,8 @@ impl<T: Send + Sync + 'static> Inner<T> {
 
     /// Puts a dead letter the sink did not take into the built-in store.
     fn keep_dead_letter(&self, dead: DeadLetter<T>) {
-        let mut core = self.core.lock();
-        if let Some(durable) = &self.durable {
-            durable.bury(&dead);
-        }
-        core.dead.push_back(dead);
+        self.bury_durably(&dead);
+        self.core.lock().dead.push_back(dead);
     }
 
     pub(crate) fn check_alarms(&self, core: &mut Core<T>, out: &mut Outbox<T>) {

@@ -42,6 +42,9 @@ pub enum PanicSite {
     HandlerPanicHook,
     /// A [`Redrive`](crate::Redrive) filter: the dead letter is skipped and stays where it was.
     RedriveFilter,
+    /// The job's own `Serialize`, when a durable queue records it: the push fails with a storage error
+    /// and hands the job back; a dead letter or a checkpoint that cannot be recorded fails the journal.
+    PayloadSerialize,
 }
 
 impl fmt::Display for PanicSite {
@@ -57,6 +60,7 @@ impl fmt::Display for PanicSite {
             PanicSite::WorkerStop => "on_worker_stop hook",
             PanicSite::HandlerPanicHook => "on_panic hook",
             PanicSite::RedriveFilter => "redrive filter",
+            PanicSite::PayloadSerialize => "job's serialize",
         })
     }
 }

@@ -842,7 +842,11 @@ impl<T: Send + Sync + 'static> Queue<T> {
         let Some(durable) = &self.inner.durable else { return Ok(()) };
         // The state is copied under the lock; the checkpoint is written after it.
         let pending = self.inner.locked(|core| durable.checkpoint(core))?;
-        pending()
+        // Encoding the jobs runs their `Serialize`: a panic is caught and fails this checkpoint only.
+        let written = self.inner.catcher.call(crate::PanicSite::PayloadSerialize, None, pending);
+        written.unwrap_or_else(|| {
+            Err(crate::StoreError::new(std::io::Error::other("a job's Serialize panicked")))
+        })
     }
 
     /// A dead letter taken with [`take_dead_letter`](Queue::take_dead_letter) was redriven.

@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -23,8 +24,8 @@ use crate::store::{
 };
 use crate::wait::{SPIN_ROUNDS, YIELD_ROUNDS};
 use crate::{
-    Alarm, Backoff, Clock, DeadLetter, DeadLetterSink, FailureKind, JobId, LeaseLost, Overflow, PushOptions,
-    Pushed, Queue, Stats, StoreError, TryPushError,
+    Alarm, Backoff, Clock, DeadLetter, DeadLetterSink, FailureKind, JobId, LeaseLost, Overflow, PanicSite,
+    PushOptions, Pushed, Queue, Stats, StoreError, TryPushError,
 };
 
 pub(crate) struct Inner<T> {
@@ -198,8 +199,9 @@ impl<T: Send + Sync + 'static> Inner<T> {
         let went_quiet = self.manual && self.publish_quiet(&mut core.st) && self.clock.auto_advances();
         drop(core);
         if let Some(pending) = pending {
-            // A checkpoint that fails leaves the journal as it was; the next one tries again.
-            let _ = pending();
+            // A checkpoint that fails (or whose jobs' `Serialize` panics: caught, never this caller's)
+            // leaves the journal as it was; the next one tries again.
+            let _ = self.catcher.call(PanicSite::PayloadSerialize, None, pending);
         }
         if went_quiet {
             // A consumer of another queue on this clock may be waiting for this one to go quiet.
@@ -222,13 +224,19 @@ impl<T: Send + Sync + 'static> Inner<T> {
         options: &PushOptions,
         wait: Wait,
     ) -> Result<Pushed, (J, PushFail)> {
+        // A durable store's record of the job is made before the lock: serializing runs user code.
+        let payload = match self.encode(job.borrow(), None) {
+            Some(Err(e)) => return Err((job, PushFail::Store(e))),
+            encoded => encoded.and_then(Result::ok),
+        };
+        let payload = payload.as_deref();
         let reading = self.clock.tick();
         let mut out = Outbox::new();
         let mut core = self.core.lock();
         let now = core.st.catch_up(reading);
-        let result = match self.push_once(&mut core, &mut out, job, options, now) {
+        let result = match self.push_once(&mut core, &mut out, job, payload, options, now) {
             Err((job, PushFail::NoRoom)) if matches!(wait, Wait::Until(until) if now < until) => {
-                self.push_waiting(&mut core, &mut out, job, options, wait)
+                self.push_waiting(&mut core, &mut out, job, payload, options, wait)
             }
             result => result,
         };
@@ -294,6 +302,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         core: &mut Core<T>,
         out: &mut Outbox<T>,
         job: J,
+        payload: Option<&[u8]>,
         options: &PushOptions,
         now: Tick,
     ) -> Result<(Pushed, Option<J>), (J, PushFail)> {
@@ -307,8 +316,8 @@ impl<T: Send + Sync + 'static> Inner<T> {
         if let Err(fail) = self.room(core, now, out) {
             return Err((job, fail));
         }
-        if let Some(durable) = &self.durable {
-            if let Err(e) = self.record_push(&**durable, &core.st, now, job.borrow(), options) {
+        if let (Some(durable), Some(payload)) = (&self.durable, payload) {
+            if let Err(e) = self.record_push(&**durable, &core.st, now, payload, options) {
                 return Err((job, PushFail::Store(e)));
             }
         }
@@ -326,6 +335,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         core: &mut MutexGuard<'_, Core<T>>,
         out: &mut Outbox<T>,
         mut job: J,
+        payload: Option<&[u8]>,
         options: &PushOptions,
         wait: Wait,
     ) -> Result<(Pushed, Option<J>), (J, PushFail)> {
@@ -333,7 +343,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         loop {
             self.block(core, out, Waiter::Producer, until);
             let now = core.st.catch_up(self.clock.tick());
-            match self.push_once(core, out, job, options, now) {
+            match self.push_once(core, out, job, payload, options, now) {
                 Err((back, PushFail::NoRoom)) if now < until => job = back,
                 result => return result,
             }
@@ -367,12 +377,12 @@ impl<T: Send + Sync + 'static> Inner<T> {
         durable: &dyn Durable<T>,
         st: &State,
         now: Tick,
-        job: &T,
+        payload: &[u8],
         options: &PushOptions,
     ) -> Result<(), StoreError> {
         let place = options.placement(now, &self.clock, self.ttl);
         let dedup = options.dedup().map(|key| (&**key, now.saturating_add(st.dedup_window())));
-        durable.push(st.next_id(), now, &place, dedup, job)
+        durable.push(st.next_id(), now, &place, dedup, payload)
     }
 
     /// Puts a job in: the one place the payloads grow. The caller checked closing, ids and room.
@@ -401,11 +411,31 @@ impl<T: Send + Sync + 'static> Inner<T> {
 
     /// Puts a dead letter back at the front of the built-in store.
     pub(crate) fn restore_dead_letter(&self, dead: DeadLetter<T>) {
-        let mut core = self.core.lock();
-        if let Some(durable) = &self.durable {
-            durable.bury(&dead);
+        self.bury_durably(&dead);
+        self.core.lock().dead.push_front(dead);
+    }
+
+    /// Serializes a job for the durable store, outside every lock, catching a panic of its `Serialize`
+    /// (user code): `None` without a durable store.
+    fn encode(&self, job: &T, id: Option<JobId>) -> Option<Result<Vec<u8>, StoreError>> {
+        let durable = self.durable.as_ref()?;
+        let encoded = self.catcher.call(PanicSite::PayloadSerialize, id, || durable.encode(job));
+        Some(
+            encoded.unwrap_or_else(|| Err(StoreError::new(io::Error::other("the job's Serialize panicked")))),
+        )
+    }
+
+    /// Records a dead letter put (back) into the built-in store, before it goes there (outside the lock:
+    /// serializing it runs user code). One that cannot be serialized fails the durable store.
+    pub(crate) fn bury_durably(&self, dead: &DeadLetter<T>) {
+        let Some(durable) = &self.durable else { return };
+        match self.encode(&dead.job, Some(dead.id)) {
+            Some(Ok(payload)) => durable.bury(dead, &payload),
+            Some(Err(e)) => {
+                durable.fail(format!("dead letter {} could not be recorded: {e}", dead.id.as_u64()))
+            }
+            None => {}
         }
-        core.dead.push_front(dead);
     }
 
     pub(crate) fn lease(self: &Arc<Self>, wait: Wait) -> Result<Lease<T>, LeaseFail> {
@@ -522,6 +552,20 @@ impl<T: Send + Sync + 'static> Inner<T> {
 
     /// Pushes jobs under one lock; never blocks. Jobs the queue has no room for come back `Full`.
     pub(crate) fn push_many(&self, jobs: impl IntoIterator<Item = T>) -> Vec<Result<JobId, TryPushError<T>>> {
+        if self.durable.is_some() {
+            // A durable store's records of the jobs are made before the lock: serializing runs user code.
+            let encoded: Vec<_> = jobs.into_iter().map(|job| (self.encode(&job, None), job)).collect();
+            return self.push_encoded(encoded.into_iter().map(|(payload, job)| (job, payload)));
+        }
+        self.push_encoded(jobs.into_iter().map(|job| (job, None)))
+    }
+
+    /// [`push_many`](Inner::push_many), each job with its durable record's payload (`None` without a
+    /// durable store; an error refuses that job).
+    fn push_encoded(
+        &self,
+        jobs: impl Iterator<Item = (T, Option<Result<Vec<u8>, StoreError>>)>,
+    ) -> Vec<Result<JobId, TryPushError<T>>> {
         let reading = self.clock.tick();
         let mut out = Outbox::new();
         let mut core = self.core.lock();
@@ -532,8 +576,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
             durable.batch(); // one write for the whole batch, made below
         }
         let mut results: Vec<_> = jobs
-            .into_iter()
-            .map(|job| {
+            .map(|(job, payload)| {
                 if core.st.is_closed() || core.st.ids_exhausted() {
                     return Err(TryPushError::Closed(job));
                 }
@@ -544,8 +587,10 @@ impl<T: Send + Sync + 'static> Inner<T> {
                         PushFail::Store(e) => TryPushError::Store(job, e),
                     });
                 }
-                if let Some(durable) = &self.durable {
-                    if let Err(e) = self.record_push(&**durable, &core.st, now, &job, &options) {
+                if let (Some(durable), Some(payload)) = (&self.durable, payload) {
+                    let recorded =
+                        payload.and_then(|p| self.record_push(&**durable, &core.st, now, &p, &options));
+                    if let Err(e) = recorded {
                         return Err(TryPushError::Store(job, e));
                     }
                 }

@@ -123,22 +123,27 @@ impl<T> Payload<T> for Arc<T> {
 // Implemented by the journal store, behind its feature.
 #[cfg_attr(not(feature = "journal"), allow(dead_code))]
 pub(crate) trait Durable<T>: Send + Sync {
-    /// Writes a push's record, before the push takes effect: an error refuses the push, and nothing
-    /// changed.
+    /// Serializes a job for its records. It runs the job's `Serialize` (user code): the caller calls it
+    /// outside every lock and catches its panic.
+    fn encode(&self, job: &T) -> Result<Vec<u8>, StoreError>;
+    /// Writes a push's record (the job as [`encode`](Durable::encode) gave it), before the push takes
+    /// effect: an error refuses the push, and nothing changed.
     fn push(
         &self,
         id: u64,
         now: Tick,
         place: &Placement,
         dedup: Option<(&str, Tick)>,
-        job: &T,
+        payload: &[u8],
     ) -> Result<(), StoreError>;
     /// Records a change that has taken effect. A record that cannot be written fails the store: every
     /// later call reports it (what is on disk no longer follows the queue).
     fn record(&self, change: Change<'_>);
-    /// Records a dead letter put (back) into the built-in store: one the sink refused or panicked on,
-    /// or one a redrive could not move.
-    fn bury(&self, letter: &DeadLetter<T>);
+    /// Records a dead letter put (back) into the built-in store (its job as [`encode`](Durable::encode)
+    /// gave it): one the sink refused or panicked on, or one a redrive could not move.
+    fn bury(&self, letter: &DeadLetter<T>, payload: &[u8]);
+    /// Fails the store: a change took effect that it could not record (see [`record`](Durable::record)).
+    fn fail(&self, what: String);
     /// Gathers the records from now on into one write, made by [`flush`](Durable::flush) (a batch of
     /// pushes).
     fn batch(&self);

@@ -644,3 +644,46 @@ fn a_checkpoint_cut_short_before_its_rename_is_ignored_and_deleted() {
     assert_eq!(queue.recovery().unwrap().torn, None);
     assert!(!partial.exists(), "deleted at open");
 }
+
+/// A job whose `Serialize` panics on 13 and whose `Deserialize` panics on 7 (user code, both).
+#[derive(Debug, PartialEq)]
+struct Touchy(u32);
+
+impl serde::Serialize for Touchy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        assert_ne!(self.0, 13, "unlucky");
+        s.serialize_u32(self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Touchy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = <u32 as serde::Deserialize>::deserialize(d)?;
+        assert_ne!(value, 7, "seven");
+        Ok(Touchy(value))
+    }
+}
+
+#[test]
+fn a_panicking_serialize_or_deserialize_is_caught_and_loses_no_job() {
+    let dir = TempDir::new("touchy");
+    let clock = TestClock::new();
+    let queue = open::<Touchy>(&dir, &clock);
+    queue.push(Touchy(1)).unwrap();
+    match queue.push(Touchy(13)) {
+        Err(leasequeue::PushError::Store(job, _)) => assert_eq!(job, Touchy(13)),
+        other => panic!("expected a store error with the job, got {other:?}"),
+    }
+    let batch = queue.push_batch([Touchy(2), Touchy(13)]);
+    assert!(batch[0].is_ok());
+    assert!(matches!(&batch[1], Err(leasequeue::TryPushError::Store(job, _)) if *job == Touchy(13)));
+    assert_eq!((queue.len(), queue.stats().panics), (2, 2), "caught and counted, nothing half pushed");
+    let seven = queue.push(Touchy(7)).unwrap();
+    drop(queue);
+
+    // Reopened, the job whose `Deserialize` panics is kept as undecodable; the others come back.
+    let queue = open::<Touchy>(&dir, &clock);
+    assert_eq!(queue.recovery().unwrap().undecodable, [seven]);
+    let jobs: Vec<u32> = std::iter::from_fn(|| queue.try_lease().ok()).map(|l| l.0).collect();
+    assert_eq!(jobs, [1, 2]);
+}

@@ -182,7 +182,8 @@ pub(crate) struct Journal<T> {
     /// This process's clock anchor (see the module docs).
     wall_ns: u64,
     tick: Tick,
-    scratch: Mutex<Scratch>,
+    /// Where records are encoded and written (the queue's lock is held: uncontended).
+    scratch: Mutex<Out>,
     undecodable: Mutex<Vec<Kept>>,
     recovery: Recovery,
     segment_size: u64,
@@ -195,12 +196,6 @@ pub(crate) struct Journal<T> {
     checkpointing: AtomicBool,
     /// The conformance suite's journal: checked against the queue when it is dropped, then deleted.
     checked: bool,
-}
-
-#[derive(Default)]
-struct Scratch {
-    payload: Vec<u8>,
-    out: Out,
 }
 
 /// Where records go: written one at a time, or gathered into a batch written at once.
@@ -235,7 +230,7 @@ impl<T> Journal<T> {
             clock: clock.clone(),
             wall_ns: anchor.0,
             tick: anchor.1,
-            scratch: Mutex::new(Scratch::default()),
+            scratch: Mutex::new(Out::default()),
             undecodable: Mutex::new(Vec::new()),
             recovery: Recovery::default(),
             segment_size: options.segment_size,
@@ -272,8 +267,7 @@ impl<T> Journal<T> {
 
     /// Writes a record of a change that has taken effect; a failure fails the journal.
     fn write_or_fail(&self, record: &Record<'_>) {
-        let mut scratch = self.scratch.lock();
-        if let Err(e) = self.write(&mut scratch.out, record) {
+        if let Err(e) = self.write(&mut self.scratch.lock(), record) {
             self.log.fail(e.to_string());
         }
     }
@@ -404,18 +398,21 @@ impl<T> Journal<T> {
 }
 
 impl<T: Send + Sync + 'static> Durable<T> for Journal<T> {
+    fn encode(&self, job: &T) -> Result<Vec<u8>, StoreError> {
+        let mut payload = Vec::new();
+        (self.encode)(job, &mut payload).map_err(|e| StoreError::new(JournalError::Encode(e.to_string())))?;
+        Ok(payload)
+    }
+
     fn push(
         &self,
         id: u64,
         now: Tick,
         place: &Placement,
         dedup: Option<(&str, Tick)>,
-        job: &T,
+        payload: &[u8],
     ) -> Result<(), StoreError> {
-        let mut scratch = self.scratch.lock();
-        let Scratch { payload, out } = &mut *scratch;
-        payload.clear();
-        (self.encode)(job, payload).map_err(|e| StoreError::new(JournalError::Encode(e.to_string())))?;
+        let mut out = self.scratch.lock();
         let push = Record::Push {
             id,
             at: now,
@@ -426,7 +423,7 @@ impl<T: Send + Sync + 'static> Durable<T> for Journal<T> {
             dedup,
             payload,
         };
-        let len = self.write(out, &push).map_err(StoreError::new)?;
+        let len = self.write(&mut out, &push).map_err(StoreError::new)?;
         self.push_bytes.fetch_add(len as u64 + 8, Ordering::Relaxed);
         self.pushes.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -455,24 +452,20 @@ impl<T: Send + Sync + 'static> Durable<T> for Journal<T> {
         self.write_or_fail(&record);
     }
 
-    fn bury(&self, letter: &DeadLetter<T>) {
-        let mut scratch = self.scratch.lock();
-        let Scratch { payload, out } = &mut *scratch;
-        payload.clear();
-        let written = (self.encode)(&letter.job, payload)
-            .map_err(|e| JournalError::Encode(e.to_string()))
-            .and_then(|()| self.write(out, &self.dead_letter_record(letter, payload)));
-        if let Err(e) = written {
-            self.log.fail(e.to_string());
-        }
+    fn bury(&self, letter: &DeadLetter<T>, payload: &[u8]) {
+        self.write_or_fail(&self.dead_letter_record(letter, payload));
+    }
+
+    fn fail(&self, what: String) {
+        self.log.fail(what);
     }
 
     fn batch(&self) {
-        self.scratch.lock().out.batch.get_or_insert_with(Batch::default);
+        self.scratch.lock().batch.get_or_insert_with(Batch::default);
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        let Some(batch) = self.scratch.lock().out.batch.take() else { return Ok(()) };
+        let Some(batch) = self.scratch.lock().batch.take() else { return Ok(()) };
         let mut start = 0;
         let records = batch.ends.iter().map(|&end| {
             let record = &batch.buf[start..end];
@@ -770,7 +763,7 @@ fn decode<T: DeserializeOwned>(image: Image, recovery: &mut Recovery) -> Decoded
         .jobs
         .iter()
         .map(|(&id, job)| {
-            let decoded = postcard::from_bytes::<T>(&job.payload).ok();
+            let decoded = decode_payload::<T>(&job.payload);
             if decoded.is_none() {
                 kept.push(Kept::Job(id, job.clone()));
             }
@@ -781,7 +774,7 @@ fn decode<T: DeserializeOwned>(image: Image, recovery: &mut Recovery) -> Decoded
         .dead
         .values()
         .map(|letter| {
-            let decoded = postcard::from_bytes::<T>(&letter.payload).ok();
+            let decoded = decode_payload::<T>(&letter.payload);
             if decoded.is_none() {
                 kept.push(Kept::Letter(letter.clone()));
             }
@@ -794,6 +787,12 @@ fn decode<T: DeserializeOwned>(image: Image, recovery: &mut Recovery) -> Decoded
         .fold((0, 0), |(jobs, leased), (image, _)| (jobs + 1, leased + usize::from(image.lease.is_some())));
     recovery.dead_letters = dead.iter().filter(|d| d.is_some()).count();
     Decoded { image, jobs, dead, kept }
+}
+
+/// A payload as `T`, or `None` if it no longer deserializes (or its `Deserialize`, user code, panics:
+/// caught, and the job kept as undecodable).
+fn decode_payload<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    std::panic::catch_unwind(|| postcard::from_bytes::<T>(bytes).ok()).ok().flatten()
 }
 
 /// Fills a new queue's state from a decoded image, its times mapped onto the queue's clock.
