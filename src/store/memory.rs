@@ -224,12 +224,40 @@ impl<T: Send + Sync + 'static> Inner<T> {
         options: &PushOptions,
         wait: Wait,
     ) -> Result<Pushed, (J, PushFail)> {
-        // A durable store's record of the job is made before the lock: serializing runs user code.
-        let payload = match self.encode(job.borrow(), None) {
-            Some(Err(e)) => return Err((job, PushFail::Store(e))),
-            encoded => encoded.and_then(Result::ok),
-        };
-        let payload = payload.as_deref();
+        if self.durable.is_some() {
+            return self.push_durable(job, options, wait);
+        }
+        self.push_with_record(job, None, options, wait)
+    }
+
+    /// A push to a durable queue: the job's record is serialized first, before the lock (serializing runs
+    /// user code).
+    #[cold]
+    #[inline(never)]
+    fn push_durable<J: Payload<T>>(
+        &self,
+        job: J,
+        options: &PushOptions,
+        wait: Wait,
+    ) -> Result<Pushed, (J, PushFail)> {
+        match self.encode(job.borrow(), None) {
+            Some(Err(e)) => Err((job, PushFail::Store(e))),
+            encoded => {
+                let payload = encoded.and_then(Result::ok);
+                self.push_with_record(job, payload.as_deref(), options, wait)
+            }
+        }
+    }
+
+    /// A push under the lock, with the payload of its durable record (`None` in memory).
+    #[inline(always)]
+    fn push_with_record<J: Payload<T>>(
+        &self,
+        job: J,
+        payload: Option<&[u8]>,
+        options: &PushOptions,
+        wait: Wait,
+    ) -> Result<Pushed, (J, PushFail)> {
         let reading = self.clock.tick();
         let mut out = Outbox::new();
         let mut core = self.core.lock();
@@ -740,12 +768,19 @@ impl<T: Send + Sync + 'static> Inner<T> {
     }
 
     /// Tells the watchers a push happened, outside the queue's lock.
+    #[inline(always)]
     pub(crate) fn pushed(&self) {
         if self.watched.load(Ordering::Acquire) {
-            let watchers: Vec<_> = self.watchers.lock().iter().filter_map(Weak::upgrade).collect();
-            for watcher in watchers {
-                watcher.on_push();
-            }
+            self.tell_watchers();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn tell_watchers(&self) {
+        let watchers: Vec<_> = self.watchers.lock().iter().filter_map(Weak::upgrade).collect();
+        for watcher in watchers {
+            watcher.on_push();
         }
     }
 
