@@ -86,6 +86,9 @@ pub struct QueueBuilder<T> {
     panic_hook: Option<PanicHook>,
     #[cfg(feature = "journal")]
     pub(crate) journal: crate::store::journal::JournalOptions,
+    /// The server of [`postgres_conformance`](QueueBuilder::postgres_conformance)'s queues.
+    #[cfg(feature = "postgres")]
+    pub(crate) pg_conformance: Option<String>,
 }
 
 impl<T: Send + Sync + 'static> QueueBuilder<T> {
@@ -108,6 +111,8 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
             panic_hook: None,
             #[cfg(feature = "journal")]
             journal: Default::default(),
+            #[cfg(feature = "postgres")]
+            pg_conformance: None,
         }
     }
 
@@ -414,8 +419,12 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
     }
 
     /// Builds the queue over `durable`, if given, after checking the options.
-    #[cfg_attr(not(feature = "journal"), allow(unused_mut))] // the journal's conformance flag is taken
+    #[cfg_attr(not(any(feature = "journal", feature = "postgres")), allow(unused_mut))] // conformance flags
     pub(crate) fn build_with(mut self, durable: Option<Box<dyn Durable<T>>>) -> Result<Queue<T>, BuildError> {
+        #[cfg(feature = "postgres")]
+        if let Some(url) = self.pg_conformance.take() {
+            return crate::store::pg::open::conformance(self, &url);
+        }
         #[cfg(feature = "journal")]
         if std::mem::take(&mut self.journal.conformance) {
             return crate::store::journal::conformance(self);
@@ -450,6 +459,45 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
             return invalid("alarm", "must have a threshold above zero");
         }
         Ok(())
+    }
+
+    /// Checks the options for a PostgreSQL queue, and takes what it uses.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn pg_settings(self) -> Result<crate::store::pg::open::Settings, BuildError> {
+        self.validate()?;
+        let unsupported = |option| {
+            Err(BuildError::new("PostgreSQL queue", option, "is not supported by the PostgreSQL store (yet)"))
+        };
+        if self.capacity.is_some() || self.overflow != Overflow::Block {
+            return unsupported(if self.capacity.is_some() { "capacity" } else { "overflow" });
+        }
+        if self.sink.is_some() {
+            return unsupported("dead_letter");
+        }
+        if self.observer.is_some() {
+            return unsupported("observer");
+        }
+        if !self.alarms.is_empty() {
+            return unsupported("alarm");
+        }
+        if self.rate.is_some() {
+            return unsupported("rate_limit");
+        }
+        if self.group_rate.is_some() {
+            return unsupported("group_rate_limit");
+        }
+        Ok(crate::store::pg::open::Settings {
+            cfg: crate::store::pg::PgConfig {
+                visibility: crate::store::pg::span(self.visibility).max(1),
+                max_attempts: i32::try_from(self.max_attempts).unwrap_or(i32::MAX),
+                history_limit: i64::try_from(self.history_limit).unwrap_or(i64::MAX),
+                dedup_window: crate::store::pg::span(self.dedup_window),
+            },
+            clock: self.clock,
+            backoff: self.backoff,
+            ttl: self.ttl,
+            panic_hook: self.panic_hook,
+        })
     }
 
     pub(crate) fn build_unchecked(self, durable: Option<Box<dyn Durable<T>>>) -> Queue<T> {

@@ -331,6 +331,8 @@ pub use snapshot::{RestoreError, SnapshotError};
 pub use stats::Stats;
 #[cfg(feature = "journal")]
 pub use store::journal::{JournalError, Recovery, SyncPolicy, Torn, Undecodable};
+#[cfg(feature = "postgres")]
+pub use store::pg::open::PostgresError;
 pub use testing::{assert_dead_lettered, Attempt, Inline, JobInfo, JobState, Summary, MAX_RUNS};
 
 /// The README's examples, compiled and run as doc tests.

@@ -45,6 +45,9 @@ pub enum PanicSite {
     /// The job's own `Serialize`, when a durable queue records it: the push fails with a storage error
     /// and hands the job back; a dead letter or a checkpoint that cannot be recorded fails the journal.
     PayloadSerialize,
+    /// The job's own `Deserialize`, when a PostgreSQL queue reads a job back: the job is dead-lettered as
+    /// undecodable, its stored form kept.
+    PayloadDeserialize,
 }
 
 impl fmt::Display for PanicSite {
@@ -61,6 +64,7 @@ impl fmt::Display for PanicSite {
             PanicSite::HandlerPanicHook => "on_panic hook",
             PanicSite::RedriveFilter => "redrive filter",
             PanicSite::PayloadSerialize => "job's serialize",
+            PanicSite::PayloadDeserialize => "job's deserialize",
         })
     }
 }

@@ -10,6 +10,8 @@ use crate::core::{Exit, Nacked, State, Token};
 use crate::lease::{Lease, NackOutcome};
 use crate::panics::Catcher;
 use crate::store::memory::Inner;
+#[cfg(feature = "postgres")]
+use crate::store::pg::flavor::PgQueue;
 use crate::store::{Backlog, LeaseFail, LeaseParams, Parts, Payload, PushFail, Wait};
 #[cfg(doc)]
 use crate::Overflow;
@@ -45,7 +47,28 @@ use crate::{
 /// assert!(queue.is_empty());
 /// ```
 pub struct Queue<T> {
-    inner: Arc<Inner<T>>,
+    flavor: Flavor<T>,
+}
+
+/// Where a queue's jobs live (as crossbeam-channel's flavors: each method matches on it).
+enum Flavor<T> {
+    /// The in-memory store, journaled or not.
+    Memory(Arc<Inner<T>>),
+    /// A PostgreSQL database, shared by every process that opens the queue.
+    #[cfg(feature = "postgres")]
+    Pg(Arc<PgQueue<T>>),
+}
+
+/// Runs `$e` with `$q` bound to the queue's store, whichever flavor it is: for the operations that every
+/// flavor provides under the same name.
+macro_rules! on_store {
+    ($self:expr, $q:ident => $e:expr) => {
+        match &$self.flavor {
+            Flavor::Memory($q) => $e,
+            #[cfg(feature = "postgres")]
+            Flavor::Pg($q) => $e,
+        }
+    };
 }
 
 impl LeaseFail {
@@ -138,7 +161,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert!(queue.try_lease().is_err());
     /// ```
     pub fn push_with(&self, job: T, options: PushOptions) -> Result<Pushed, PushError<T>> {
-        self.inner.push(job, &options, Wait::Until(NEVER)).map_err(|(job, fail)| match fail {
+        on_store!(self, q => q.push(job, &options, Wait::Until(NEVER))).map_err(|(job, fail)| match fail {
             PushFail::Closed => PushError::Closed(job),
             // A wait that never ends ends only when there is room: `NoRoom` is the policy's refusal too.
             PushFail::Rejected | PushFail::NoRoom => PushError::Full(job),
@@ -179,7 +202,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// queue.try_push_with("later", opts).unwrap();
     /// ```
     pub fn try_push_with(&self, job: T, options: PushOptions) -> Result<Pushed, TryPushError<T>> {
-        self.inner.push(job, &options, Wait::No).map_err(|(job, fail)| match fail {
+        on_store!(self, q => q.push(job, &options, Wait::No)).map_err(|(job, fail)| match fail {
             PushFail::Closed => TryPushError::Closed(job),
             PushFail::Rejected | PushFail::NoRoom => TryPushError::Full(job),
             PushFail::Store(e) => TryPushError::Store(job, e),
@@ -203,7 +226,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert!(err.is_timeout());
     /// ```
     pub fn push_timeout(&self, job: T, timeout: Duration) -> Result<JobId, PushTimeoutError<T>> {
-        let until = self.inner.clock.tick().saturating_add(ticks(timeout));
+        let until = self.clock().tick().saturating_add(ticks(timeout));
         self.push_until(job, until)
     }
 
@@ -221,11 +244,11 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// queue.push_deadline("a", deadline).unwrap(); // room now: no wait
     /// ```
     pub fn push_deadline(&self, job: T, deadline: Instant) -> Result<JobId, PushTimeoutError<T>> {
-        self.push_until(job, self.inner.clock.tick_of(deadline))
+        self.push_until(job, self.clock().tick_of(deadline))
     }
 
     fn push_until(&self, job: T, until: Tick) -> Result<JobId, PushTimeoutError<T>> {
-        match self.inner.push(job, &PushOptions::new(), Wait::Until(until)) {
+        match on_store!(self, q => q.push(job, &PushOptions::new(), Wait::Until(until))) {
             Ok(pushed) => Ok(pushed.id()),
             Err((job, PushFail::Closed)) => Err(PushTimeoutError::Closed(job)),
             Err((job, PushFail::Rejected)) => Err(PushTimeoutError::Full(job)),
@@ -257,7 +280,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// ```
     pub fn lease(&self) -> Result<Lease<T>, LeaseError> {
         loop {
-            match self.inner.lease(Wait::Until(NEVER)) {
+            match on_store!(self, q => q.lease(Wait::Until(NEVER))) {
                 Ok(lease) => return Ok(lease),
                 Err(LeaseFail::Closed) => return Err(LeaseError::Closed),
                 Err(LeaseFail::Store(e)) => return Err(LeaseError::Store(e)),
@@ -280,7 +303,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert!(queue.try_lease().unwrap_err().is_empty());
     /// ```
     pub fn try_lease(&self) -> Result<Lease<T>, TryLeaseError> {
-        self.inner.lease(Wait::No).map_err(|fail| fail.into_try(&self.inner.clock))
+        on_store!(self, q => q.lease(Wait::No)).map_err(|fail| fail.into_try(self.clock()))
     }
 
     /// Leases the next ready job, waiting up to `timeout` on the queue's clock. `Duration::MAX` waits
@@ -298,7 +321,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert!(queue.lease_timeout(Duration::from_millis(1)).unwrap_err().is_timeout());
     /// ```
     pub fn lease_timeout(&self, timeout: Duration) -> Result<Lease<T>, LeaseTimeoutError> {
-        let until = self.inner.clock.tick().saturating_add(ticks(timeout));
+        let until = self.clock().tick().saturating_add(ticks(timeout));
         self.lease_until(until)
     }
 
@@ -316,11 +339,11 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert!(queue.lease_deadline(now).unwrap_err().is_timeout());
     /// ```
     pub fn lease_deadline(&self, deadline: Instant) -> Result<Lease<T>, LeaseTimeoutError> {
-        self.lease_until(self.inner.clock.tick_of(deadline))
+        self.lease_until(self.clock().tick_of(deadline))
     }
 
     fn lease_until(&self, until: Tick) -> Result<Lease<T>, LeaseTimeoutError> {
-        self.inner.lease(Wait::Until(until)).map_err(LeaseFail::into_timeout)
+        on_store!(self, q => q.lease(Wait::Until(until))).map_err(LeaseFail::into_timeout)
     }
 
     // ----- batches -----
@@ -338,7 +361,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(results[2].clone().unwrap_err().into_inner(), "c");
     /// ```
     pub fn push_batch(&self, jobs: impl IntoIterator<Item = T>) -> Vec<Result<JobId, TryPushError<T>>> {
-        self.inner.push_many(jobs)
+        on_store!(self, q => q.push_many(jobs))
     }
 
     /// Leases up to `max` ready jobs under one lock, waiting up to `timeout` (on the queue's clock) for
@@ -359,8 +382,8 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// queue.ack_batch(leases);
     /// ```
     pub fn lease_batch(&self, max: usize, timeout: Duration) -> Result<Vec<Lease<T>>, LeaseTimeoutError> {
-        let until = self.inner.clock.tick().saturating_add(ticks(timeout));
-        self.inner.lease_many(Wait::Until(until), max).map_err(LeaseFail::into_timeout)
+        let until = self.clock().tick().saturating_add(ticks(timeout));
+        on_store!(self, q => q.lease_many(Wait::Until(until), max)).map_err(LeaseFail::into_timeout)
     }
 
     /// Leases up to `max` jobs that are ready now; never blocks.
@@ -377,7 +400,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(queue.try_lease_batch(10).unwrap().len(), 2);
     /// ```
     pub fn try_lease_batch(&self, max: usize) -> Result<Vec<Lease<T>>, TryLeaseError> {
-        self.inner.lease_many(Wait::No, max).map_err(|fail| fail.into_try(&self.inner.clock))
+        on_store!(self, q => q.lease_many(Wait::No, max)).map_err(|fail| fail.into_try(self.clock()))
     }
 
     /// Acks many leases under one lock. Each has its own result, as [`Lease::ack`]. Leases of another
@@ -421,7 +444,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
         &self,
         leases: impl IntoIterator<Item = Lease<T>>,
     ) -> Vec<Result<NackOutcome, LeaseLost>> {
-        let clock = &self.inner.clock;
+        let clock = self.clock();
         self.batch(leases, Lease::nack, Lease::backoff_delay, |st, token, delay, now, exits| {
             Ok(match st.nack(token, now, ticks(delay), FailureKind::Nacked, None)? {
                 Nacked::Retry { at } => (NackOutcome::Retrying { at: clock.instant(at) }, false),
@@ -442,6 +465,9 @@ impl<T: Send + Sync + 'static> Queue<T> {
         prepare: impl Fn(&Lease<T>) -> P,
         op: impl FnMut(&mut State, Token, P, Tick, &mut Vec<Exit>) -> Result<(V, bool), LeaseLost>,
     ) -> Vec<Result<V, LeaseLost>> {
+        // One statement per lease on a store without a lock to share (PostgreSQL). A panicking iterator
+        // leaves the leases it yielded settled, as below.
+        let Some(inner) = self.memory() else { return leases.into_iter().map(single).collect() };
         let mut results: Vec<Option<Result<V, LeaseLost>>> = Vec::new();
         let mut positions = Vec::new();
         let mut mine = Vec::new();
@@ -460,7 +486,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
                 }
             }
         }));
-        for (index, result) in positions.into_iter().zip(self.inner.settle_many(mine, op)) {
+        for (index, result) in positions.into_iter().zip(inner.settle_many(mine, op)) {
             results[index] = Some(result);
         }
         if let Err(payload) = collected {
@@ -485,7 +511,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert!(queue.lease().is_err());
     /// ```
     pub fn close(&self) {
-        self.inner.close();
+        on_store!(self, q => q.close());
     }
 
     /// Pauses leasing: no job is handed out until [`resume`](Queue::resume) (blocked consumers keep
@@ -503,7 +529,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(*queue.try_lease().unwrap(), 1);
     /// ```
     pub fn pause(&self) {
-        self.inner.set_paused(true);
+        on_store!(self, q => q.set_paused(true));
     }
 
     /// Resumes leasing after [`pause`](Queue::pause), waking blocked consumers.
@@ -517,7 +543,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert!(!queue.is_paused());
     /// ```
     pub fn resume(&self) {
-        self.inner.set_paused(false);
+        on_store!(self, q => q.set_paused(false));
     }
 
     /// Whether leasing is paused.
@@ -530,7 +556,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert!(queue.is_paused());
     /// ```
     pub fn is_paused(&self) -> bool {
-        self.inner.is_paused()
+        on_store!(self, q => q.is_paused())
     }
 
     /// Removes every live job (ready, delayed, waiting and leased) without dead-lettering them, and
@@ -550,7 +576,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(lease.ack(), Err(leasequeue::LeaseLost::Gone));
     /// ```
     pub fn purge(&self) -> usize {
-        self.inner.purge()
+        on_store!(self, q => q.purge())
     }
 
     /// Whether [`close`](Queue::close) was called.
@@ -563,7 +589,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert!(queue.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.inner.is_closed()
+        on_store!(self, q => q.is_closed())
     }
 
     /// The number of live jobs: ready, delayed and leased.
@@ -579,7 +605,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(queue.len(), 0);
     /// ```
     pub fn len(&self) -> usize {
-        self.inner.len()
+        on_store!(self, q => q.len())
     }
 
     /// Whether the queue holds no live job.
@@ -601,7 +627,11 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(leasequeue::Queue::<u8>::builder().capacity(8).build().unwrap().capacity(), Some(8));
     /// ```
     pub fn capacity(&self) -> Option<usize> {
-        self.inner.capacity
+        match &self.flavor {
+            Flavor::Memory(inner) => inner.capacity,
+            #[cfg(feature = "postgres")]
+            Flavor::Pg(_) => None,
+        }
     }
 
     /// Counts and counters, exact at the moment they are read (lapses and delays that fell due are
@@ -618,7 +648,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!((stats.pushed, stats.acked, stats.ready), (2, 1, 1));
     /// ```
     pub fn stats(&self) -> Stats {
-        self.inner.stats()
+        on_store!(self, q => q.stats())
     }
 
     /// The queue's clock.
@@ -630,7 +660,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert!(!queue.clock().is_manual());
     /// ```
     pub fn clock(&self) -> &Clock {
-        &self.inner.clock
+        on_store!(self, q => &q.clock)
     }
 
     /// Copies of the dead letters in the built-in store, oldest first. The store holds the dead letters of
@@ -646,7 +676,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(queue.stats().dead, 1); // still stored
     /// ```
     pub fn dead_letters(&self) -> Vec<DeadLetter<T>> {
-        self.inner.dead_letters()
+        on_store!(self, q => q.dead_letters())
     }
 
     /// Takes every dead letter out of the built-in store, oldest first.
@@ -661,19 +691,43 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(queue.stats().dead, 0);
     /// ```
     pub fn drain_dead_letters(&self) -> Vec<DeadLetter<T>> {
-        self.inner.drain_dead_letters()
+        on_store!(self, q => q.drain_dead_letters())
     }
 }
 
 impl<T: Send + Sync + 'static> Queue<T> {
     /// A queue on the in-memory store, from checked parts (see [`QueueBuilder::build`]).
     pub(crate) fn from_parts(parts: Parts<T>) -> Queue<T> {
-        Queue { inner: Inner::new(parts) }
+        Queue { flavor: Flavor::Memory(Inner::new(parts)) }
     }
 
     /// A handle of the queue whose store this is (for the leases the store hands out).
     pub(crate) fn of_store(inner: Arc<Inner<T>>) -> Queue<T> {
-        Queue { inner }
+        Queue { flavor: Flavor::Memory(inner) }
+    }
+
+    /// A handle of a PostgreSQL queue.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn of_pg(queue: Arc<PgQueue<T>>) -> Queue<T> {
+        Queue { flavor: Flavor::Pg(queue) }
+    }
+
+    /// The PostgreSQL store, if the queue is in one.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn pg(&self) -> Option<&Arc<PgQueue<T>>> {
+        match &self.flavor {
+            Flavor::Pg(pg) => Some(pg),
+            Flavor::Memory(_) => None,
+        }
+    }
+
+    /// The in-memory store, unless the queue is of another flavor.
+    fn memory(&self) -> Option<&Arc<Inner<T>>> {
+        match &self.flavor {
+            Flavor::Memory(inner) => Some(inner),
+            #[cfg(feature = "postgres")]
+            Flavor::Pg(_) => None,
+        }
     }
 }
 
@@ -685,25 +739,35 @@ impl<T: Send + Sync + 'static> Queue<T> {
 impl<T> Queue<T> {
     /// Whether `other` is a handle of this same queue.
     pub(crate) fn same_as(&self, other: &Queue<T>) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
+        match (&self.flavor, &other.flavor) {
+            (Flavor::Memory(a), Flavor::Memory(b)) => Arc::ptr_eq(a, b),
+            #[cfg(feature = "postgres")]
+            (Flavor::Pg(a), Flavor::Pg(b)) => Arc::ptr_eq(a, b),
+            #[cfg(feature = "postgres")]
+            _ => false,
+        }
     }
 }
 
 impl<T: Send + Sync + 'static> Queue<T> {
     /// Runs user code for this queue: catches, counts and reports its panics.
     pub(crate) fn catcher(&self) -> &Catcher {
-        &self.inner.catcher
+        on_store!(self, q => &q.catcher)
     }
 
     /// The backoff that nacks without an explicit delay use.
     pub(crate) fn backoff(&self) -> &Backoff {
-        self.inner.backoff()
+        match &self.flavor {
+            Flavor::Memory(inner) => inner.backoff(),
+            #[cfg(feature = "postgres")]
+            Flavor::Pg(pg) => &pg.backoff,
+        }
     }
 
     // The outcomes of a lease, fenced by its token.
 
     pub(crate) fn ack_lease(&self, token: Token) -> Result<(), LeaseLost> {
-        self.inner.ack(token)
+        on_store!(self, q => q.ack(token))
     }
 
     /// Acks and leases up to `max` ready jobs under one lock (see `Inner::ack_then_lease_into`).
@@ -715,17 +779,31 @@ impl<T: Send + Sync + 'static> Queue<T> {
         synced: bool,
         take: &mut impl FnMut(Lease<T>),
     ) -> Result<(), LeaseLost> {
-        self.inner.ack_then_lease_into(token, max, visibility, synced, take)
+        match &self.flavor {
+            Flavor::Memory(inner) => inner.ack_then_lease_into(token, max, visibility, synced, take),
+            #[cfg(feature = "postgres")]
+            Flavor::Pg(pg) => {
+                pg.ack(token)?;
+                let params = LeaseParams { wait: Wait::No, visibility, stop: None };
+                // The ack stands; a failure to lease the next ones is only "none taken".
+                let _ = pg.lease_into(params, max, take);
+                Ok(())
+            }
+        }
     }
 
     /// An ack that does not wait for a durable store's sync (see `Lease::ack_unsynced`).
     pub(crate) fn ack_lease_unsynced(&self, token: Token) -> Result<(), LeaseLost> {
-        self.inner.ack_unsynced(token)
+        match &self.flavor {
+            Flavor::Memory(inner) => inner.ack_unsynced(token),
+            #[cfg(feature = "postgres")]
+            Flavor::Pg(pg) => pg.ack(token),
+        }
     }
 
     /// Waits until every change so far is durable (at once for the memory store).
     pub(crate) fn commit(&self) -> Result<(), crate::StoreError> {
-        self.inner.commit()
+        self.memory().map_or(Ok(()), |inner| inner.commit())
     }
 
     /// A failed attempt: retried after `delay` (returns when it is due), or dead-lettered (`None`).
@@ -736,25 +814,25 @@ impl<T: Send + Sync + 'static> Queue<T> {
         kind: FailureKind,
         message: Option<String>,
     ) -> Result<Option<Tick>, LeaseLost> {
-        self.inner.nack(token, delay, kind, message)
+        on_store!(self, q => q.nack(token, delay, kind, message))
     }
 
     pub(crate) fn reject_lease(&self, token: Token, message: Option<String>) -> Result<(), LeaseLost> {
-        self.inner.reject(token, message)
+        on_store!(self, q => q.reject(token, message))
     }
 
     pub(crate) fn release_lease(&self, token: Token, delay: Duration) -> Result<(), LeaseLost> {
-        self.inner.release(token, delay)
+        on_store!(self, q => q.release(token, delay))
     }
 
     /// Takes a lease back: the job is ready again without spending the attempt, and the lease is stale.
     pub(crate) fn revoke_lease(&self, token: Token) -> Result<(), LeaseLost> {
-        self.inner.revoke(token)
+        on_store!(self, q => q.revoke(token))
     }
 
     /// Moves a lease's deadline to now + `by`; returns the new deadline.
     pub(crate) fn extend_lease(&self, token: Token, by: Duration) -> Result<Tick, LeaseLost> {
-        self.inner.extend(token, by)
+        on_store!(self, q => q.extend(token, by))
     }
 
     // For a worker pool.
@@ -768,43 +846,56 @@ impl<T: Send + Sync + 'static> Queue<T> {
         max: usize,
         take: &mut impl FnMut(Lease<T>),
     ) -> Result<(), LeaseFail> {
-        self.inner.lease_into(params, max, take)
+        on_store!(self, q => q.lease_into(params, max, take))
     }
 
     /// Whether the queue is durable (every lease waits for a sync, which a batch of leases shares).
     pub(crate) fn is_durable(&self) -> bool {
-        self.inner.durable.is_some()
+        match &self.flavor {
+            Flavor::Memory(inner) => inner.durable.is_some(),
+            // Each lease is a round trip, which a batch shares.
+            #[cfg(feature = "postgres")]
+            Flavor::Pg(_) => true,
+        }
     }
 
     /// The queue's visibility timeout, in ticks.
     pub(crate) fn visibility(&self) -> Tick {
-        self.inspect(|st| st.default_visibility())
+        match &self.flavor {
+            Flavor::Memory(inner) => inner.inspect(|st| st.default_visibility()),
+            #[cfg(feature = "postgres")]
+            Flavor::Pg(pg) => pg.visibility_ticks(),
+        }
     }
 
     /// Wakes every blocked consumer so that it rechecks its stop flag. Raise the flag first.
     pub(crate) fn interrupt(&self) {
-        self.inner.interrupt();
+        on_store!(self, q => q.interrupt());
     }
 
     /// The number of ready jobs as of the last operation: a cheap hint, without the lock.
     pub(crate) fn ready_hint(&self) -> usize {
-        self.inner.ready_hint()
+        on_store!(self, q => q.ready_hint())
     }
 
     /// Registers a watcher of pushes (a scaling pool).
     pub(crate) fn watch_backlog(&self, watcher: Weak<dyn Backlog>) {
-        self.inner.watch_backlog(watcher);
+        on_store!(self, q => q.watch_backlog(watcher));
     }
 
     /// In one look under the lock: whether a job is ready or leased, and the tick of the next timed event
     /// ([`NEVER`] if none).
     pub(crate) fn activity(&self) -> (bool, Tick) {
-        self.inner.inspect(|st| {
-            let counts = st.counts();
-            // Ready jobs that a rate limit holds back wait for time, as delayed ones do.
-            let ready = counts.ready > 0 && st.limited_until().is_none();
-            (ready || counts.leased > 0, st.next_event())
-        })
+        match &self.flavor {
+            Flavor::Memory(inner) => inner.inspect(|st| {
+                let counts = st.counts();
+                // Ready jobs that a rate limit holds back wait for time, as delayed ones do.
+                let ready = counts.ready > 0 && st.limited_until().is_none();
+                (ready || counts.leased > 0, st.next_event())
+            }),
+            #[cfg(feature = "postgres")]
+            Flavor::Pg(pg) => pg.activity(),
+        }
     }
 
     // For redrive.
@@ -816,34 +907,39 @@ impl<T: Send + Sync + 'static> Queue<T> {
         options: &PushOptions,
         wait: Wait,
     ) -> Result<Pushed, (J, PushFail)> {
-        self.inner.push_shared(job, options, wait)
+        on_store!(self, q => q.push_shared(job, options, wait))
     }
 
     /// Takes the dead letter of job `id` out of the built-in store, looking at index `hint` first.
     pub(crate) fn take_dead_letter(&self, id: JobId, hint: usize) -> Option<DeadLetter<T>> {
-        self.inner.take_dead_letter(id, hint)
+        match &self.flavor {
+            Flavor::Memory(inner) => inner.take_dead_letter(id, hint),
+            #[cfg(feature = "postgres")]
+            Flavor::Pg(pg) => pg.take_dead_letter(id),
+        }
     }
 
     /// Puts a dead letter back at the front of the built-in store.
     pub(crate) fn restore_dead_letter(&self, dead: DeadLetter<T>) {
-        self.inner.restore_dead_letter(dead);
+        on_store!(self, q => q.restore_dead_letter(dead));
     }
 
     /// What makes the queue durable, if anything does.
     #[cfg(feature = "journal")]
     pub(crate) fn durable(&self) -> Option<&dyn crate::store::Durable<T>> {
-        self.inner.durable.as_deref()
+        self.memory()?.durable.as_deref()
     }
 
     /// Writes the whole state to the durable store, replacing its earlier records (after processing what
     /// fell due). Nothing to do for the memory store.
     #[cfg(feature = "journal")]
     pub(crate) fn checkpoint(&self) -> Result<(), crate::StoreError> {
-        let Some(durable) = &self.inner.durable else { return Ok(()) };
+        let Some(inner) = self.memory() else { return Ok(()) };
+        let Some(durable) = &inner.durable else { return Ok(()) };
         // The state is copied under the lock; the checkpoint is written after it.
-        let pending = self.inner.locked(|core| durable.checkpoint(core))?;
+        let pending = inner.locked(|core| durable.checkpoint(core))?;
         // Encoding the jobs runs their `Serialize`: a panic is caught and fails this checkpoint only.
-        let written = self.inner.catcher.call(crate::PanicSite::PayloadSerialize, None, pending);
+        let written = inner.catcher.call(crate::PanicSite::PayloadSerialize, None, pending);
         written.unwrap_or_else(|| {
             Err(crate::StoreError::new(std::io::Error::other("a job's Serialize panicked")))
         })
@@ -851,28 +947,33 @@ impl<T: Send + Sync + 'static> Queue<T> {
 
     /// A dead letter taken with [`take_dead_letter`](Queue::take_dead_letter) was redriven.
     pub(crate) fn dead_letter_moved(&self, id: JobId) {
-        self.inner.dead_letter_moved(id);
+        on_store!(self, q => q.dead_letter_moved(id));
     }
 
     // For inspection, snapshots and the testing helpers.
 
-    /// Runs `f` on the bookkeeping after processing what fell due.
-    pub(crate) fn inspect<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        self.inner.inspect(f)
+    /// Every live job, oldest first (see [`Queue::jobs`]).
+    pub(crate) fn list_jobs(&self, f: impl FnOnce(&mut State) -> Vec<crate::JobInfo>) -> Vec<crate::JobInfo> {
+        match &self.flavor {
+            Flavor::Memory(inner) => inner.inspect(f),
+            #[cfg(feature = "postgres")]
+            Flavor::Pg(pg) => pg.jobs(),
+        }
     }
 
-    /// Runs `f` on the bookkeeping, the payloads and the dead-letter store, under one lock.
+    /// Runs `f` on the bookkeeping, the payloads and the dead-letter store, under one lock; `None` for a
+    /// store that keeps them elsewhere (PostgreSQL).
     #[cfg(feature = "serde")]
     pub(crate) fn inspect_core<R>(
         &self,
         f: impl FnOnce(&mut State, &mut Vec<Option<Arc<T>>>, &mut std::collections::VecDeque<DeadLetter<T>>) -> R,
-    ) -> R {
-        self.inner.inspect_core(f)
+    ) -> Option<R> {
+        Some(self.memory()?.inspect_core(f))
     }
 
     /// When the next timed event (a delayed job or retry, a lapse, an expiry) is due, if any.
     pub(crate) fn next_event(&self) -> Option<Instant> {
-        self.inner.next_event()
+        on_store!(self, q => q.next_event())
     }
 }
 
@@ -884,12 +985,17 @@ impl<T: Send + Sync + 'static> Default for Queue<T> {
 
 impl<T> Clone for Queue<T> {
     fn clone(&self) -> Self {
-        Queue { inner: Arc::clone(&self.inner) }
+        let flavor = match &self.flavor {
+            Flavor::Memory(inner) => Flavor::Memory(Arc::clone(inner)),
+            #[cfg(feature = "postgres")]
+            Flavor::Pg(pg) => Flavor::Pg(Arc::clone(pg)),
+        };
+        Queue { flavor }
     }
 }
 
 impl<T> fmt::Debug for Queue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.inner.fmt_fields(f.debug_struct("Queue")).finish_non_exhaustive()
+        on_store!(self, q => q.fmt_fields(f.debug_struct("Queue"))).finish_non_exhaustive()
     }
 }

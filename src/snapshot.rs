@@ -185,7 +185,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
         T: Serialize,
     {
         // Copy what is needed under the lock (the jobs are shared, not cloned), serialize after.
-        let (now, next_id, saved, payloads, reservations, dead) = self.inspect_core(|st, jobs, dead| {
+        let copied = self.inspect_core(|st, jobs, dead| {
             let now = st.now();
             let saved = st.snapshot();
             let payloads: Vec<Arc<T>> = saved
@@ -195,6 +195,12 @@ impl<T: Send + Sync + 'static> Queue<T> {
             let dead: Vec<DeadLetter<T>> = dead.iter().cloned().collect();
             (now, st.next_id(), saved, payloads, st.reservations(now), dead)
         });
+        let Some((now, next_id, saved, payloads, reservations, dead)) = copied else {
+            use serde::ser::Error as _;
+            let e =
+                serde_json::Error::custom("a PostgreSQL queue keeps its state in the database: no snapshot");
+            return Err(SnapshotError(e));
+        };
         let clock = self.clock();
         let later = |at: u64| at.saturating_sub(now);
         let ago = |at: u64| now.saturating_sub(at);
@@ -296,7 +302,7 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
         let reasons = snapshot.dead.iter().map(|d| reason(&d.reason)).collect::<Result<Vec<_>, _>>()?;
         let queue = self.build()?;
         let clock = queue.clock().clone();
-        queue.inspect_core(|st, jobs, store| {
+        let restored = queue.inspect_core(|st, jobs, store| {
             let now = st.now();
             let mut histories = histories.into_iter();
             let at = |ago_ns: u64| now.saturating_sub(ago_ns);
@@ -350,7 +356,11 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
                 });
             }
         });
-        Ok(queue)
+        match restored {
+            Some(()) => Ok(queue),
+            // `build` makes an in-memory queue.
+            None => Err(RestoreError::Corrupt("restoring is for in-memory queues".into())),
+        }
     }
 }
 

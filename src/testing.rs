@@ -142,7 +142,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// ```
     pub fn jobs(&self) -> Vec<JobInfo> {
         let clock = self.clock().clone();
-        self.inspect(|st| {
+        self.list_jobs(|st| {
             st.jobs()
                 .into_iter()
                 .map(|Listed { id, phase, attempt, priority, pushed_at, due }| {

@@ -26,6 +26,8 @@ use crate::panics::PanicHook;
 use crate::store::memory::Core;
 use crate::{Alarm, AlarmEvent, Backoff, Clock, DeadLetter, DeadLetterSink, Event, Overflow, StoreError};
 
+#[cfg(any(feature = "journal", feature = "postgres"))]
+pub(crate) mod codes;
 #[cfg(feature = "journal")]
 pub(crate) mod journal;
 pub(crate) mod memory;

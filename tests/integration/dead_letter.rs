@@ -2,7 +2,7 @@ use std::sync::{Arc, Mutex};
 
 use leasequeue::{DeadLetter, DeadLetterReason, FailureKind, Queue};
 
-use super::{builder, queue, secs};
+use super::{builder, lacks, queue, secs, Needs};
 
 #[test]
 fn max_attempts_leads_to_exactly_one_dead_letter_with_its_history() {
@@ -42,6 +42,9 @@ fn the_built_in_store_is_readable_and_drainable() {
 
 #[test]
 fn a_closure_sink_gets_each_dead_letter_once() {
+    if lacks(Needs::Sink) {
+        return;
+    }
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
     let (b, _clock) = builder();
@@ -56,6 +59,9 @@ fn a_closure_sink_gets_each_dead_letter_once() {
 
 #[test]
 fn a_sink_owns_the_job_when_no_lease_shares_it() {
+    if lacks(Needs::Sink) {
+        return;
+    }
     let (tx, rx) = crossbeam_channel::unbounded();
     let (b, _clock) = builder();
     let q = b.dead_letter(tx).build().unwrap();
@@ -66,6 +72,9 @@ fn a_sink_owns_the_job_when_no_lease_shares_it() {
 
 #[test]
 fn a_full_channel_hands_dead_letters_back_to_the_store() {
+    if lacks(Needs::Sink) {
+        return;
+    }
     let (tx, rx) = crossbeam_channel::bounded(1);
     let (b, _clock) = builder();
     let q = b.dead_letter(tx).build().unwrap();
@@ -80,6 +89,9 @@ fn a_full_channel_hands_dead_letters_back_to_the_store() {
 
 #[test]
 fn a_dead_letter_queue_can_be_leased_and_redriven() {
+    if lacks(Needs::Sink) {
+        return;
+    }
     let dlq: Queue<DeadLetter<&str>> = super::new_queue();
     let (b, _clock) = builder();
     let q = b.dead_letter(dlq.clone()).build().unwrap();
@@ -94,6 +106,9 @@ fn a_dead_letter_queue_can_be_leased_and_redriven() {
 
 #[test]
 fn a_closed_dead_letter_queue_hands_back_to_the_store() {
+    if lacks(Needs::Sink) {
+        return;
+    }
     let dlq: Queue<DeadLetter<u8>> = super::new_queue();
     dlq.close();
     let (b, _clock) = builder();
@@ -105,6 +120,9 @@ fn a_closed_dead_letter_queue_hands_back_to_the_store() {
 
 #[test]
 fn a_sink_may_call_back_into_the_queue() {
+    if lacks(Needs::Sink) {
+        return;
+    }
     let slot: Arc<Mutex<Option<Queue<u32>>>> = Arc::default();
     let inner = Arc::clone(&slot);
     let (b, _clock) = builder();

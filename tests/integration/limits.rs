@@ -6,10 +6,13 @@ use std::time::{Duration, Instant};
 use leasequeue::{PushOptions, TestClock, TryLeaseError, WorkerPool};
 use proptest::prelude::*;
 
-use super::{builder, secs, until};
+use super::{builder, lacks, secs, until, Needs};
 
 #[test]
 fn a_held_back_lease_reports_when_its_turn_comes_and_is_counted() {
+    if lacks(Needs::RateLimit) {
+        return;
+    }
     let (builder, clock) = builder::<u32>();
     let queue = builder.rate_limit(2, secs(1)).build().unwrap();
     queue.push_batch([1, 2, 3, 4]);
@@ -33,6 +36,9 @@ fn a_held_back_lease_reports_when_its_turn_comes_and_is_counted() {
 
 #[test]
 fn a_blocking_lease_waits_for_its_turn_and_a_clock_advance_wakes_it() {
+    if lacks(Needs::RateLimit) {
+        return;
+    }
     let (builder, clock) = builder::<u32>();
     let queue = builder.rate_limit(1, secs(10)).build().unwrap();
     queue.push_batch([1, 2]);
@@ -47,6 +53,9 @@ fn a_blocking_lease_waits_for_its_turn_and_a_clock_advance_wakes_it() {
 
 #[test]
 fn a_pool_keeps_to_the_limit_and_run_until_idle_moves_the_clock_to_each_turn() {
+    if lacks(Needs::RateLimit) {
+        return;
+    }
     let (builder, clock) = builder::<u32>();
     let queue = builder.rate_limit(2, secs(1)).build().unwrap();
     queue.push_batch(0..10);
@@ -72,6 +81,9 @@ proptest! {
         n in 1..5u32,
         steps in prop::collection::vec((0..3u8, 0..400u64), 1..120),
     ) {
+        if lacks(Needs::RateLimit) {
+            return Ok(());
+        }
         let clock = TestClock::new();
         let queue = super::store::<u64>().clock(clock.clone()).rate_limit(n, Duration::from_millis(1000)).build().unwrap();
         let mut granted: Vec<Instant> = Vec::new();
@@ -101,6 +113,9 @@ proptest! {
 
 #[test]
 fn a_group_limit_holds_back_only_its_own_group() {
+    if lacks(Needs::RateLimit) {
+        return;
+    }
     let (builder, clock) = builder::<u32>();
     let queue = builder.group_rate_limit(1, secs(10)).build().unwrap();
     queue.push_with(1, PushOptions::new().group("ada")).unwrap();
@@ -132,6 +147,9 @@ proptest! {
         n in 1..4u32,
         steps in prop::collection::vec((0..4u8, 0..3u8, 0..600u64), 1..150),
     ) {
+        if lacks(Needs::RateLimit) {
+            return Ok(());
+        }
         let clock = TestClock::new();
         let period = Duration::from_millis(1000);
         let queue = super::store::<(u8, u32)>().clock(clock.clone()).group_rate_limit(n, period).build().unwrap();

@@ -22,6 +22,8 @@ mod crash;
 #[cfg(feature = "journal")]
 mod durability;
 mod integrations;
+#[cfg(feature = "postgres")]
+mod pg_processes;
 mod send_sync;
 #[cfg(feature = "serde")]
 mod snapshot;
@@ -34,9 +36,23 @@ use leasequeue::{Backoff, QueueBuilder, TestClock};
 /// semantic tests use, then the tests themselves. `$builder` is a builder for a queue on the store.
 macro_rules! conformance {
     ($builder:expr) => {
+        conformance!($builder, lacks: []);
+    };
+    ($builder:expr, lacks: [$($lack:expr),*]) => {
         use leasequeue::{Queue, QueueBuilder, TestClock};
 
-        pub use crate::{secs, until};
+        pub use crate::{secs, until, Needs};
+
+        /// Whether this store lacks what a test needs (an option its builder refuses): the test then
+        /// says so and returns at once.
+        pub fn lacks(need: Needs) -> bool {
+            let lacking: &[Needs] = &[$($lack),*];
+            let lacks = lacking.contains(&need);
+            if lacks {
+                eprintln!("skipped on this store, which does not support {need:?}");
+            }
+            lacks
+        }
 
         /// A builder for a queue on this store, with every default.
         pub fn store<T: Send + Sync + 'static>() -> QueueBuilder<T> {
@@ -94,6 +110,51 @@ macro_rules! conformance {
 #[cfg(feature = "journal")]
 mod journal;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+
+/// The environment variable naming the PostgreSQL server for the tests.
+#[cfg(feature = "postgres")]
+pub const POSTGRES_URL: &str = "LEASEQUEUE_POSTGRES_URL";
+
+/// A builder of PostgreSQL conformance queues on the server `POSTGRES_URL` names; without one, says
+/// (once) that the PostgreSQL tests are skipped, and how to run them, and builds in-memory queues.
+#[cfg(feature = "postgres")]
+pub fn pg_builder<T: Send + Sync + 'static>() -> QueueBuilder<T> {
+    match std::env::var(POSTGRES_URL) {
+        Ok(url) => leasequeue::Queue::builder().postgres_conformance(url),
+        Err(_) => {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "PostgreSQL conformance skipped (its tests run on memory): set {POSTGRES_URL}, e.g. \
+                     postgres://postgres@127.0.0.1:5432/test (see the README)"
+                );
+            });
+            leasequeue::Queue::builder()
+        }
+    }
+}
+
+/// What some conformance tests need that a store may lack: options its builder refuses with a
+/// `BuildError` (the README's table of what differs between stores says which), or speed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(dead_code)] // every store has each of them but PostgreSQL
+pub enum Needs {
+    /// `capacity` and `overflow`.
+    Capacity,
+    /// A dead-letter sink (`dead_letter`).
+    Sink,
+    Observer,
+    Alarms,
+    /// `rate_limit` and `group_rate_limit`.
+    RateLimit,
+    /// Not an option: `MAX_RUNS` (100 000) handler runs in seconds. A store that makes a few round
+    /// trips to a server per run takes minutes over the tests of the run limit.
+    ManyRuns,
+}
 
 /// The test configuration on a fresh test clock: 30 s visibility, 3 attempts, fixed 10 s backoff, no
 /// jitter.

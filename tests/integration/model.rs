@@ -267,14 +267,26 @@ fn run(ops: Vec<Op>) {
         .unwrap();
     let mut model = Model::default();
     let mut held: Vec<Held> = Vec::new();
+    let mut ids: Vec<leasequeue::JobId> = Vec::new(); // the queue's id of each of the model's jobs
     let pick = |held: &mut Vec<Held>, i: usize| (!held.is_empty()).then(|| held.swap_remove(i % held.len()));
 
     for op in ops {
         match op {
             Op::Push(p) => {
                 let expected = model.push(&p);
+                // The model's id of the job pushed, or of the earlier job it duplicates.
                 let index = expected.id().as_u64() as usize - 1;
-                assert_eq!(queue.push_with(index, options(&p)).unwrap(), expected);
+                // A store numbers jobs as it likes (the PostgreSQL store's ids are unique across its
+                // queues), increasing in push order: the queue's ids are mapped to the model's.
+                match (expected, queue.push_with(index, options(&p)).unwrap()) {
+                    (Pushed::Enqueued(_), Pushed::Enqueued(id)) => {
+                        assert_eq!(ids.len(), index);
+                        assert!(ids.last().is_none_or(|last| *last < id), "ids increase in push order");
+                        ids.push(id);
+                    }
+                    (Pushed::Duplicate(_), Pushed::Duplicate(id)) => assert_eq!(id, ids[index]),
+                    (expected, pushed) => panic!("pushed {pushed:?}, the model says {expected:?}"),
+                }
             }
             Op::Lease => match queue.try_lease() {
                 Ok(lease) => {

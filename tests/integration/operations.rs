@@ -4,7 +4,7 @@ use std::thread;
 
 use leasequeue::{LeaseLost, PushOptions};
 
-use super::{queue, secs, until};
+use super::{lacks, queue, secs, until, Needs};
 
 #[test]
 fn pause_stops_leasing_but_not_pushing_or_time() {
@@ -61,6 +61,9 @@ fn purging_a_closed_queue_releases_blocked_consumers() {
 
 #[test]
 fn batches_push_lease_and_settle_with_per_entry_results() {
+    if lacks(Needs::Capacity) {
+        return;
+    }
     let (b, clock) = super::builder::<u32>();
     let q = b.capacity(5).max_attempts(1).build().unwrap();
     let pushed = q.push_batch(0..7);
@@ -141,6 +144,9 @@ fn redrive_into_a_closed_queue_keeps_the_dead_letter() {
 
 #[test]
 fn redrive_from_a_dead_letter_queue_acks_what_it_moves_and_releases_the_rest() {
+    if lacks(Needs::Sink) {
+        return;
+    }
     let dlq: leasequeue::Queue<leasequeue::DeadLetter<u32>> = super::new_queue();
     let (b, _clock) = super::builder::<u32>();
     let q = b.dead_letter(dlq.clone()).build().unwrap();
@@ -179,6 +185,9 @@ fn redrive_keeps_to_its_rate_on_the_queue_clock_and_can_be_cancelled() {
 
 #[test]
 fn alarms_fire_once_per_crossing_with_hysteresis() {
+    if lacks(Needs::Alarms) {
+        return;
+    }
     use leasequeue::{Alarm, AlarmEvent, AlarmMetric};
     use std::sync::{Arc, Mutex};
     let log: Arc<Mutex<Vec<AlarmEvent>>> = Arc::default();

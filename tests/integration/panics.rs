@@ -13,7 +13,7 @@ use leasequeue::{
     PoolStats, PublishError, Queue, Redrive, Router, UserPanic, WorkerPool,
 };
 
-use super::{builder, secs, until};
+use super::{builder, lacks, secs, until, Needs};
 
 /// A job whose `Drop` panics (and counts how often it ran).
 struct Bomb(Arc<AtomicUsize>);
@@ -45,6 +45,9 @@ fn join_within(pool: WorkerPool<u32>, limit: Duration) -> PoolStats {
 
 #[test]
 fn a_panicking_sink_keeps_a_rejected_job_in_the_store() {
+    if lacks(Needs::Sink) {
+        return;
+    }
     let (seen, hook) = recorder();
     let (b, _clock) = builder::<&str>();
     let q = b.dead_letter(panicking_sink::<&str>).on_panic(hook).build().unwrap();
@@ -58,6 +61,9 @@ fn a_panicking_sink_keeps_a_rejected_job_in_the_store() {
 
 #[test]
 fn a_panicking_sink_keeps_a_dropped_last_attempt_in_the_store() {
+    if lacks(Needs::Sink) {
+        return;
+    }
     let (b, _clock) = builder::<&str>();
     let q = b.max_attempts(1).dead_letter(panicking_sink::<&str>).build().unwrap();
     q.push("poison").unwrap();
@@ -70,6 +76,9 @@ fn a_panicking_sink_keeps_a_dropped_last_attempt_in_the_store() {
 
 #[test]
 fn a_panicking_sink_on_a_lapse_keeps_the_letter_and_lets_the_clock_wake_other_queues() {
+    if lacks(Needs::Sink) {
+        return;
+    }
     let (b, clock) = builder::<&str>();
     let first = b.max_attempts(1).dead_letter(panicking_sink::<&str>).build().unwrap();
     let second: Queue<&str> = super::store().clock(clock.clone()).build().unwrap();
@@ -90,6 +99,9 @@ fn a_panicking_sink_on_a_lapse_keeps_the_letter_and_lets_the_clock_wake_other_qu
 
 #[test]
 fn an_observer_panicking_on_leased_neither_kills_the_worker_nor_loses_jobs() {
+    if lacks(Needs::Observer) {
+        return;
+    }
     let fired = Arc::new(AtomicBool::new(false));
     let f = Arc::clone(&fired);
     let q: Queue<u32> = super::store()
@@ -111,6 +123,9 @@ fn an_observer_panicking_on_leased_neither_kills_the_worker_nor_loses_jobs() {
 
 #[test]
 fn a_panicking_sink_under_a_pool_loses_no_dead_letter_and_no_worker() {
+    if lacks(Needs::Sink) {
+        return;
+    }
     let q: Queue<u32> = super::store().dead_letter(panicking_sink::<u32>).build().unwrap();
     let pool =
         WorkerPool::builder(q.clone()).workers(2).build(|_job: Job<'_, u32>| Outcome::reject("no")).unwrap();
@@ -187,6 +202,9 @@ fn a_panicking_handler_panic_hook_is_caught_too() {
 
 #[test]
 fn an_observer_panicking_on_leased_spends_no_attempt() {
+    if lacks(Needs::Observer) {
+        return;
+    }
     let (b, _clock) = builder::<u32>();
     let q = b
         .max_attempts(2)
@@ -207,6 +225,9 @@ fn an_observer_panicking_on_leased_spends_no_attempt() {
 
 #[test]
 fn an_observer_panicking_on_pushed_leaves_the_job_pushed_once() {
+    if lacks(Needs::Observer) {
+        return;
+    }
     let (b, _clock) = builder::<u32>();
     let q = b.observer(|e: &Event| assert_ne!(e.kind, EventKind::Pushed, "observer bug")).build().unwrap();
     let id = q.push(7).unwrap();
@@ -216,6 +237,9 @@ fn an_observer_panicking_on_pushed_leaves_the_job_pushed_once() {
 
 #[test]
 fn a_panicking_alarm_hook_changes_nothing_else() {
+    if lacks(Needs::Alarms) {
+        return;
+    }
     let (b, _clock) = builder::<u32>();
     let q = b.alarm(leasequeue::Alarm::ready_depth(1), |_| panic!("pager down")).build().unwrap();
     q.push(1).unwrap(); // raises the alarm
@@ -322,6 +346,9 @@ fn nack_batch_settles_what_a_panicking_iterator_yielded_before_the_panic() {
 
 #[test]
 fn a_panicking_redrive_filter_skips_its_letter_and_spends_no_attempt() {
+    if lacks(Needs::Sink) {
+        return;
+    }
     let dlq: Queue<DeadLetter<u32>> = super::store().max_attempts(1).build().unwrap();
     let (b, _clock) = builder::<u32>();
     let q = b.dead_letter(dlq.clone()).build().unwrap();

@@ -5,11 +5,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use leasequeue::{
+    JobId,
     assert_dead_lettered, Backoff, DeadLetterReason, Event, EventKind, Inline, Jitter, JobState, Outcome,
     PushOptions, Queue, TestClock, WorkerPool,
 };
 
-use super::{builder, queue, secs, until};
+use super::{builder, lacks, queue, secs, until, Needs};
 
 fn five_failures_backoff() -> Backoff {
     Backoff::exponential(secs(60), 4.0).max(secs(3600)).jitter(Jitter::Proportional(0.1)).seed(7)
@@ -41,11 +42,17 @@ fn auto_advance_runs_hours_of_backoff_through_a_pool() {
         let expected: Duration = (1..=5).map(|n| five_failures_backoff().delay_for(id, n)).sum();
         assert_eq!(clock.elapsed(), expected, "the clock jumped exactly through the five backoffs");
         assert!(clock.elapsed() > secs(2 * 3600));
-        (queue.stats().nacked, queue.stats().acked, clock.elapsed())
+        (queue.stats().nacked, queue.stats().acked, clock.elapsed(), id)
     };
     let first = run();
     assert_eq!(first.0, 5);
-    assert_eq!(first, run(), "the same outcome every run");
+    // Each run goes exactly through its job's backoffs (above); the jitter is the job id's, which a
+    // store may number differently each run (the PostgreSQL store's ids are unique across its queues).
+    let again = run();
+    assert_eq!((first.0, first.1), (again.0, again.1), "the same outcome every run");
+    if first.3 == again.3 {
+        assert_eq!(first.2, again.2, "the same schedule for the same job");
+    }
 }
 
 #[test]
@@ -82,7 +89,7 @@ fn auto_advance_waits_while_a_job_is_leased_and_moves_on_once_the_queue_is_idle(
 fn run_until_idle_processes_every_retry_and_summarises() {
     let (q, clock) = queue::<&str>();
     q.push("ok").unwrap();
-    q.push("flaky").unwrap();
+    let flaky_id = q.push("flaky").unwrap();
     q.push("poison").unwrap();
     let summary = q.run_until_idle(|job| match *job {
         "flaky" if job.attempt() < 3 => Outcome::retry("timeout"),
@@ -92,7 +99,7 @@ fn run_until_idle_processes_every_retry_and_summarises() {
     assert!(summary.complete);
     assert_eq!((summary.acked, summary.retried, summary.dead_lettered), (2, 2, 1));
     assert_eq!(summary.attempts.len(), 5);
-    let flaky: Vec<u32> = summary.attempts_of(leasequeue::JobId::from_u64(2)).map(|a| a.attempt).collect();
+    let flaky: Vec<u32> = summary.attempts_of(flaky_id).map(|a| a.attempt).collect();
     assert_eq!(flaky, [1, 2, 3]);
     assert_eq!(clock.elapsed(), secs(20), "two backoffs of 10 s");
     assert!(q.is_empty());
@@ -121,6 +128,9 @@ fn run_until_idle_on_the_system_clock_runs_what_is_due() {
 
 #[test]
 fn a_job_deferred_forever_stops_at_the_run_limit() {
+    if lacks(Needs::ManyRuns) {
+        return;
+    }
     let (q, _clock) = queue::<u8>();
     q.push(1).unwrap();
     let summary = q.run_until_idle(|_job| Outcome::defer(Duration::ZERO));
@@ -174,25 +184,26 @@ fn inline_mode_runs_the_handler_on_the_pushing_thread() {
 #[test]
 fn jobs_lists_every_state_with_attempts_and_next_times() {
     let (q, clock) = queue::<u8>();
-    q.push(1).unwrap();
-    q.push(2).unwrap();
-    q.push_with(3, PushOptions::new().delay(secs(60))).unwrap();
-    q.push_with(4, PushOptions::new().group("g")).unwrap();
-    q.push_with(5, PushOptions::new().group("g").priority(3)).unwrap();
+    let ids = [
+        q.push(1).unwrap(),
+        q.push(2).unwrap(),
+        q.push_with(3, PushOptions::new().delay(secs(60))).unwrap().id(),
+        q.push_with(4, PushOptions::new().group("g")).unwrap().id(),
+        q.push_with(5, PushOptions::new().group("g").priority(3)).unwrap().id(),
+    ];
     let leased = q.try_lease().unwrap(); // job 1
     let nacked = q.try_lease().unwrap(); // job 2
     nacked.nack().unwrap();
     let jobs = q.jobs();
-    let states: Vec<(u64, JobState, u32)> =
-        jobs.iter().map(|j| (j.id.as_u64(), j.state, j.attempt)).collect();
+    let states: Vec<(JobId, JobState, u32)> = jobs.iter().map(|j| (j.id, j.state, j.attempt)).collect();
     assert_eq!(
         states,
         [
-            (1, JobState::Leased, 1),
-            (2, JobState::Delayed, 1),
-            (3, JobState::Delayed, 0),
-            (4, JobState::Ready, 0),
-            (5, JobState::Waiting, 0),
+            (ids[0], JobState::Leased, 1),
+            (ids[1], JobState::Delayed, 1),
+            (ids[2], JobState::Delayed, 0),
+            (ids[3], JobState::Ready, 0),
+            (ids[4], JobState::Waiting, 0),
         ]
     );
     assert_eq!(jobs[0].next, Some(clock.now() + secs(30)));
@@ -203,15 +214,17 @@ fn jobs_lists_every_state_with_attempts_and_next_times() {
 }
 
 #[test]
-#[should_panic(
-    expected = "no dead letter with reason rejected matches; the store holds [#1 (max attempts, 1 attempts"
-)]
 fn assert_dead_lettered_says_what_the_store_holds() {
     let (b, _clock) = builder::<u8>();
     let q = b.max_attempts(1).build().unwrap();
-    q.push(1).unwrap();
+    let id = q.push(1).unwrap();
     q.try_lease().unwrap().nack().unwrap();
-    assert_dead_lettered(&q, DeadLetterReason::Rejected, |_| true);
+    let check = std::panic::AssertUnwindSafe(|| assert_dead_lettered(&q, DeadLetterReason::Rejected, |_| true));
+    let panic = std::panic::catch_unwind(check);
+    let payload = panic.expect_err("no dead letter matches");
+    let message = payload.downcast_ref::<String>().expect("a formatted message");
+    let says = format!("no dead letter with reason rejected matches; the store holds [{id} (max attempts, 1 attempts");
+    assert!(message.contains(&says), "{message}");
 }
 
 fn scenario_log() -> Vec<(EventKind, u64, u32, Duration)> {
@@ -242,6 +255,9 @@ fn scenario_log() -> Vec<(EventKind, u64, u32, Duration)> {
 
 #[test]
 fn a_seeded_scenario_produces_the_same_event_log_every_run() {
+    if lacks(Needs::Observer) {
+        return;
+    }
     let first = scenario_log();
     assert!(first.len() > 60, "{}", first.len());
     assert!(first.iter().any(|e| e.0 == EventKind::DeadLettered(DeadLetterReason::MaxAttempts)));
@@ -250,6 +266,9 @@ fn a_seeded_scenario_produces_the_same_event_log_every_run() {
 
 #[test]
 fn the_observer_sees_lapses_and_dead_letters_in_order() {
+    if lacks(Needs::Observer) {
+        return;
+    }
     let log: Arc<Mutex<Vec<(EventKind, u32)>>> = Arc::default();
     let sink = Arc::clone(&log);
     let (b, clock) = builder::<u8>();
@@ -274,6 +293,9 @@ fn the_observer_sees_lapses_and_dead_letters_in_order() {
 
 #[test]
 fn an_observer_may_call_back_into_the_queue() {
+    if lacks(Needs::Observer) {
+        return;
+    }
     let slot: Arc<Mutex<Option<Queue<u8>>>> = Arc::default();
     let inner = Arc::clone(&slot);
     let q = super::store()

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Tick;
 use crate::core::FailureRecord;
-use crate::{DeadLetterReason, FailureKind};
+use crate::store::codes::{kind_code, kind_of};
+pub(crate) use crate::store::codes::{reason_code, reason_of};
 
 /// One record. Variants are only ever added at the end (postcard numbers them in order).
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
@@ -112,47 +113,6 @@ pub(crate) fn failures(history: &[FailureRecord]) -> Vec<Failure> {
     history.iter().map(Failure::of).collect()
 }
 
-/// Stable codes for failure kinds and dead-letter reasons (`Debug` and `Display` are not stable).
-fn kind_code(kind: FailureKind) -> u8 {
-    match kind {
-        FailureKind::Nacked => 0,
-        FailureKind::Rejected => 1,
-        FailureKind::Lapsed => 2,
-        FailureKind::Dropped => 3,
-        FailureKind::Panicked => 4,
-    }
-}
-
-fn kind_of(code: u8) -> Option<FailureKind> {
-    Some(match code {
-        0 => FailureKind::Nacked,
-        1 => FailureKind::Rejected,
-        2 => FailureKind::Lapsed,
-        3 => FailureKind::Dropped,
-        4 => FailureKind::Panicked,
-        _ => return None,
-    })
-}
-
-pub(crate) fn reason_code(reason: DeadLetterReason) -> u8 {
-    match reason {
-        DeadLetterReason::MaxAttempts => 0,
-        DeadLetterReason::Rejected => 1,
-        DeadLetterReason::Expired => 2,
-        DeadLetterReason::Overflow => 3,
-    }
-}
-
-pub(crate) fn reason_of(code: u8) -> Option<DeadLetterReason> {
-    Some(match code {
-        0 => DeadLetterReason::MaxAttempts,
-        1 => DeadLetterReason::Rejected,
-        2 => DeadLetterReason::Expired,
-        3 => DeadLetterReason::Overflow,
-        _ => return None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,28 +147,5 @@ mod tests {
         };
         let bytes = postcard::to_stdvec(&requeue).unwrap();
         assert_eq!(postcard::from_bytes::<Record<'_>>(&bytes).unwrap(), requeue);
-    }
-
-    #[test]
-    fn codes_round_trip() {
-        for kind in [
-            FailureKind::Nacked,
-            FailureKind::Rejected,
-            FailureKind::Lapsed,
-            FailureKind::Dropped,
-            FailureKind::Panicked,
-        ] {
-            assert_eq!(kind_of(kind_code(kind)), Some(kind));
-        }
-        for reason in [
-            DeadLetterReason::MaxAttempts,
-            DeadLetterReason::Rejected,
-            DeadLetterReason::Expired,
-            DeadLetterReason::Overflow,
-        ] {
-            assert_eq!(reason_of(reason_code(reason)), Some(reason));
-        }
-        assert_eq!(kind_of(200), None);
-        assert_eq!(reason_of(200), None);
     }
 }

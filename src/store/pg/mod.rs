@@ -25,20 +25,31 @@
 //!
 //! Not yet: the flavor behind `Queue`, retention of acked rows (they are deleted), a poll-only mode.
 
-// Not wired into a queue yet; its tests exercise all of it.
-#![cfg_attr(not(test), allow(dead_code))]
-
+pub(crate) mod flavor;
+pub(crate) mod open;
 mod schema;
 
 use ::postgres::types::ToSql;
 use ::postgres::{Client, NoTls};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+
 use parking_lot::Mutex;
 use serde_json::Value;
 
 use crate::{Clock, LeaseLost, StoreError};
 
-/// The time in SQL: the caller's (a test clock's) if given, else the database's, in microseconds.
-const NOW: &str = "coalesce($1::bigint, (extract(epoch from clock_timestamp()) * 1000000)::bigint)";
+/// The time in SQL: the caller's (a test clock's tick) if given, else the database's, in nanoseconds
+/// (of microsecond resolution) since the Unix epoch.
+const NOW: &str = "coalesce($1::bigint, (extract(epoch from clock_timestamp()) * 1000000000)::bigint)";
+
+/// The longest span the store adds to a time (about 146 years): a sum stays within `bigint`.
+pub(crate) const MAX_SPAN: i64 = 1 << 62;
+
+/// A span in the store's nanoseconds, capped at [`MAX_SPAN`].
+pub(crate) fn span(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(MAX_SPAN).min(MAX_SPAN)
+}
 
 /// The state codes of `leasequeue_jobs.state`.
 const AVAILABLE: i16 = 0;
@@ -49,13 +60,16 @@ const DEAD: i16 = 3;
 const MAX_ATTEMPTS: i16 = 0;
 const REJECTED: i16 = 1;
 const EXPIRED: i16 = 2;
+/// Not one of [`DeadLetterReason`](crate::DeadLetterReason)'s: a payload that no longer deserializes.
+pub(crate) const UNDECODABLE: i16 = 100;
 
 /// Failure kind codes, as the journal's (`FailureKind`).
+#[cfg(test)]
 const NACKED: i16 = 0;
 const KIND_REJECTED: i16 = 1;
 const LAPSED: i16 = 2;
 
-/// A queue's settings, in microseconds where they are times.
+/// A queue's settings, in nanoseconds where they are times.
 #[derive(Clone, Debug)]
 pub(crate) struct PgConfig {
     pub visibility: i64,
@@ -70,6 +84,8 @@ pub(crate) struct Leased {
     pub id: i64,
     pub token: i64,
     pub attempt: i32,
+    /// On the database's clock; a lease computes its own on the queue's clock.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub deadline: i64,
     pub payload: Value,
 }
@@ -93,25 +109,85 @@ pub(crate) struct PgPlace<'a> {
     pub ttl: Option<i64>,
 }
 
-/// Live jobs by state, and dead letters.
+/// Live jobs by state, and dead letters; when the oldest ready job became ready, and the time now.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct PgCounts {
     pub ready: i64,
     pub delayed: i64,
+    /// Due, but behind an earlier job of its group.
+    pub waiting: i64,
     pub leased: i64,
     pub dead: i64,
+    pub oldest_ready: Option<i64>,
+    pub now: i64,
+}
+
+/// What [`PgStore::next_event`] found.
+#[derive(Debug)]
+pub(crate) struct PgNext {
+    /// When the next timed event is due, if any.
+    pub at: Option<i64>,
+    /// Whether a job is ready or leased.
+    pub busy: bool,
+    pub now: i64,
+}
+
+/// A live job as [`PgStore::jobs`] lists it.
+#[derive(Debug)]
+pub(crate) struct PgJob {
+    pub id: i64,
+    pub leased: bool,
+    pub attempt: i32,
+    pub priority: i16,
+    pub pushed_at: i64,
+    pub run_at: i64,
+    pub leased_until: Option<i64>,
+    /// Due, but behind an earlier job of its group.
+    pub blocked: bool,
 }
 
 /// A dead letter as the table keeps it.
 #[derive(Debug)]
-#[cfg_attr(test, allow(dead_code))] // read by the flavor to come
 pub(crate) struct PgDead {
     pub id: i64,
     pub reason: i16,
     pub attempts: i32,
     pub history: Value,
     pub payload: Value,
+    pub pushed_at: i64,
+    pub dead_at: i64,
 }
+
+/// The columns [`dead_rows`] reads, in its order.
+const DEAD_COLUMNS: &str = "id, dead_reason, attempt, history, payload, pushed_at, dead_at";
+
+/// Dead letters from rows of [`DEAD_COLUMNS`] then the time now; and the time now.
+fn dead_rows(rows: &[::postgres::Row]) -> (Vec<PgDead>, i64) {
+    let now = rows.first().map_or(0, |row| row.get(7));
+    let dead = rows
+        .iter()
+        .map(|row| PgDead {
+            id: row.get(0),
+            reason: row.get(1),
+            attempts: row.get(2),
+            history: row.get(3),
+            payload: row.get(4),
+            pushed_at: row.get(5),
+            dead_at: row.get(6),
+        })
+        .collect();
+    (dead, now)
+}
+
+/// SQL: whether the job's time to live has passed (names the time as `$1`).
+fn ttl_passed() -> String {
+    format!("coalesce(expires_at <= {NOW}, false)")
+}
+
+/// SQL: whether job `j` is due but waits behind an earlier job of its group still in the queue.
+const BLOCKED: &str = "(j.group_key IS NOT NULL AND EXISTS (
+    SELECT 1 FROM leasequeue_jobs g
+    WHERE g.queue = j.queue AND g.group_key = j.group_key AND g.id < j.id AND g.state IN (0, 1)))";
 
 /// What a nack did.
 #[derive(Debug, PartialEq, Eq)]
@@ -128,6 +204,16 @@ pub(crate) struct PgStore {
     queue: String,
     cfg: PgConfig,
     clock: Clock,
+    /// What this process's statements found fall due (see [`PgStore::advance`]).
+    pub(crate) seen: Seen,
+}
+
+/// Lapses and expiries that this process's statements processed: counters for its `stats()`.
+#[derive(Default)]
+pub(crate) struct Seen {
+    pub lapsed: AtomicU64,
+    /// Jobs dead-lettered by a lapse of their last attempt or by their time to live.
+    pub dead: AtomicU64,
 }
 
 /// The channel every push notifies, with its queue's name as the payload (NOTIFY is transactional: a
@@ -151,7 +237,14 @@ impl PgStore {
         client
             .execute("INSERT INTO leasequeue_queues (name) VALUES ($1) ON CONFLICT DO NOTHING", &[&queue])
             .map_err(store_error)?;
-        Ok(PgStore { client: Mutex::new(client), url: url.to_owned(), queue: queue.to_owned(), cfg, clock })
+        Ok(PgStore {
+            client: Mutex::new(client),
+            url: url.to_owned(),
+            queue: queue.to_owned(),
+            cfg,
+            clock,
+            seen: Seen::default(),
+        })
     }
 
     /// The connection, connected again first if it was lost (the call that found it lost reported a
@@ -164,9 +257,22 @@ impl PgStore {
         Ok(client)
     }
 
-    /// The caller's time for SQL: a test clock's, in microseconds; `None` for the database's.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The queue's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.queue
+    }
+
+    pub(crate) fn cfg(&self) -> &PgConfig {
+        &self.cfg
+    }
+
+    /// The caller's time for SQL: a test clock's tick; `None` for the database's.
     fn now(&self) -> Option<i64> {
-        self.clock.is_manual().then(|| (self.clock.tick() / 1_000) as i64)
+        self.clock.is_manual().then(|| i64::try_from(self.clock.tick()).unwrap_or(i64::MAX))
     }
 
     /// Pushes a job.
@@ -227,7 +333,7 @@ impl PgStore {
     }
 
     /// Pushes jobs in one statement; their ids in order.
-    pub(crate) fn push_batch(&self, payloads: &[Value]) -> Result<Vec<i64>, StoreError> {
+    pub(crate) fn push_batch(&self, payloads: &[Value], ttl: Option<i64>) -> Result<Vec<i64>, StoreError> {
         let now = self.now();
         let batch = Value::Array(payloads.to_vec());
         let mut client = self.client()?;
@@ -235,11 +341,12 @@ impl PgStore {
         let rows = tx
             .query(
                 &format!(
-                    "INSERT INTO leasequeue_jobs (queue, payload, pushed_at, run_at)
-                     SELECT $2, p, {NOW}, {NOW} FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS t(p, o)
+                    "INSERT INTO leasequeue_jobs (queue, payload, pushed_at, run_at, expires_at)
+                     SELECT $2, p, {NOW}, {NOW}, {NOW} + $4::bigint
+                     FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS t(p, o)
                      ORDER BY o RETURNING id"
                 ),
-                &[&now, &self.queue, &batch],
+                &[&now, &self.queue, &batch, &ttl],
             )
             .map_err(store_error)?;
         tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &self.queue]).map_err(store_error)?;
@@ -256,8 +363,8 @@ impl PgStore {
         now: Option<i64>,
     ) -> Result<(), StoreError> {
         let limit = self.cfg.history_limit;
-        client
-            .execute(
+        let lapsed = client
+            .query(
                 &format!(
                     "UPDATE leasequeue_jobs SET
                          state = CASE WHEN attempt >= $3 OR expires_at <= leased_until THEN {DEAD} ELSE {AVAILABLE} END,
@@ -266,13 +373,17 @@ impl PgStore {
                          dead_at = CASE WHEN attempt >= $3 OR expires_at <= leased_until THEN leased_until END,
                          run_at = leased_until,
                          history = {history}
-                     WHERE queue = $2 AND state = {LEASED} AND leased_until <= {NOW}",
-                    history = appended("jsonb_build_object('attempt', attempt, 'at', leased_until, 'kind', 2)", "$4"),
+                     WHERE queue = $2 AND state = {LEASED} AND leased_until <= {NOW}
+                     RETURNING dead_reason",
+                    history = appended(&format!("jsonb_build_object('attempt', attempt, 'at', leased_until, 'kind', {LAPSED})"), "$4"),
                 ),
                 &[&now, &self.queue, &self.cfg.max_attempts, &limit],
             )
             .map_err(store_error)?;
-        client
+        let reasons: Vec<Option<i16>> = lapsed.iter().map(|row| row.get(0)).collect();
+        self.seen.lapsed.fetch_add(reasons.len() as u64, Relaxed);
+        self.seen.dead.fetch_add(reasons.iter().filter(|r| r.is_some()).count() as u64, Relaxed);
+        let expired = client
             .execute(
                 &format!(
                     "UPDATE leasequeue_jobs SET state = {DEAD}, dead_reason = {EXPIRED}, dead_at = expires_at
@@ -281,10 +392,11 @@ impl PgStore {
                 &[&now, &self.queue],
             )
             .map_err(store_error)?;
+        self.seen.dead.fetch_add(expired, Relaxed);
         Ok(())
     }
 
-    /// Leases up to `max` ready jobs, for `visibility` microseconds (the queue's if `None`); none while
+    /// Leases up to `max` ready jobs, for `visibility` nanoseconds (the queue's if `None`); none while
     /// the queue is paused.
     pub(crate) fn lease(&self, max: i64, visibility: Option<i64>) -> Result<Vec<Leased>, StoreError> {
         let now = self.now();
@@ -302,11 +414,8 @@ impl PgStore {
                            -- The head of its group only: no earlier job of the group still in the queue
                            -- (leased, or waiting to be). A concurrent lease of the head holds its row, and
                            -- the head is still in the queue in this statement's snapshot: one per group.
-                           AND (j.group_key IS NULL OR NOT EXISTS (
-                               SELECT 1 FROM leasequeue_jobs g
-                               WHERE g.queue = j.queue AND g.group_key = j.group_key AND g.id < j.id
-                                 AND g.state IN ({AVAILABLE}, {LEASED})))
-                         ORDER BY j.priority DESC, j.run_at, j.id
+                           AND NOT {BLOCKED}
+                         ORDER BY j.priority DESC, j.run_at, j.ready_seq
                          LIMIT $3 FOR UPDATE SKIP LOCKED)
                      UPDATE leasequeue_jobs j SET state = {LEASED}, attempt = j.attempt + 1,
                          lease_token = j.lease_token + 1, leased_until = {NOW} + $4
@@ -331,16 +440,29 @@ impl PgStore {
         Ok(leased)
     }
 
+    /// SQL: the row is still in the queue, as the core sees it: not dead, and not a lease that lapsed on
+    /// its last attempt (or past its time to live) which no statement has dead-lettered yet. Names the
+    /// time as `$1`.
+    fn current(&self) -> String {
+        format!(
+            "(state = {AVAILABLE} OR (state = {LEASED} AND NOT (leased_until <= {NOW}
+                 AND (attempt >= {max} OR coalesce(expires_at <= leased_until, false)))))",
+            max = self.cfg.max_attempts
+        )
+    }
+
     /// Why an outcome of lease `token` on job `id` changed nothing.
     fn lost(&self, client: &mut Client, id: i64, token: i64) -> LeaseLost {
         let row = client.query_opt(
             &format!(
-                "SELECT state, lease_token, attempt FROM leasequeue_jobs WHERE id = $1 AND state <> {DEAD}"
+                "SELECT state, lease_token, attempt, revoked_token FROM leasequeue_jobs
+                 WHERE id = $1 AND state <> {DEAD}"
             ),
             &[&id],
         );
         match row {
             Ok(None) => LeaseLost::Gone,
+            Ok(Some(row)) if row.get::<_, Option<i64>>(3) == Some(token) => LeaseLost::Revoked,
             Ok(Some(row)) if row.get::<_, i64>(1) != token => {
                 LeaseLost::Superseded { attempt: u32::try_from(row.get::<_, i32>(2)).unwrap_or(0) }
             }
@@ -372,41 +494,66 @@ impl PgStore {
             id,
             token,
             &format!(
-                "DELETE FROM leasequeue_jobs WHERE id = $1 AND lease_token = $2 AND state IN ({AVAILABLE}, {LEASED})
-                 RETURNING id"
+                "WITH gone AS (
+                     DELETE FROM leasequeue_jobs WHERE id = $2 AND lease_token = $3 AND {current}
+                     RETURNING id, queue, group_key),
+                 -- The next job of its group is ready from now, behind the jobs ready before it (as when
+                 -- a job of a group is dead-lettered: see the trigger in the migrations).
+                 next AS (
+                     UPDATE leasequeue_jobs j SET run_at = greatest(j.run_at, {NOW}),
+                         ready_seq = nextval('leasequeue_jobs_id_seq') FROM gone
+                     WHERE j.id = (SELECT min(g.id) FROM leasequeue_jobs g
+                                   WHERE g.queue = gone.queue AND g.group_key = gone.group_key
+                                     AND g.id > gone.id AND g.state IN ({AVAILABLE}, {LEASED})))
+                 SELECT id FROM gone",
+                current = self.current()
             ),
-            &[&id, &token],
+            &[&self.now(), &id, &token],
         )
         .map(|_| ())
     }
 
-    /// A failed attempt: retried after `delay` microseconds, or dead after the last attempt.
+    /// A failed attempt: retried after `delay` nanoseconds, or dead after the last attempt.
     pub(crate) fn nack(
         &self,
         id: i64,
         token: i64,
         delay: i64,
+        kind: i16,
         message: Option<&str>,
     ) -> Result<PgNacked, LeaseLost> {
         let now = self.now();
         let failure = format!(
-            "jsonb_build_object('attempt', attempt, 'at', {NOW}, 'kind', {NACKED}, 'message', $5::text)"
+            "jsonb_build_object('attempt', attempt, 'at', {NOW}, 'kind', $8::smallint, 'message', $5::text)"
         );
+        // A late nack, of a lease that lapsed (a failure already, or about to be one: the lapse is
+        // recorded now), backs the job off and gives the lapse its message, without failing twice.
+        let lapse =
+            format!("jsonb_build_object('attempt', attempt, 'at', leased_until, 'kind', {LAPSED}, 'message', $5::text)");
+        let last = "jsonb_set(history, ARRAY[(jsonb_array_length(history) - 1)::text, 'message'], to_jsonb($5::text))";
         let rows = self.fenced(
             id,
             token,
             &format!(
                 "UPDATE leasequeue_jobs SET
-                     state = CASE WHEN attempt >= $6 THEN {DEAD} ELSE {AVAILABLE} END,
-                     dead_reason = CASE WHEN attempt >= $6 THEN {MAX_ATTEMPTS} END,
-                     dead_at = CASE WHEN attempt >= $6 THEN {NOW} END,
+                     state = CASE WHEN {last_attempt} OR {ttl_passed} THEN {DEAD} ELSE {AVAILABLE} END,
+                     dead_reason = CASE WHEN {last_attempt} THEN {MAX_ATTEMPTS}
+                                        WHEN {ttl_passed} THEN {EXPIRED} END,
+                     dead_at = CASE WHEN {last_attempt} OR {ttl_passed} THEN {NOW} END,
                      run_at = {NOW} + $4,
-                     history = {history}
-                 WHERE id = $2 AND lease_token = $3 AND state IN ({AVAILABLE}, {LEASED})
+                     history = CASE WHEN state = {AVAILABLE} AND $5::text IS NULL THEN history
+                                    WHEN state = {AVAILABLE} THEN {last}
+                                    WHEN leased_until <= {NOW} THEN {lapsed}
+                                    ELSE {failed} END
+                 WHERE id = $2 AND lease_token = $3 AND {current}
                  RETURNING state, run_at",
-                history = appended(&failure, "$7"),
+                current = self.current(),
+                last_attempt = format!("(state = {LEASED} AND leased_until > {NOW} AND attempt >= $6)"),
+                ttl_passed = ttl_passed(),
+                lapsed = appended(&lapse, "$7"),
+                failed = appended(&failure, "$7"),
             ),
-            &[&now, &id, &token, &delay, &message, &self.cfg.max_attempts, &self.cfg.history_limit],
+            &[&now, &id, &token, &delay, &message, &self.cfg.max_attempts, &self.cfg.history_limit, &kind],
         )?;
         let row = &rows[0];
         Ok(if row.get::<_, i16>(0) == DEAD { PgNacked::Dead } else { PgNacked::Retry { at: row.get(1) } })
@@ -424,7 +571,8 @@ impl PgStore {
             &format!(
                 "UPDATE leasequeue_jobs SET state = {DEAD}, dead_reason = {REJECTED}, dead_at = {NOW},
                      history = {history}
-                 WHERE id = $2 AND lease_token = $3 AND state IN ({AVAILABLE}, {LEASED}) RETURNING id",
+                 WHERE id = $2 AND lease_token = $3 AND {current} RETURNING id",
+                current = self.current(),
                 history = appended(&failure, "$5"),
             ),
             &[&now, &id, &token, &message, &self.cfg.history_limit],
@@ -432,24 +580,44 @@ impl PgStore {
         .map(|_| ())
     }
 
-    /// Gives the job back, ready after `delay` microseconds, without spending the attempt (unless a lapse
+    /// Gives the job back, ready after `delay` nanoseconds, without spending the attempt (unless a lapse
     /// already counted it).
-    pub(crate) fn release(&self, id: i64, token: i64, delay: i64) -> Result<(), LeaseLost> {
+    /// Returns whether the job was dead-lettered instead, its time to live past.
+    pub(crate) fn release(&self, id: i64, token: i64, delay: i64) -> Result<bool, LeaseLost> {
+        self.give_back(id, token, delay, false)
+    }
+
+    /// A release, or a revoke: the lease is made stale (its token is bumped).
+    fn give_back(&self, id: i64, token: i64, delay: i64, revoke: bool) -> Result<bool, LeaseLost> {
         let now = self.now();
-        self.fenced(
+        let rows = self.fenced(
             id,
             token,
             &format!(
-                "UPDATE leasequeue_jobs SET state = {AVAILABLE}, run_at = {NOW} + $4,
-                     attempt = CASE WHEN state = {LEASED} THEN attempt - 1 ELSE attempt END
-                 WHERE id = $2 AND lease_token = $3 AND state IN ({AVAILABLE}, {LEASED}) RETURNING id"
+                "UPDATE leasequeue_jobs SET
+                     state = CASE WHEN {ttl_passed} THEN {DEAD} ELSE {AVAILABLE} END,
+                     dead_reason = CASE WHEN {ttl_passed} THEN {EXPIRED} END,
+                     dead_at = CASE WHEN {ttl_passed} THEN {NOW} END,
+                     run_at = {NOW} + $4,
+                     attempt = CASE WHEN state = {LEASED} THEN attempt - 1 ELSE attempt END,
+                     revoked_token = CASE WHEN $5 THEN lease_token ELSE revoked_token END,
+                     lease_token = CASE WHEN $5 THEN lease_token + 1 ELSE lease_token END
+                 WHERE id = $2 AND lease_token = $3 AND {current} RETURNING state",
+                current = self.current(),
+                ttl_passed = ttl_passed(),
             ),
-            &[&now, &id, &token, &delay],
-        )
-        .map(|_| ())
+            &[&now, &id, &token, &delay, &revoke],
+        )?;
+        Ok(rows[0].get::<_, i16>(0) == DEAD)
     }
 
-    /// Moves the lease's deadline to now + `by` microseconds; returns it. A lapsed but current lease is
+    /// Takes a lease back: the job is ready at once without spending the attempt, and the lease is stale
+    /// (its token is bumped). Returns whether the job was dead-lettered instead, its time to live past.
+    pub(crate) fn revoke(&self, id: i64, token: i64) -> Result<bool, LeaseLost> {
+        self.give_back(id, token, 0, true)
+    }
+
+    /// Moves the lease's deadline to now + `by` nanoseconds; returns it. A lapsed but current lease is
     /// taken back.
     pub(crate) fn extend(&self, id: i64, token: i64, by: i64) -> Result<i64, LeaseLost> {
         let now = self.now();
@@ -458,7 +626,8 @@ impl PgStore {
             token,
             &format!(
                 "UPDATE leasequeue_jobs SET state = {LEASED}, leased_until = {NOW} + $4
-                 WHERE id = $2 AND lease_token = $3 AND state IN ({AVAILABLE}, {LEASED}) RETURNING leased_until"
+                 WHERE id = $2 AND lease_token = $3 AND {current} RETURNING leased_until",
+                current = self.current(),
             ),
             &[&now, &id, &token, &by],
         )?;
@@ -474,51 +643,208 @@ impl PgStore {
         let row = tx
             .query_one(
                 &format!(
-                    "SELECT count(*) FILTER (WHERE state = {AVAILABLE} AND run_at <= {NOW}),
-                            count(*) FILTER (WHERE state = {AVAILABLE} AND run_at > {NOW}),
+                    "WITH jobs AS (
+                         SELECT state, run_at, {NOW} AS now, {BLOCKED} AS blocked
+                         FROM leasequeue_jobs j WHERE queue = $2)
+                     SELECT count(*) FILTER (WHERE state = {AVAILABLE} AND run_at <= now AND NOT blocked),
+                            count(*) FILTER (WHERE state = {AVAILABLE} AND run_at > now AND NOT blocked),
+                            count(*) FILTER (WHERE state = {AVAILABLE} AND blocked),
                             count(*) FILTER (WHERE state = {LEASED}),
-                            count(*) FILTER (WHERE state = {DEAD})
-                     FROM leasequeue_jobs WHERE queue = $2"
+                            count(*) FILTER (WHERE state = {DEAD}),
+                            min(run_at) FILTER (WHERE state = {AVAILABLE} AND run_at <= now AND NOT blocked),
+                            {NOW}
+                     FROM jobs"
                 ),
                 &[&now, &self.queue],
             )
             .map_err(store_error)?;
         tx.commit().map_err(store_error)?;
-        Ok(PgCounts { ready: row.get(0), delayed: row.get(1), leased: row.get(2), dead: row.get(3) })
+        Ok(PgCounts {
+            ready: row.get(0),
+            delayed: row.get(1),
+            waiting: row.get(2),
+            leased: row.get(3),
+            dead: row.get(4),
+            oldest_ready: row.get(5),
+            now: row.get(6),
+        })
     }
 
-    /// The dead letters, oldest first.
-    pub(crate) fn dead_letters(&self) -> Result<Vec<PgDead>, StoreError> {
+    /// In one look, after processing what fell due: when the next timed event is due (a delayed job or
+    /// retry, a lapse, an expiry), whether a job is ready or leased, and the time now.
+    pub(crate) fn next_event(&self) -> Result<PgNext, StoreError> {
+        let now = self.now();
+        let mut client = self.client()?;
+        let mut tx = client.transaction().map_err(store_error)?;
+        self.advance(&mut tx, now)?;
+        let row = tx
+            .query_one(
+                &format!(
+                    "SELECT least(
+                         min(run_at) FILTER (WHERE state = {AVAILABLE} AND run_at > {NOW}),
+                         min(leased_until) FILTER (WHERE state = {LEASED}),
+                         min(expires_at) FILTER (WHERE state = {AVAILABLE})),
+                         count(*) FILTER (WHERE state = {LEASED}
+                                            OR (state = {AVAILABLE} AND run_at <= {NOW} AND NOT {BLOCKED})) > 0,
+                         {NOW}
+                     FROM leasequeue_jobs j WHERE queue = $2"
+                ),
+                &[&now, &self.queue],
+            )
+            .map_err(store_error)?;
+        tx.commit().map_err(store_error)?;
+        Ok(PgNext { at: row.get(0), busy: row.get(1), now: row.get(2) })
+    }
+
+    /// Every live job, oldest first, and the time now (after processing what fell due).
+    pub(crate) fn jobs(&self) -> Result<(Vec<PgJob>, i64), StoreError> {
+        let now = self.now();
+        let mut client = self.client()?;
+        let mut tx = client.transaction().map_err(store_error)?;
+        self.advance(&mut tx, now)?;
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT id, state, attempt, priority, pushed_at, run_at, leased_until, {BLOCKED}, {NOW}
+                     FROM leasequeue_jobs j WHERE queue = $2 AND state <> {DEAD} ORDER BY id"
+                ),
+                &[&now, &self.queue],
+            )
+            .map_err(store_error)?;
+        tx.commit().map_err(store_error)?;
+        let at = rows.first().map_or(0, |row| row.get(8));
+        let jobs = rows
+            .iter()
+            .map(|row| PgJob {
+                id: row.get(0),
+                leased: row.get::<_, i16>(1) == LEASED,
+                attempt: row.get(2),
+                priority: row.get(3),
+                pushed_at: row.get(4),
+                run_at: row.get(5),
+                leased_until: row.get(6),
+                blocked: row.get(7),
+            })
+            .collect();
+        Ok((jobs, at))
+    }
+
+    /// The dead letters, oldest first, and the time now.
+    pub(crate) fn dead_letters(&self) -> Result<(Vec<PgDead>, i64), StoreError> {
+        let now = self.now();
+        let mut client = self.client()?;
+        self.advance(&mut *client, now)?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {DEAD_COLUMNS}, {NOW} FROM leasequeue_jobs
+                     WHERE queue = $2 AND state = {DEAD} AND dead_reason <> {UNDECODABLE}
+                     ORDER BY dead_at, id"
+                ),
+                &[&now, &self.queue],
+            )
+            .map_err(store_error)?;
+        Ok(dead_rows(&rows))
+    }
+
+    /// Takes every dead letter out of the table, oldest first; and the time now.
+    pub(crate) fn drain_dead(&self) -> Result<(Vec<PgDead>, i64), StoreError> {
+        let now = self.now();
+        let mut client = self.client()?;
+        self.advance(&mut *client, now)?;
+        let rows = client
+            .query(
+                &format!(
+                    "DELETE FROM leasequeue_jobs
+                     WHERE queue = $2 AND state = {DEAD} AND dead_reason <> {UNDECODABLE}
+                     RETURNING {DEAD_COLUMNS}, {NOW}"
+                ),
+                &[&now, &self.queue],
+            )
+            .map_err(store_error)?;
+        let (mut dead, now) = dead_rows(&rows);
+        dead.sort_by_key(|d| (d.dead_at, d.id)); // RETURNING's order is not the table's
+        Ok((dead, now))
+    }
+
+    /// Takes the dead letter of job `id` out of the table, if it is there; and the time now.
+    pub(crate) fn take_dead(&self, id: i64) -> Result<Option<(PgDead, i64)>, StoreError> {
+        let now = self.now();
         let rows = self
             .client()?
             .query(
                 &format!(
-                    "SELECT id, dead_reason, attempt, history, payload FROM leasequeue_jobs
-                     WHERE queue = $1 AND state = {DEAD} ORDER BY dead_at, id"
+                    "DELETE FROM leasequeue_jobs WHERE id = $2 AND queue = $3 AND state = {DEAD}
+                     RETURNING {DEAD_COLUMNS}, {NOW}"
                 ),
+                &[&now, &id, &self.queue],
+            )
+            .map_err(store_error)?;
+        let (mut dead, now) = dead_rows(&rows);
+        Ok(dead.pop().map(|d| (d, now)))
+    }
+
+    /// Puts a dead letter taken with [`take_dead`](PgStore::take_dead) back, as it was.
+    pub(crate) fn restore_dead(&self, dead: &PgDead) -> Result<(), StoreError> {
+        self.client()?
+            .execute(
+                &format!(
+                    "INSERT INTO leasequeue_jobs
+                         (id, queue, state, payload, pushed_at, run_at, attempt, history, dead_reason, dead_at)
+                     VALUES ($1, $2, {DEAD}, $3, $4, $4, $5, $6, $7, $8)"
+                ),
+                &[
+                    &dead.id,
+                    &self.queue,
+                    &dead.payload,
+                    &dead.pushed_at,
+                    &dead.attempts,
+                    &dead.history,
+                    &dead.reason,
+                    &dead.dead_at,
+                ],
+            )
+            .map(|_| ())
+            .map_err(store_error)
+    }
+
+    /// Dead-letters a leased job whose payload does not deserialize, keeping it as stored.
+    pub(crate) fn bury_undecodable(&self, id: i64, token: i64) -> Result<(), StoreError> {
+        let now = self.now();
+        self.client()?
+            .execute(
+                &format!(
+                    "UPDATE leasequeue_jobs SET state = {DEAD}, dead_reason = {UNDECODABLE}, dead_at = {NOW}
+                     WHERE id = $2 AND lease_token = $3"
+                ),
+                &[&now, &id, &token],
+            )
+            .map(|_| ())
+            .map_err(store_error)
+    }
+
+    /// Removes every live job (their leases become stale); returns their ids.
+    pub(crate) fn purge(&self) -> Result<Vec<i64>, StoreError> {
+        let rows = self
+            .client()?
+            .query(
+                &format!("DELETE FROM leasequeue_jobs WHERE queue = $1 AND state <> {DEAD} RETURNING id"),
                 &[&self.queue],
             )
             .map_err(store_error)?;
-        Ok(rows
-            .iter()
-            .map(|row| PgDead {
-                id: row.get(0),
-                reason: row.get(1),
-                attempts: row.get(2),
-                history: row.get(3),
-                payload: row.get(4),
-            })
-            .collect())
+        Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
-    /// Removes every live job (their leases become stale); returns how many.
-    pub(crate) fn purge(&self) -> Result<u64, StoreError> {
-        self.client()?
-            .execute(
-                &format!("DELETE FROM leasequeue_jobs WHERE queue = $1 AND state <> {DEAD}"),
-                &[&self.queue],
-            )
-            .map_err(store_error)
+    /// Deletes the queue: its jobs, dead letters, dedup reservations and settings.
+    pub(crate) fn delete_queue(&self) -> Result<(), StoreError> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction().map_err(store_error)?;
+        for table in
+            ["leasequeue_jobs WHERE queue", "leasequeue_dedup WHERE queue", "leasequeue_queues WHERE name"]
+        {
+            tx.execute(&format!("DELETE FROM {table} = $1"), &[&self.queue]).map_err(store_error)?;
+        }
+        tx.commit().map_err(store_error)
     }
 
     /// Pauses or resumes leasing, for every process sharing the queue.

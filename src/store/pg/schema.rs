@@ -1,7 +1,7 @@
 //! The PostgreSQL store's tables, as versioned migrations applied in order, each once, under an advisory
 //! lock so that processes starting at once apply them once between them.
 //!
-//! Times are `bigint` microseconds on the queue's clock: the database's clock (`clock_timestamp()`), so
+//! Times are `bigint` nanoseconds (of microsecond resolution, since the Unix epoch) on the queue's clock: the database's clock (`clock_timestamp()`), so
 //! that every process and machine agrees, or a test clock's time, passed in by the caller.
 
 use ::postgres::Client;
@@ -53,6 +53,41 @@ pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
     -- Ordered groups: a job waits while an earlier job of its group is in the queue.
     CREATE INDEX leasequeue_jobs_groups ON leasequeue_jobs (queue, group_key, id)
         WHERE group_key IS NOT NULL AND state IN (0, 1);
+    ",
+    ),
+    (
+        3,
+        "
+    -- The lease token a worker pool took back (its late outcome is told so).
+    ALTER TABLE leasequeue_jobs ADD COLUMN revoked_token bigint;
+    ",
+    ),
+    (
+        4,
+        "
+    -- Ready jobs of one priority go out in the order they became ready: by due time, then by ready_seq,
+    -- taken when the job is pushed and again when it moves up to the head of its ordered group.
+    ALTER TABLE leasequeue_jobs ADD COLUMN ready_seq bigint NOT NULL DEFAULT nextval('leasequeue_jobs_id_seq');
+    DROP INDEX leasequeue_jobs_ready;
+    CREATE INDEX leasequeue_jobs_ready ON leasequeue_jobs (queue, priority DESC, run_at, ready_seq) WHERE state = 0;
+    -- When the head of an ordered group is dead-lettered, the next job of the group is ready from then
+    -- (not from its push). (An ack does the same in its own statement.)
+    CREATE FUNCTION leasequeue_group_moves_on() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NOT EXISTS (SELECT 1 FROM leasequeue_jobs g
+                       WHERE g.queue = NEW.queue AND g.group_key = NEW.group_key AND g.id < NEW.id
+                         AND g.state IN (0, 1)) THEN
+            UPDATE leasequeue_jobs j SET run_at = greatest(j.run_at, NEW.dead_at),
+                ready_seq = nextval('leasequeue_jobs_id_seq')
+            WHERE j.id = (SELECT min(g.id) FROM leasequeue_jobs g
+                          WHERE g.queue = NEW.queue AND g.group_key = NEW.group_key AND g.id > NEW.id
+                            AND g.state IN (0, 1));
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER leasequeue_group_dead AFTER UPDATE OF state ON leasequeue_jobs
+        FOR EACH ROW WHEN (NEW.state = 3 AND OLD.state <> 3 AND NEW.group_key IS NOT NULL)
+        EXECUTE FUNCTION leasequeue_group_moves_on();
     ",
     ),
 ];

@@ -13,7 +13,7 @@ use crate::TestClock;
 /// The environment variable naming the server for these tests.
 pub(crate) const URL_VAR: &str = "LEASEQUEUE_POSTGRES_URL";
 
-const SECOND: i64 = 1_000_000;
+const SECOND: i64 = 1_000_000_000;
 
 /// A store on a queue of its own, whose rows are deleted when it is dropped.
 struct TestStore(PgStore);
@@ -45,6 +45,11 @@ fn store(name: &str) -> Option<(TestStore, TestClock)> {
     let store =
         PgStore::connect(&url, &queue, cfg, clock.clone().into()).expect("the test server is reachable");
     Some((TestStore(store), clock))
+}
+
+/// The counts, without the times.
+fn counts(store: &PgStore) -> PgCounts {
+    PgCounts { now: 0, oldest_ready: None, ..store.counts().unwrap() }
 }
 
 fn leased_ids(leased: &[Leased]) -> Vec<i64> {
@@ -91,7 +96,7 @@ fn jobs_come_out_by_priority_then_age_and_a_batch_in_one_lease() {
     let Some((store, _clock)) = store("order") else { return };
     let low = store.push(&json!("low"), &PgPlace::default()).unwrap();
     let high = store.push(&json!("high"), &PgPlace { priority: 5, ..PgPlace::default() }).unwrap();
-    let ids = store.push_batch(&[json!(1), json!(2), json!(3)]).unwrap();
+    let ids = store.push_batch(&[json!(1), json!(2), json!(3)], None).unwrap();
     assert_eq!(ids.len(), 3);
     let PgPushed::Enqueued(high) = high else { panic!("{high:?}") };
     let first = store.lease(1, None).unwrap();
@@ -99,7 +104,7 @@ fn jobs_come_out_by_priority_then_age_and_a_batch_in_one_lease() {
     let rest = store.lease(10, None).unwrap();
     let PgPushed::Enqueued(low) = low else { panic!("{low:?}") };
     assert_eq!(leased_ids(&rest), [vec![low], ids].concat());
-    assert_eq!(store.counts().unwrap(), PgCounts { ready: 0, delayed: 0, leased: 5, dead: 0 });
+    assert_eq!(counts(&store), PgCounts { leased: 5, ..PgCounts::default() });
 }
 
 #[test]
@@ -115,11 +120,11 @@ fn every_outcome_is_fenced_by_the_lease_token() {
     let second = store.lease(1, None).unwrap().remove(0);
     assert_eq!((second.id, second.attempt), (first.id, 2), "a lapse spends no attempt of its own");
     assert_eq!(store.ack(first.id, first.token), Err(LeaseLost::Superseded { attempt: 2 }));
-    assert_eq!(store.nack(first.id, first.token, 0, None), Err(LeaseLost::Superseded { attempt: 2 }));
+    assert_eq!(store.nack(first.id, first.token, 0, NACKED, None), Err(LeaseLost::Superseded { attempt: 2 }));
     assert_eq!(store.release(first.id, first.token, 0), Err(LeaseLost::Superseded { attempt: 2 }));
     store.ack(second.id, second.token).unwrap();
     assert_eq!(store.ack(second.id, second.token), Err(LeaseLost::Gone));
-    assert_eq!(store.counts().unwrap(), PgCounts::default());
+    assert_eq!(counts(&store), PgCounts::default());
 }
 
 #[test]
@@ -129,7 +134,7 @@ fn retries_back_off_and_the_last_failure_dead_letters_with_the_history() {
     for attempt in 1..=2 {
         let lease = store.lease(1, None).unwrap().remove(0);
         assert_eq!(lease.attempt, attempt);
-        let at = match store.nack(lease.id, lease.token, 10 * SECOND, Some("smtp 451")).unwrap() {
+        let at = match store.nack(lease.id, lease.token, 10 * SECOND, NACKED, Some("smtp 451")).unwrap() {
             PgNacked::Retry { at } => at,
             PgNacked::Dead => panic!("attempt {attempt} was not the last"),
         };
@@ -138,13 +143,13 @@ fn retries_back_off_and_the_last_failure_dead_letters_with_the_history() {
         clock.advance(Duration::from_secs(10));
     }
     let last = store.lease(1, None).unwrap().remove(0);
-    assert_eq!(store.nack(last.id, last.token, 0, Some("still down")).unwrap(), PgNacked::Dead);
-    let dead = store.dead_letters().unwrap();
+    assert_eq!(store.nack(last.id, last.token, 0, NACKED, Some("still down")).unwrap(), PgNacked::Dead);
+    let dead = store.dead_letters().unwrap().0;
     assert_eq!((dead.len(), dead[0].reason, dead[0].attempts), (1, MAX_ATTEMPTS, 3));
     let messages: Vec<&str> =
         dead[0].history.as_array().unwrap().iter().map(|f| f["message"].as_str().unwrap()).collect();
     assert_eq!(messages, ["smtp 451", "smtp 451", "still down"]);
-    assert_eq!(store.counts().unwrap(), PgCounts { dead: 1, ..PgCounts::default() });
+    assert_eq!(counts(&store), PgCounts { dead: 1, ..PgCounts::default() });
 }
 
 #[test]
@@ -156,7 +161,7 @@ fn a_lapse_is_a_failed_attempt_and_the_last_one_dead_letters() {
         clock.advance(Duration::from_secs(30));
     }
     assert!(store.lease(1, None).unwrap().is_empty());
-    let dead = store.dead_letters().unwrap();
+    let dead = store.dead_letters().unwrap().0;
     assert_eq!((dead[0].reason, dead[0].attempts), (MAX_ATTEMPTS, 3));
     let kinds: Vec<i64> =
         dead[0].history.as_array().unwrap().iter().map(|f| f["kind"].as_i64().unwrap()).collect();
@@ -170,7 +175,7 @@ fn reject_release_delay_dedup_ttl_pause_and_purge() {
     store.push(&json!("poison"), &PgPlace::default()).unwrap();
     let lease = store.lease(1, None).unwrap().remove(0);
     store.reject(lease.id, lease.token, Some("malformed")).unwrap();
-    assert_eq!(store.dead_letters().unwrap()[0].reason, REJECTED);
+    assert_eq!(store.dead_letters().unwrap().0[0].reason, REJECTED);
     // Release: the attempt is not spent.
     store.push(&json!("busy"), &PgPlace::default()).unwrap();
     let lease = store.lease(1, None).unwrap().remove(0);
@@ -180,7 +185,7 @@ fn reject_release_delay_dedup_ttl_pause_and_purge() {
     assert_eq!(store.lease(1, None).unwrap()[0].attempt, 1);
     // Delay.
     store.push(&json!("later"), &PgPlace { delay: 60 * SECOND, ..PgPlace::default() }).unwrap();
-    assert_eq!(store.counts().unwrap().delayed, 1);
+    assert_eq!(counts(&store).delayed, 1);
     // Dedup: a second push within the window is the first job.
     let first = store.push(&json!("a"), &PgPlace { dedup: Some("order-9"), ..PgPlace::default() }).unwrap();
     let PgPushed::Enqueued(id) = first else { panic!("{first:?}") };
@@ -198,17 +203,17 @@ fn reject_release_delay_dedup_ttl_pause_and_purge() {
     clock.advance(Duration::from_secs(10));
     let ids = leased_ids(&store.lease(10, None).unwrap());
     assert_eq!(ids, [id]);
-    assert!(store.dead_letters().unwrap().iter().any(|d| d.reason == EXPIRED));
+    assert!(store.dead_letters().unwrap().0.iter().any(|d| d.reason == EXPIRED));
     // Purge: every live job, leased ones included; dead letters stay.
-    assert_eq!(store.purge().unwrap(), 3);
-    assert_eq!(store.counts().unwrap(), PgCounts { dead: 2, ..PgCounts::default() });
+    assert_eq!(store.purge().unwrap().len(), 3);
+    assert_eq!(counts(&store), PgCounts { dead: 2, ..PgCounts::default() });
 }
 
 #[test]
 fn competing_consumers_never_lease_one_job_twice() {
     let Some((store, _clock)) = store("compete") else { return };
     let n = 400;
-    store.push_batch(&(0..n).map(|i| json!(i)).collect::<Vec<_>>()).unwrap();
+    store.push_batch(&(0..n).map(|i| json!(i)).collect::<Vec<_>>(), None).unwrap();
     // Two connections on the queue, as two processes would have.
     let url = url().expect("the store was made from it");
     let connection = || PgStore {
@@ -217,6 +222,7 @@ fn competing_consumers_never_lease_one_job_twice() {
         queue: store.queue.clone(),
         cfg: store.cfg.clone(),
         clock: store.clock.clone(),
+        seen: Seen::default(),
     };
     let threads: Vec<_> = [connection(), connection()]
         .into_iter()
@@ -267,10 +273,10 @@ fn a_push_in_the_callers_transaction_exists_exactly_when_it_commits() {
     let mut tx = own.transaction().unwrap();
     store.push_in(&mut tx, &json!("rolled back"), &PgPlace::default()).unwrap();
     tx.rollback().unwrap();
-    assert_eq!(store.counts().unwrap(), PgCounts::default());
+    assert_eq!(counts(&store), PgCounts::default());
     let mut tx = own.transaction().unwrap();
     store.push_in(&mut tx, &json!("committed"), &PgPlace::default()).unwrap();
-    assert_eq!(store.counts().unwrap().ready, 0, "not before the commit");
+    assert_eq!(counts(&store).ready, 0, "not before the commit");
     tx.commit().unwrap();
     assert_eq!(store.lease(10, None).unwrap()[0].payload, json!("committed"));
 }
@@ -331,6 +337,7 @@ fn competing_consumers_never_hold_two_jobs_of_one_group() {
                 queue: store.queue.clone(),
                 cfg: store.cfg.clone(),
                 clock: store.clock.clone(),
+                seen: Seen::default(),
             };
             let (held, done) = (std::sync::Arc::clone(&held), std::sync::Arc::clone(&done));
             std::thread::spawn(move || {
