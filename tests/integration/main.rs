@@ -24,6 +24,8 @@ mod durability;
 mod integrations;
 #[cfg(feature = "postgres")]
 mod pg_processes;
+#[cfg(feature = "postgres")]
+mod pg_store;
 mod send_sync;
 #[cfg(feature = "serde")]
 mod snapshot;

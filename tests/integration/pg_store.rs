@@ -1,0 +1,159 @@
+//! What only the PostgreSQL store does (feature `postgres`), on typed queues against the server that
+//! `LEASEQUEUE_POSTGRES_URL` names (skipped, saying so, without one): jobs as JSON shared by separate
+//! handles (as by processes), the push inside the caller's transaction, a lost connection, a payload that
+//! no longer deserializes, and the options it refuses.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use leasequeue::{LeaseLost, PostgresError, PushOptions, Queue, TestClock};
+use postgres::{Client, NoTls};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+struct Email {
+    to: String,
+    attempt_budget: u8,
+}
+
+fn url() -> Option<String> {
+    let url = std::env::var(crate::POSTGRES_URL).ok();
+    if url.is_none() {
+        eprintln!("skipped: set {} to run the PostgreSQL tests", crate::POSTGRES_URL);
+    }
+    url
+}
+
+/// A fresh queue name, and a test clock; the queue's rows are deleted first.
+fn fresh(url: &str, what: &str) -> (String, TestClock) {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = format!("pg-store-{what}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    let mut client = Client::connect(url, NoTls).unwrap();
+    // The tables exist once any queue connected; this test may be the first.
+    let _: Queue<u8> = Queue::builder().connect(url, &name).unwrap();
+    client.execute("DELETE FROM leasequeue_jobs WHERE queue = $1", &[&name]).unwrap();
+    (name, TestClock::new())
+}
+
+fn open<T>(url: &str, name: &str, clock: &TestClock) -> Queue<T>
+where
+    T: Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    Queue::builder()
+        .clock(clock.clone())
+        .visibility_timeout(Duration::from_secs(30))
+        .max_attempts(3)
+        .backoff(leasequeue::Backoff::fixed(Duration::from_secs(10)))
+        .connect(url, name)
+        .unwrap()
+}
+
+#[test]
+fn jobs_travel_as_json_between_handles_with_their_fencing() {
+    let Some(url) = url() else { return };
+    let (name, clock) = fresh(&url, "json");
+    let producer: Queue<Email> = open(&url, &name, &clock);
+    let consumer: Queue<Email> = open(&url, &name, &clock);
+    let email = Email { to: "ada@example.com".into(), attempt_budget: 2 };
+    let id = producer.push(email.clone()).unwrap();
+    let lease = consumer.try_lease().unwrap();
+    assert_eq!((lease.id(), &*lease), (id, &email));
+    // The lease lapses; another handle leases the job again, and the first lease is fenced off.
+    clock.advance(Duration::from_secs(30));
+    let again = producer.try_lease().unwrap();
+    assert_eq!(again.attempt(), 2);
+    assert_eq!(lease.ack(), Err(LeaseLost::Superseded { attempt: 2 }));
+    again.ack().unwrap();
+    assert!(consumer.is_empty() && producer.is_empty());
+}
+
+#[test]
+fn a_push_in_the_callers_transaction_exists_exactly_when_it_commits() {
+    let Some(url) = url() else { return };
+    let (name, clock) = fresh(&url, "tx");
+    let queue: Queue<Email> = open(&url, &name, &clock);
+    let mut client = Client::connect(&url, NoTls).unwrap();
+    let email = || Email { to: "bob@example.com".into(), attempt_budget: 1 };
+
+    let mut tx = client.transaction().unwrap();
+    queue.push_in(&mut tx, email(), PushOptions::new()).unwrap();
+    assert_eq!(queue.len(), 0, "not before the commit");
+    drop(tx); // rolled back
+    assert_eq!(queue.len(), 0, "rolled back: no job");
+
+    let mut tx = client.transaction().unwrap();
+    let pushed = queue.push_in(&mut tx, email(), PushOptions::new()).unwrap();
+    tx.commit().unwrap();
+    assert_eq!(queue.len(), 1, "committed: one job");
+    assert_eq!(queue.try_lease().unwrap().id(), pushed.id());
+
+    let memory: Queue<Email> = Queue::new();
+    let mut tx = client.transaction().unwrap();
+    let err = memory.push_in(&mut tx, email(), PushOptions::new()).unwrap_err();
+    assert!(matches!(&err, leasequeue::PushError::Store(..)), "{err:?}");
+    assert_eq!(err.into_inner(), email(), "the job comes back");
+}
+
+#[test]
+fn a_lost_connection_is_a_storage_error_then_the_queue_goes_on_and_its_lease_is_delivered_again() {
+    let Some(url) = url() else { return };
+    let (name, clock) = fresh(&url, "lost");
+    // The queue's connections carry a name of their own, for the server to cut them.
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let app = name.replace('-', "_");
+    let queue: Queue<u32> = open(&format!("{url}{separator}application_name={app}"), &name, &clock);
+    queue.push(1).unwrap();
+    queue.push(2).unwrap();
+    let held = queue.try_lease().unwrap();
+    let mut admin = Client::connect(&url, NoTls).unwrap();
+    let cut = admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .unwrap();
+    assert_eq!(cut, 1);
+    let first = queue.try_lease();
+    assert!(matches!(first, Err(leasequeue::TryLeaseError::Store(_))), "{first:?}");
+    // The next call connects again; the lease taken on the lost connection lapses and comes back.
+    clock.advance(Duration::from_secs(30));
+    let mut ids = Vec::new();
+    while let Ok(lease) = queue.try_lease() {
+        ids.push(*lease);
+        lease.ack().unwrap();
+    }
+    ids.sort();
+    assert_eq!(ids, [1, 2], "nothing lost");
+    drop(held);
+}
+
+#[test]
+fn a_payload_that_no_longer_deserializes_is_dead_lettered_and_kept_as_stored() {
+    let Some(url) = url() else { return };
+    let (name, clock) = fresh(&url, "undecodable");
+    let old: Queue<String> = open(&url, &name, &clock);
+    old.push("an old job".to_owned()).unwrap();
+    let new: Queue<Email> = open(&url, &name, &clock);
+    assert!(new.try_lease().is_err(), "nothing it can read");
+    let stats = new.stats();
+    assert_eq!((stats.len(), stats.dead), (0, 1));
+    assert!(new.dead_letters().is_empty(), "not a dead letter of this type");
+    let mut client = Client::connect(&url, NoTls).unwrap();
+    let row =
+        client.query_one("SELECT payload::text FROM leasequeue_jobs WHERE queue = $1", &[&name]).unwrap();
+    assert_eq!(row.get::<_, String>(0), "\"an old job\"", "kept as stored");
+}
+
+#[test]
+fn options_the_store_does_not_support_are_refused_by_name() {
+    let Some(url) = url() else { return };
+    let refused = |builder: leasequeue::QueueBuilder<u8>| match builder.connect(&url, "never-opened") {
+        Err(PostgresError::Build(e)) => e.option(),
+        other => panic!("not refused: {other:?}"),
+    };
+    assert_eq!(refused(Queue::builder().capacity(10)), "capacity");
+    assert_eq!(refused(Queue::builder().observer(|_| ())), "observer");
+    assert_eq!(refused(Queue::builder().rate_limit(1, Duration::from_secs(1))), "rate_limit");
+    assert_eq!(refused(Queue::builder().max_attempts(0)), "max_attempts");
+    assert!(matches!(Queue::<u8>::builder().connect(&url, ""), Err(PostgresError::Name)));
+}
