@@ -252,6 +252,15 @@
 //! worker's ack does not wait for its own sync (its next lease does), so a crash may deliver a job
 //! whose handler returned again, as at-least-once allows.
 //!
+//! # Many processes
+//!
+//! With the `postgres` feature, `QueueBuilder::connect(url, name)` opens the same queue in a PostgreSQL
+//! database, shared by every process that connects to the same name (for
+//! `T: Serialize + DeserializeOwned`, stored as JSON), and `Queue::push_in` pushes inside the caller's
+//! transaction. Every outcome is fenced by a lease token in the row; times are the database's clock (or a
+//! test clock's). The options it does not support yet are refused by name (`PostgresError`); the README
+//! lists what differs from the in-memory store.
+//!
 //! # Crate features
 //!
 //! - `serde`: `Serialize` and `Deserialize` for [`JobId`]; `Queue::snapshot` and
@@ -262,7 +271,8 @@
 //!   age.
 //! - `journal`: durable queues on local disk (`QueueBuilder::open`; adds `crc32c` and `postcard`,
 //!   implies `serde`).
-//! - `postgres`: work in progress towards a PostgreSQL store; no public API yet.
+//! - `postgres`: one queue shared by many processes in PostgreSQL (`QueueBuilder::connect`,
+//!   `Queue::push_in`; adds `postgres`, implies `serde`).
 //!
 //! # What never happens
 //!

@@ -1,9 +1,10 @@
 //! Stores: where a queue's jobs live. A store changes durability and reach, never semantics: every store
 //! passes the same conformance suite (`tests/integration/main.rs`).
 //!
-//! Today there is one, [`memory`]: the locked in-memory store, the default. Its core bookkeeping
-//! ([`crate::core::State`]) knows nothing of `T`, of storage or of clocks; the store adds the payloads,
-//! the lock and the waiting, the dead-letter store, and the calls out to user code after the lock.
+//! [`memory`] is the locked in-memory store, the default. Its core bookkeeping ([`crate::core::State`])
+//! knows nothing of `T`, of storage or of clocks; the store adds the payloads, the lock and the waiting,
+//! the dead-letter store, and the calls out to user code after the lock. The journal (`journal`, feature
+//! `journal`) makes it durable; PostgreSQL (`pg`, feature `postgres`) is a second flavor behind `Queue`.
 //!
 //! **Adding a store.** A journal on local disk is the memory store plus a log of its transitions (the
 //! state changes the core already makes, written with a checksum before the operation returns), not a

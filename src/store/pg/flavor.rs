@@ -40,6 +40,9 @@ use crate::{
 /// The longest a blocked call waits before it looks at the table again, whatever it heard.
 const POLL: Duration = Duration::from_millis(100);
 
+/// How long [`PgQueue::activity`] waits for a change after finding the queue busy.
+const BUSY_LOOK: Duration = Duration::from_millis(2);
+
 /// How a queue's jobs become rows and back.
 pub(crate) trait Payloads<T>: Send + Sync {
     /// The job as the row keeps it. Runs the job's `Serialize` (user code): called outside every lock,
@@ -708,10 +711,22 @@ impl<T: Send + Sync + 'static> PgQueue<T> {
     }
 
     /// Whether a job is ready or leased, and the tick of the next timed event ([`NEVER`] if none).
+    ///
+    /// A look costs a round trip to the server: when the queue is busy the call waits for a change (a
+    /// push, an outcome, an advance of a test clock) up to [`BUSY_LOOK`] first, so that a caller looping
+    /// on it (a pool's `run_until_idle`) does not keep the server busy.
     pub(crate) fn activity(&self) -> (bool, Tick) {
+        let seen = self.signal.current();
         match self.store.next_event() {
-            Ok(next) => (next.busy, next.at.map_or(NEVER, |at| self.times(next.now).tick(at))),
-            Err(_) => (true, NEVER), // a store that cannot be reached is not idle
+            Ok(next) if next.busy => {
+                self.signal.wait(seen, BUSY_LOOK);
+                (true, next.at.map_or(NEVER, |at| self.times(next.now).tick(at)))
+            }
+            Ok(next) => (false, next.at.map_or(NEVER, |at| self.times(next.now).tick(at))),
+            Err(_) => {
+                self.signal.wait(seen, BUSY_LOOK);
+                (true, NEVER) // a store that cannot be reached is not idle
+            }
         }
     }
 

@@ -1,7 +1,6 @@
 //! The PostgreSQL store (feature `postgres`): one queue shared by many processes on many machines, its
-//! state in SQL. Work in progress: this first step is the store's SQL and its operations, tested against a
-//! server; it becomes a flavor behind [`Queue`](crate::Queue) next (see `ARCHITECTURE.md`, "Adding a
-//! store").
+//! state in SQL. This module is the store's SQL; [`flavor`] puts it behind [`Queue`](crate::Queue), and
+//! [`open`] opens it.
 //!
 //! - Many queues share one set of tables ([`schema`]), each row naming its queue.
 //! - A lease takes the oldest ready jobs of the highest priority with `FOR UPDATE SKIP LOCKED`, in
@@ -23,7 +22,7 @@
 //! - Ordered groups: a job is leased only as the head of its group (no earlier job of the group left in
 //!   the queue), which one statement's snapshot decides for every job it takes.
 //!
-//! Not yet: the flavor behind `Queue`, retention of acked rows (they are deleted), a poll-only mode.
+//! Not yet: keeping acked rows for a while (they are deleted at once).
 
 pub(crate) mod flavor;
 pub(crate) mod open;
@@ -387,7 +386,7 @@ impl PgStore {
             .execute(
                 &format!(
                     "UPDATE leasequeue_jobs SET state = {DEAD}, dead_reason = {EXPIRED}, dead_at = expires_at
-                     WHERE queue = $2 AND state = {AVAILABLE} AND expires_at <= {NOW}"
+                     WHERE queue = $2 AND state = {AVAILABLE} AND expires_at IS NOT NULL AND expires_at <= {NOW}"
                 ),
                 &[&now, &self.queue],
             )
@@ -681,13 +680,15 @@ impl PgStore {
             .query_one(
                 &format!(
                     "SELECT least(
-                         min(run_at) FILTER (WHERE state = {AVAILABLE} AND run_at > {NOW}),
-                         min(leased_until) FILTER (WHERE state = {LEASED}),
-                         min(expires_at) FILTER (WHERE state = {AVAILABLE})),
-                         count(*) FILTER (WHERE state = {LEASED}
-                                            OR (state = {AVAILABLE} AND run_at <= {NOW} AND NOT {BLOCKED})) > 0,
-                         {NOW}
-                     FROM leasequeue_jobs j WHERE queue = $2"
+                         (SELECT min(run_at) FROM leasequeue_jobs
+                          WHERE queue = $2 AND state = {AVAILABLE} AND run_at > {NOW}),
+                         (SELECT min(leased_until) FROM leasequeue_jobs WHERE queue = $2 AND state = {LEASED}),
+                         (SELECT min(expires_at) FROM leasequeue_jobs
+                          WHERE queue = $2 AND state = {AVAILABLE} AND expires_at IS NOT NULL)),
+                         EXISTS (SELECT 1 FROM leasequeue_jobs WHERE queue = $2 AND state = {LEASED})
+                         OR EXISTS (SELECT 1 FROM leasequeue_jobs j
+                                    WHERE queue = $2 AND state = {AVAILABLE} AND run_at <= {NOW} AND NOT {BLOCKED}),
+                         {NOW}"
                 ),
                 &[&now, &self.queue],
             )

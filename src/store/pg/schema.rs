@@ -70,6 +70,10 @@ pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
     ALTER TABLE leasequeue_jobs ADD COLUMN ready_seq bigint NOT NULL DEFAULT nextval('leasequeue_jobs_id_seq');
     DROP INDEX leasequeue_jobs_ready;
     CREATE INDEX leasequeue_jobs_ready ON leasequeue_jobs (queue, priority DESC, run_at, ready_seq) WHERE state = 0;
+    -- What falls due next, and what outlives its time to live, without a scan of the ready jobs.
+    CREATE INDEX leasequeue_jobs_due ON leasequeue_jobs (queue, run_at) WHERE state = 0;
+    CREATE INDEX leasequeue_jobs_expiring ON leasequeue_jobs (queue, expires_at)
+        WHERE state = 0 AND expires_at IS NOT NULL;
     -- When the head of an ordered group is dead-lettered, the next job of the group is ready from then
     -- (not from its push). (An ack does the same in its own statement.)
     CREATE FUNCTION leasequeue_group_moves_on() RETURNS trigger LANGUAGE plpgsql AS $$
