@@ -353,90 +353,132 @@ impl PgStore {
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
-    /// Processes the lapses and the times to live that are due: a lapse is a failed attempt (the job is
-    /// ready again from its deadline, or dead after its last attempt, or expired); a job past its time to
-    /// live that is not leased is dead-lettered as expired.
+    /// SQL: a lapse is a failed attempt (the job is ready again from its deadline, or dead after its last
+    /// attempt, or expired); returns each lapsed job's dead-letter reason (`NULL` if it is ready again).
+    /// Names the time `$1` and the queue `$2`.
+    fn lapse_sql(&self) -> String {
+        let (max, limit) = (self.cfg.max_attempts, self.cfg.history_limit);
+        let dies = format!("attempt >= {max} OR coalesce(expires_at <= leased_until, false)");
+        format!(
+            "UPDATE leasequeue_jobs SET
+                 state = CASE WHEN {dies} THEN {DEAD} ELSE {AVAILABLE} END,
+                 dead_reason = CASE WHEN expires_at <= leased_until THEN {EXPIRED}
+                                    WHEN attempt >= {max} THEN {MAX_ATTEMPTS} END,
+                 dead_at = CASE WHEN {dies} THEN leased_until END,
+                 run_at = leased_until,
+                 history = {history}
+             WHERE queue = $2 AND state = {LEASED} AND leased_until <= {NOW}
+             RETURNING dead_reason",
+            history = appended(
+                &format!("jsonb_build_object('attempt', attempt, 'at', leased_until, 'kind', {LAPSED})"),
+                &limit.to_string()
+            ),
+        )
+    }
+
+    /// SQL: a job past its time to live that is not leased is dead-lettered as expired. Names the time
+    /// `$1` and the queue `$2`.
+    fn expire_sql() -> String {
+        format!(
+            "UPDATE leasequeue_jobs SET state = {DEAD}, dead_reason = {EXPIRED}, dead_at = expires_at
+             WHERE queue = $2 AND state = {AVAILABLE} AND expires_at IS NOT NULL AND expires_at <= {NOW}
+             RETURNING id"
+        )
+    }
+
+    /// Processes the lapses and the times to live that are due (see [`lapse_sql`](PgStore::lapse_sql) and
+    /// [`expire_sql`](PgStore::expire_sql)), counting them for this process's `stats()`.
     fn advance(
         &self,
         client: &mut impl ::postgres::GenericClient,
         now: Option<i64>,
     ) -> Result<(), StoreError> {
-        let limit = self.cfg.history_limit;
-        let lapsed = client
-            .query(
-                &format!(
-                    "UPDATE leasequeue_jobs SET
-                         state = CASE WHEN attempt >= $3 OR expires_at <= leased_until THEN {DEAD} ELSE {AVAILABLE} END,
-                         dead_reason = CASE WHEN expires_at <= leased_until THEN {EXPIRED}
-                                            WHEN attempt >= $3 THEN {MAX_ATTEMPTS} END,
-                         dead_at = CASE WHEN attempt >= $3 OR expires_at <= leased_until THEN leased_until END,
-                         run_at = leased_until,
-                         history = {history}
-                     WHERE queue = $2 AND state = {LEASED} AND leased_until <= {NOW}
-                     RETURNING dead_reason",
-                    history = appended(&format!("jsonb_build_object('attempt', attempt, 'at', leased_until, 'kind', {LAPSED})"), "$4"),
-                ),
-                &[&now, &self.queue, &self.cfg.max_attempts, &limit],
-            )
-            .map_err(store_error)?;
-        let reasons: Vec<Option<i16>> = lapsed.iter().map(|row| row.get(0)).collect();
-        self.seen.lapsed.fetch_add(reasons.len() as u64, Relaxed);
-        self.seen.dead.fetch_add(reasons.iter().filter(|r| r.is_some()).count() as u64, Relaxed);
-        let expired = client
-            .execute(
-                &format!(
-                    "UPDATE leasequeue_jobs SET state = {DEAD}, dead_reason = {EXPIRED}, dead_at = expires_at
-                     WHERE queue = $2 AND state = {AVAILABLE} AND expires_at IS NOT NULL AND expires_at <= {NOW}"
-                ),
-                &[&now, &self.queue],
-            )
-            .map_err(store_error)?;
-        self.seen.dead.fetch_add(expired, Relaxed);
+        let lapsed = client.query(&self.lapse_sql(), &[&now, &self.queue]).map_err(store_error)?;
+        let dead = lapsed.iter().filter(|row| row.get::<_, Option<i16>>(0).is_some()).count();
+        let expired = client.execute(&Self::expire_sql(), &[&now, &self.queue]).map_err(store_error)?;
+        self.saw(lapsed.len() as u64, dead as u64 + expired);
         Ok(())
     }
 
+    fn saw(&self, lapsed: u64, dead: u64) {
+        self.seen.lapsed.fetch_add(lapsed, Relaxed);
+        self.seen.dead.fetch_add(dead, Relaxed);
+    }
+
     /// Leases up to `max` ready jobs, for `visibility` nanoseconds (the queue's if `None`); none while
-    /// the queue is paused.
+    /// the queue is paused. One statement, one round trip: it processes the lapses and the times to live
+    /// that are due, and takes jobs that were ready before it began. A job that it made ready (a lapse)
+    /// is taken by the next; so when it processed some and took fewer than `max`, it runs again.
     pub(crate) fn lease(&self, max: i64, visibility: Option<i64>) -> Result<Vec<Leased>, StoreError> {
         let now = self.now();
         let visibility = visibility.unwrap_or(self.cfg.visibility);
-        let mut client = self.client()?;
-        let mut tx = client.transaction().map_err(store_error)?;
-        self.advance(&mut tx, now)?;
-        let rows = tx
-            .query(
-                &format!(
-                    "WITH next AS (
-                         SELECT j.id FROM leasequeue_jobs j
-                         WHERE j.queue = $2 AND j.state = {AVAILABLE} AND j.run_at <= {NOW}
-                           AND NOT (SELECT paused FROM leasequeue_queues WHERE name = $2)
-                           -- The head of its group only: no earlier job of the group still in the queue
-                           -- (leased, or waiting to be). A concurrent lease of the head holds its row, and
-                           -- the head is still in the queue in this statement's snapshot: one per group.
-                           AND NOT {BLOCKED}
-                         ORDER BY j.priority DESC, j.run_at, j.ready_seq
-                         LIMIT $3 FOR UPDATE SKIP LOCKED)
-                     UPDATE leasequeue_jobs j SET state = {LEASED}, attempt = j.attempt + 1,
-                         lease_token = j.lease_token + 1, leased_until = {NOW} + $4
-                     FROM next WHERE j.id = next.id
-                     RETURNING j.id, j.lease_token, j.attempt, j.leased_until, j.payload"
-                ),
-                &[&now, &self.queue, &max, &visibility],
-            )
-            .map_err(store_error)?;
-        tx.commit().map_err(store_error)?;
-        let mut leased: Vec<Leased> = rows
-            .iter()
-            .map(|row| Leased {
-                id: row.get(0),
-                token: row.get(1),
-                attempt: row.get(2),
-                deadline: row.get(3),
-                payload: row.get(4),
-            })
-            .collect();
-        leased.sort_by_key(|l| l.id); // RETURNING's order is not the query's
-        Ok(leased)
+        let sql = format!(
+            "WITH lapsed AS ({lapse}),
+                  expired AS ({expire}),
+                  next AS (
+                      SELECT j.id FROM leasequeue_jobs j
+                      WHERE j.queue = $2 AND j.state = {AVAILABLE} AND j.run_at <= {NOW}
+                        AND NOT (SELECT paused FROM leasequeue_queues WHERE name = $2)
+                        -- Not one that `expired` dead-letters (one statement must not update a row twice).
+                        AND NOT coalesce(j.expires_at <= {NOW}, false)
+                        -- The head of its group only: no earlier job of the group still in the queue
+                        -- (leased, or waiting to be). A concurrent lease of the head holds its row, and
+                        -- the head is still in the queue in this statement's snapshot: one per group.
+                        AND NOT {BLOCKED}
+                      ORDER BY j.priority DESC, j.run_at, j.ready_seq
+                      LIMIT $3 FOR UPDATE SKIP LOCKED),
+                  taken AS (
+                      UPDATE leasequeue_jobs j SET state = {LEASED}, attempt = j.attempt + 1,
+                          lease_token = j.lease_token + 1, leased_until = {NOW} + $4
+                      FROM next WHERE j.id = next.id
+                      RETURNING j.id, j.lease_token, j.attempt, j.leased_until, j.payload,
+                                j.priority, j.run_at, j.ready_seq)
+             SELECT 0::smallint, id, lease_token, attempt, leased_until, payload, priority, run_at, ready_seq
+             FROM taken
+             UNION ALL
+             SELECT 1::smallint, count(*), count(dead_reason), 0, 0, NULL, 0::smallint, 0, 0 FROM lapsed
+             UNION ALL
+             SELECT 2::smallint, count(*), 0, 0, 0, NULL, 0::smallint, 0, 0 FROM expired",
+            lapse = self.lapse_sql(),
+            expire = Self::expire_sql(),
+        );
+        let mut leased = Vec::new();
+        loop {
+            let want = max - leased.len() as i64;
+            let rows =
+                self.client()?.query(&sql, &[&now, &self.queue, &want, &visibility]).map_err(store_error)?;
+            let mut processed = 0;
+            let mut taken = Vec::new();
+            for row in &rows {
+                match row.get::<_, i16>(0) {
+                    0 => taken.push((
+                        (-row.get::<_, i16>(6), row.get::<_, i64>(7), row.get::<_, i64>(8)),
+                        Leased {
+                            id: row.get(1),
+                            token: row.get(2),
+                            attempt: row.get(3),
+                            deadline: row.get(4),
+                            payload: row.get(5),
+                        },
+                    )),
+                    1 => {
+                        let (lapsed, dead) = (row.get::<_, i64>(1) as u64, row.get::<_, i64>(2) as u64);
+                        self.saw(lapsed, dead);
+                        processed += lapsed;
+                    }
+                    _ => {
+                        let expired = row.get::<_, i64>(1) as u64;
+                        self.saw(0, expired);
+                        processed += expired;
+                    }
+                }
+            }
+            taken.sort_by_key(|(order, _)| *order); // RETURNING's order is not the query's
+            leased.extend(taken.into_iter().map(|(_, l)| l));
+            if processed == 0 || leased.len() as i64 >= max {
+                return Ok(leased);
+            }
+        }
     }
 
     /// SQL: the row is still in the queue, as the core sees it: not dead, and not a lease that lapsed on
