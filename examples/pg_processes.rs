@@ -105,7 +105,9 @@ pub fn parent(url: &str, jobs: u64, spawn: impl Fn(&str) -> Child) -> Result<Rep
         Ok(row.get::<_, i64>(0) as u64)
     };
     while done(&mut client)? < jobs / 3 {
-        std::thread::yield_now();
+        // Counting costs the server a scan: look ten times a second, not in a loop.
+        #[allow(clippy::disallowed_methods)] // a harness polling its children, on no queue's clock
+        std::thread::sleep(Duration::from_millis(100));
     }
     children[0].kill().map_err(|e| e.to_string())?; // SIGKILL
     for child in &mut children {

@@ -189,6 +189,19 @@ pub(crate) struct Place {
     pub ttl: Option<i64>,
 }
 
+impl Place {
+    /// As the store takes it, with the push's dedup key.
+    pub(crate) fn with<'a>(&'a self, options: &'a PushOptions) -> PgPlace<'a> {
+        PgPlace {
+            delay: self.delay,
+            priority: self.priority,
+            group: self.group.as_deref(),
+            dedup: options.dedup().map(|key| &**key),
+            ttl: self.ttl,
+        }
+    }
+}
+
 /// A queue in a PostgreSQL database, as [`Queue`] sees it.
 pub(crate) struct PgQueue<T> {
     store: PgStore,
@@ -289,14 +302,7 @@ impl<T: Send + Sync + 'static> PgQueue<T> {
             Ok(prepared) => prepared,
             Err(e) => return Err((job, PushFail::Store(e))),
         };
-        let pg_place = PgPlace {
-            delay: place.delay,
-            priority: place.priority,
-            group: place.group.as_deref(),
-            dedup: options.dedup().map(|key| &**key),
-            ttl: place.ttl,
-        };
-        match self.store.push(&payload, &pg_place) {
+        match self.store.push(&payload, &place.with(options)) {
             Ok(PgPushed::Enqueued(id)) => {
                 self.catcher.dispose_job(self.payloads.pushed(id, job.into()));
                 self.counters.pushed.fetch_add(1, Relaxed);

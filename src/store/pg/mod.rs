@@ -675,16 +675,22 @@ impl PgStore {
         Ok(rows[0].get(0))
     }
 
-    /// Live jobs by state, and dead letters, exact (after processing what fell due).
-    pub(crate) fn counts(&self) -> Result<PgCounts, StoreError> {
+    /// Runs a query of one row about the queue (the time `$1`, the queue `$2`) after processing what fell
+    /// due, in one transaction.
+    fn look(&self, sql: &str) -> Result<::postgres::Row, StoreError> {
         let now = self.now();
         let mut client = self.client()?;
         let mut tx = client.transaction().map_err(store_error)?;
         self.advance(&mut tx, now)?;
-        let row = tx
-            .query_one(
-                &format!(
-                    "WITH jobs AS (
+        let row = tx.query_one(sql, &[&now, &self.queue]).map_err(store_error)?;
+        tx.commit().map_err(store_error)?;
+        Ok(row)
+    }
+
+    /// Live jobs by state, and dead letters, exact (after processing what fell due).
+    pub(crate) fn counts(&self) -> Result<PgCounts, StoreError> {
+        let row = self.look(&format!(
+            "WITH jobs AS (
                          SELECT state, run_at, {NOW} AS now, {BLOCKED} AS blocked
                          FROM leasequeue_jobs j WHERE queue = $2)
                      SELECT count(*) FILTER (WHERE state = {AVAILABLE} AND run_at <= now AND NOT blocked),
@@ -695,11 +701,7 @@ impl PgStore {
                             min(run_at) FILTER (WHERE state = {AVAILABLE} AND run_at <= now AND NOT blocked),
                             {NOW}
                      FROM jobs"
-                ),
-                &[&now, &self.queue],
-            )
-            .map_err(store_error)?;
-        tx.commit().map_err(store_error)?;
+        ))?;
         Ok(PgCounts {
             ready: row.get(0),
             delayed: row.get(1),
@@ -714,13 +716,7 @@ impl PgStore {
     /// In one look, after processing what fell due: when the next timed event is due (a delayed job or
     /// retry, a lapse, an expiry), whether a job is ready or leased, and the time now.
     pub(crate) fn next_event(&self) -> Result<PgNext, StoreError> {
-        let now = self.now();
-        let mut client = self.client()?;
-        let mut tx = client.transaction().map_err(store_error)?;
-        self.advance(&mut tx, now)?;
-        let row = tx
-            .query_one(
-                &format!(
+        let row = self.look(&format!(
                     "SELECT least(
                          (SELECT min(run_at) FROM leasequeue_jobs
                           WHERE queue = $2 AND state = {AVAILABLE} AND run_at > {NOW}),
@@ -731,11 +727,7 @@ impl PgStore {
                          OR EXISTS (SELECT 1 FROM leasequeue_jobs j
                                     WHERE queue = $2 AND state = {AVAILABLE} AND run_at <= {NOW} AND NOT {BLOCKED}),
                          {NOW}"
-                ),
-                &[&now, &self.queue],
-            )
-            .map_err(store_error)?;
-        tx.commit().map_err(store_error)?;
+        ))?;
         Ok(PgNext { at: row.get(0), busy: row.get(1), now: row.get(2) })
     }
 

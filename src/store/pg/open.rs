@@ -10,7 +10,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::flavor::{Json, Local, Payloads, PgParts, PgQueue};
-use super::{PgConfig, PgPlace, PgPushed};
+use super::{PgConfig, PgPushed};
 use crate::panics::{Catcher, PanicHook};
 use crate::{
     Backoff, BuildError, Clock, JobId, PushError, PushOptions, Pushed, Queue, QueueBuilder, StoreError,
@@ -187,19 +187,15 @@ impl<T: Send + Sync + 'static> PgQueue<T> {
             Ok(prepared) => prepared,
             Err(e) => return Err(PushError::Store(job, e)),
         };
-        let pg_place = PgPlace {
-            delay: place.delay,
-            priority: place.priority,
-            group: place.group.as_deref(),
-            dedup: options.dedup().map(|key| &**key),
-            ttl: place.ttl,
-        };
-        match self.store().push_in(tx, &payload, &pg_place) {
+        match self.store().push_in(tx, &payload, &place.with(options)) {
             Ok(PgPushed::Enqueued(id)) => {
                 self.catcher.dispose_job(self.payloads().pushed(id, Arc::new(job)));
                 Ok(Pushed::Enqueued(JobId::from_u64(id as u64)))
             }
-            Ok(PgPushed::Duplicate(id)) => Ok(Pushed::Duplicate(JobId::from_u64(id as u64))),
+            Ok(PgPushed::Duplicate(id)) => {
+                self.catcher.dispose(job); // its `Drop` is user code
+                Ok(Pushed::Duplicate(JobId::from_u64(id as u64)))
+            }
             Err(e) => Err(PushError::Store(job, e)),
         }
     }
