@@ -89,6 +89,9 @@ pub struct QueueBuilder<T> {
     /// The server of [`postgres_conformance`](QueueBuilder::postgres_conformance)'s queues.
     #[cfg(feature = "postgres")]
     pub(crate) pg_conformance: Option<String>,
+    /// See [`poll_only`](QueueBuilder::poll_only).
+    #[cfg(feature = "postgres")]
+    pub(crate) pg_poll: Option<Duration>,
 }
 
 impl<T: Send + Sync + 'static> QueueBuilder<T> {
@@ -113,6 +116,8 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
             journal: Default::default(),
             #[cfg(feature = "postgres")]
             pg_conformance: None,
+            #[cfg(feature = "postgres")]
+            pg_poll: None,
         }
     }
 
@@ -497,6 +502,7 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
             backoff: self.backoff,
             ttl: self.ttl,
             panic_hook: self.panic_hook,
+            poll: self.pg_poll,
         })
     }
 

@@ -157,3 +157,30 @@ fn options_the_store_does_not_support_are_refused_by_name() {
     assert_eq!(refused(Queue::builder().max_attempts(0)), "max_attempts");
     assert!(matches!(Queue::<u8>::builder().connect(&url, ""), Err(PostgresError::Name)));
 }
+
+#[test]
+fn a_poll_only_queue_finds_another_handles_push_without_listening() {
+    let Some(url) = url() else { return };
+    let (name, _) = fresh(&url, "poll");
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let app = name.replace('-', "_");
+    let consumer: Queue<u32> = Queue::builder()
+        .poll_only(Duration::from_millis(10))
+        .connect(&format!("{url}{separator}application_name={app}"), &name)
+        .unwrap();
+    let producer: Queue<u32> = Queue::builder().connect(&url, &name).unwrap();
+    let waiting = consumer.clone();
+    let leased = std::thread::spawn(move || waiting.lease_timeout(Duration::from_secs(10)).map(|l| *l));
+    crate::until(|| consumer.stats().consumers_waiting == 1);
+    producer.push(7).unwrap(); // another handle: only a look at the table finds it
+    assert_eq!(leased.join().unwrap().unwrap(), 7);
+    let mut admin = Client::connect(&url, NoTls).unwrap();
+    let listening: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'",
+            &[&app],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(listening, 0, "no listening session");
+}

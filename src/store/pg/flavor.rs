@@ -223,6 +223,8 @@ pub(crate) struct PgQueue<T> {
     ready_hint: AtomicUsize,
     /// The conformance suite's queues delete themselves when dropped.
     delete_on_drop: bool,
+    /// Poll-only: no LISTEN, a look at the table this often (see `QueueBuilder::poll_only`).
+    poll: Option<Duration>,
 }
 
 /// What [`PgQueue::new`] is built from.
@@ -236,6 +238,7 @@ pub(crate) struct PgParts<T> {
     pub catcher: Catcher,
     pub payloads: Box<dyn Payloads<T>>,
     pub delete_on_drop: bool,
+    pub poll: Option<Duration>,
 }
 
 impl<T: Send + Sync + 'static> PgQueue<T> {
@@ -257,6 +260,7 @@ impl<T: Send + Sync + 'static> PgQueue<T> {
             watchers: Mutex::new(Vec::new()),
             ready_hint: AtomicUsize::new(0),
             delete_on_drop: parts.delete_on_drop,
+            poll: parts.poll,
         });
         if queue.clock.is_manual() {
             let weak: Weak<PgQueue<T>> = Arc::downgrade(&queue);
@@ -524,7 +528,11 @@ impl<T: Send + Sync + 'static> PgQueue<T> {
             self.signal.wait(seen, POLL);
             return Ok(());
         }
-        let timeout = Duration::from_nanos(wake_at.saturating_sub(now)).min(POLL);
+        let timeout = Duration::from_nanos(wake_at.saturating_sub(now)).min(self.poll.unwrap_or(POLL));
+        if self.poll.is_some() {
+            self.signal.wait(seen, timeout); // poll-only: no LISTEN
+            return Ok(());
+        }
         let Some(mut listener) = self.listener.try_lock() else {
             self.signal.wait(seen, timeout); // another consumer listens, and bumps the signal
             return Ok(());

@@ -46,9 +46,31 @@ pub(crate) struct Settings {
     pub backoff: Backoff,
     pub ttl: Option<Duration>,
     pub panic_hook: Option<PanicHook>,
+    pub poll: Option<Duration>,
 }
 
 impl<T: Send + Sync + 'static> QueueBuilder<T> {
+    /// A PostgreSQL queue that does not `LISTEN` (feature `postgres`; only
+    /// [`connect`](QueueBuilder::connect) uses it): its consumers with nothing to lease look at the table
+    /// every `interval` instead. For a transaction-pooling proxy (PgBouncer in transaction mode), which
+    /// does not keep a listening session. By default consumers `LISTEN` for pushes and look again at least
+    /// every 100 ms whatever they heard. An interval of zero is taken as 1 ms.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// let queue: leasequeue::Queue<String> = leasequeue::Queue::builder()
+    ///     .poll_only(Duration::from_millis(250))
+    ///     .connect("postgres://app@pgbouncer:6432/app", "emails")
+    ///     .unwrap();
+    /// # let _ = queue;
+    /// ```
+    pub fn poll_only(mut self, interval: Duration) -> Self {
+        self.pg_poll = Some(interval.max(Duration::from_millis(1)));
+        self
+    }
+
     /// For the crate's own conformance suite, not a shared queue: [`build`](QueueBuilder::build) opens
     /// a queue of a fresh name in the PostgreSQL database at `url`, whose rows hold no payloads (the jobs
     /// stay in this process, so that any job type will do), and deletes it when the queue is dropped.
@@ -91,6 +113,7 @@ fn open<T: Send + Sync + 'static>(
         catcher: Catcher::new(settings.panic_hook),
         payloads,
         delete_on_drop,
+        poll: settings.poll,
     })?;
     Ok(Queue::of_pg(queue))
 }
