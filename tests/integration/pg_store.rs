@@ -112,7 +112,7 @@ fn a_lost_connection_is_a_storage_error_then_the_queue_goes_on_and_its_lease_is_
             &[&app],
         )
         .unwrap();
-    assert_eq!(cut, 1);
+    assert!(cut >= 1, "the queue's connections are cut");
     let first = queue.try_lease();
     assert!(matches!(first, Err(leasequeue::TryLeaseError::Store(_))), "{first:?}");
     // The next call connects again; the lease taken on the lost connection lapses and comes back.

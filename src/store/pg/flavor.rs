@@ -41,7 +41,7 @@ use crate::{
 const POLL: Duration = Duration::from_millis(100);
 
 /// How long [`PgQueue::activity`] waits for a change after finding the queue busy.
-const BUSY_LOOK: Duration = Duration::from_millis(2);
+const BUSY_LOOK: Duration = Duration::from_millis(10);
 
 /// How a queue's jobs become rows and back.
 pub(crate) trait Payloads<T>: Send + Sync {
@@ -731,19 +731,20 @@ impl<T: Send + Sync + 'static> PgQueue<T> {
     /// on it (a pool's `run_until_idle`) does not keep the server busy.
     pub(crate) fn activity(&self) -> (bool, Tick) {
         let seen = self.signal.current();
-        match self.store.next_event() {
-            Ok(next) if next.busy => {
+        // The busy look is cheap; the next event is looked up only for an idle queue (a busy one's is
+        // not needed: its caller looks again).
+        match self.store.busy() {
+            Ok(false) => {}
+            Ok(true) | Err(_) => {
                 self.signal.wait(seen, BUSY_LOOK);
-                (true, next.at.map_or(NEVER, |at| self.times(next.now).tick(at)))
-            }
-            Ok(next) => (false, next.at.map_or(NEVER, |at| self.times(next.now).tick(at))),
-            Err(_) => {
-                self.signal.wait(seen, BUSY_LOOK);
-                (true, NEVER) // a store that cannot be reached is not idle
+                return (true, NEVER); // a store that cannot be reached is not idle either
             }
         }
+        match self.store.next_event() {
+            Ok(next) => (next.busy, next.at.map_or(NEVER, |at| self.times(next.now).tick(at))),
+            Err(_) => (true, NEVER),
+        }
     }
-
     /// Tells the other queues on an auto-advancing test clock that this one may have gone quiet.
     fn settled(&self) {
         if self.clock.auto_advances() {

@@ -197,8 +197,9 @@ pub(crate) enum PgNacked {
 
 /// One queue in a PostgreSQL database.
 pub(crate) struct PgStore {
-    /// The connection; a lost one is replaced by the next call (see [`PgStore::client`]).
-    client: Mutex<Client>,
+    /// Idle connections: a call takes one, or connects a new one, and gives it back (see
+    /// [`PgStore::client`]), so that the process's workers run their statements side by side.
+    idle: Mutex<Vec<Client>>,
     url: String,
     queue: String,
     cfg: PgConfig,
@@ -213,6 +214,39 @@ pub(crate) struct Seen {
     pub lapsed: AtomicU64,
     /// Jobs dead-lettered by a lapse of their last attempt or by their time to live.
     pub dead: AtomicU64,
+}
+
+/// The most idle connections a store keeps.
+const IDLE: usize = 32;
+
+/// A connection taken from a store's idle ones for one call, given back when dropped unless lost.
+pub(crate) struct Conn<'a> {
+    client: Option<Client>,
+    idle: &'a Mutex<Vec<Client>>,
+}
+
+impl std::ops::Deref for Conn<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.client.as_ref().expect("taken only in drop")
+    }
+}
+
+impl std::ops::DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client.as_mut().expect("taken only in drop")
+    }
+}
+
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take().filter(|client| !client.is_closed()) {
+            let mut idle = self.idle.lock();
+            if idle.len() < IDLE {
+                idle.push(client);
+            }
+        }
+    }
 }
 
 /// The channel every push notifies, with its queue's name as the payload (NOTIFY is transactional: a
@@ -237,7 +271,7 @@ impl PgStore {
             .execute("INSERT INTO leasequeue_queues (name) VALUES ($1) ON CONFLICT DO NOTHING", &[&queue])
             .map_err(store_error)?;
         Ok(PgStore {
-            client: Mutex::new(client),
+            idle: Mutex::new(vec![client]),
             url: url.to_owned(),
             queue: queue.to_owned(),
             cfg,
@@ -246,14 +280,20 @@ impl PgStore {
         })
     }
 
-    /// The connection, connected again first if it was lost (the call that found it lost reported a
-    /// storage error; leases taken on it lapse at their deadlines, as any).
-    fn client(&self) -> Result<parking_lot::MutexGuard<'_, Client>, StoreError> {
-        let mut client = self.client.lock();
-        if client.is_closed() {
-            *client = Client::connect(&self.url, NoTls).map_err(store_error)?;
+    /// A connection for one call: an idle one, or a new one. A lost connection is not given back (the
+    /// call that found it lost reported a storage error; leases taken on it lapse at their deadlines, as
+    /// any), so the next call connects again. The process holds as many connections as it runs calls
+    /// at once (a pool's workers and waiting consumers), and keeps up to [`IDLE`] idle.
+    fn client(&self) -> Result<Conn<'_>, StoreError> {
+        let mut idle = self.idle.lock();
+        while let Some(client) = idle.pop() {
+            if !client.is_closed() {
+                return Ok(Conn { client: Some(client), idle: &self.idle });
+            }
         }
-        Ok(client)
+        drop(idle); // connect without holding the others back
+        let client = Client::connect(&self.url, NoTls).map_err(store_error)?;
+        Ok(Conn { client: Some(client), idle: &self.idle })
     }
 
     pub(crate) fn url(&self) -> &str {
@@ -711,6 +751,23 @@ impl PgStore {
             oldest_ready: row.get(5),
             now: row.get(6),
         })
+    }
+
+    /// Whether a job is ready or leased (a lease that lapsed included: its job is about to be ready): one
+    /// cheap statement, without processing what fell due.
+    pub(crate) fn busy(&self) -> Result<bool, StoreError> {
+        let row = self
+            .client()?
+            .query_one(
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM leasequeue_jobs WHERE queue = $2 AND state = {LEASED})
+                         OR EXISTS (SELECT 1 FROM leasequeue_jobs j
+                                    WHERE queue = $2 AND state = {AVAILABLE} AND run_at <= {NOW} AND NOT {BLOCKED})"
+                ),
+                &[&self.now(), &self.queue],
+            )
+            .map_err(store_error)?;
+        Ok(row.get(0))
     }
 
     /// In one look, after processing what fell due: when the next timed event is due (a delayed job or
