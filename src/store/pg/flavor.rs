@@ -91,6 +91,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync> Payloads<T> for Json<T> {
 
 /// Jobs kept in this process, the rows holding `null`: for the conformance suite, which runs every
 /// semantic test, whatever its job type, on the store's SQL (see `QueueBuilder::postgres_conformance`).
+/// A job is kept from just after its row's insert commits (its id known only then).
 pub(crate) struct Local<T>(Mutex<HashMap<i64, Arc<T>>>);
 
 impl<T> Local<T> {
@@ -113,7 +114,15 @@ impl<T: Send + Sync> Payloads<T> for Local<T> {
     }
 
     fn decode(&self, id: i64, _: &Value) -> Result<Arc<T>, String> {
-        self.0.lock().get(&id).cloned().ok_or_else(|| format!("job {id} is not in this process"))
+        // The pusher keeps its job once the row's insert has committed: a worker may lease the row just
+        // before. Wait for it (only this process pushes to a conformance queue).
+        for _ in 0..1_000_000 {
+            if let Some(job) = self.0.lock().get(&id) {
+                return Ok(Arc::clone(job));
+            }
+            std::thread::yield_now();
+        }
+        Err(format!("job {id} is not in this process"))
     }
 
     fn gone(&self, id: i64) -> Option<Arc<T>> {
