@@ -184,3 +184,26 @@ fn a_poll_only_queue_finds_another_handles_push_without_listening() {
         .get(0);
     assert_eq!(listening, 0, "no listening session");
 }
+
+/// The documented way to call a PostgreSQL queue from async code: `spawn_blocking` (the `postgres`
+/// client runs its own runtime, which an async task's thread cannot block on).
+#[test]
+fn async_code_calls_a_postgres_queue_through_spawn_blocking() {
+    let Some(url) = url() else { return };
+    let (name, clock) = fresh(&url, "async");
+    let queue: Queue<u32> = open(&url, &name, &clock);
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let job = runtime.block_on(async move {
+        let pushed = queue.clone();
+        tokio::task::spawn_blocking(move || pushed.push(5)).await.unwrap().unwrap();
+        tokio::task::spawn_blocking(move || {
+            let lease = queue.try_lease().unwrap();
+            let job = *lease;
+            lease.ack().unwrap();
+            job
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(job, 5);
+}
