@@ -585,7 +585,10 @@ impl PgStore {
                          ready_seq = nextval('leasequeue_jobs_id_seq') FROM gone
                      WHERE j.id = (SELECT min(g.id) FROM leasequeue_jobs g
                                    WHERE g.queue = gone.queue AND g.group_key = gone.group_key
-                                     AND g.id > gone.id AND g.state IN ({AVAILABLE}, {LEASED})))
+                                     AND g.id > gone.id AND g.state IN ({AVAILABLE}, {LEASED})
+                                     -- Not one past its time to live that no statement has swept yet.
+                                     AND NOT (g.state = {AVAILABLE}
+                                              AND coalesce(g.expires_at <= {NOW}, false))))
                  SELECT id FROM gone",
                 current = self.current()
             ),

@@ -94,6 +94,27 @@ pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
         EXECUTE FUNCTION leasequeue_group_moves_on();
     ",
     ),
+    (
+        5,
+        "
+    -- The next job of a group is the first one still live: a job past its time to live that no statement
+    -- has dead-lettered yet is not (it is dead-lettered when its time came, before the head left).
+    CREATE OR REPLACE FUNCTION leasequeue_group_moves_on() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NOT EXISTS (SELECT 1 FROM leasequeue_jobs g
+                       WHERE g.queue = NEW.queue AND g.group_key = NEW.group_key AND g.id < NEW.id
+                         AND g.state IN (0, 1)) THEN
+            UPDATE leasequeue_jobs j SET run_at = greatest(j.run_at, NEW.dead_at),
+                ready_seq = nextval('leasequeue_jobs_id_seq')
+            WHERE j.id = (SELECT min(g.id) FROM leasequeue_jobs g
+                          WHERE g.queue = NEW.queue AND g.group_key = NEW.group_key AND g.id > NEW.id
+                            AND g.state IN (0, 1)
+                            AND NOT (g.state = 0 AND coalesce(g.expires_at <= NEW.dead_at, false)));
+        END IF;
+        RETURN NULL;
+    END $$;
+    ",
+    ),
 ];
 
 /// The advisory lock key under which migrations run (`hashtext('leasequeue.migrations')` would do; a
