@@ -732,6 +732,11 @@ impl<T: Send + Sync + 'static> Shared<T> {
         // Timed only where it sizes the batches a worker takes (see `batch_size`).
         let started = self.queue.is_durable().then(|| clock.tick());
         let ran = handler::run(&*self.handler, &mut lease, clock, &self.cancelled, timeout_at);
+        // The handler has returned: the worker settles the job itself from here, so a shutdown must not
+        // take it back, nor count the worker as one still running a handler (another worker may run the
+        // job's retry, and succeed, before this one reaches its bookkeeping). It counts as busy until
+        // its outcome is counted (`run_until_idle` waits for that).
+        *slot.running.lock() = None;
         if let Some(started) = started {
             let took = clock.tick().saturating_sub(started);
             let average = match self.run_time.load(Ordering::Relaxed) {
