@@ -427,6 +427,20 @@ impl<T: Send + Sync + 'static> Lease<T> {
         self.queue.ack_lease_unsynced(self.token)
     }
 
+    /// [`ack_unsynced`](Lease::ack_unsynced), and `next` extended by `by` from now (a pool worker's next
+    /// taken job, about to start), in one call to the store. Returns the ack's result and whether `next`
+    /// is still held.
+    pub(crate) fn ack_and_extend(
+        mut self,
+        next: &mut Lease<T>,
+        by: Duration,
+    ) -> (Result<(), LeaseLost>, bool) {
+        self.put_down();
+        let (acked, extended) = self.queue.ack_extend_unsynced(self.token, next.token, by);
+        let held = extended.map(|deadline| next.deadline = deadline).is_ok();
+        (acked, held)
+    }
+
     pub(crate) fn token(&self) -> Token {
         self.token
     }

@@ -674,11 +674,26 @@ impl<T: Send + Sync + 'static> Shared<T> {
     }
 
     /// Acks a job that is done. With nothing taken ahead (and the pool not stopping), the same critical
-    /// section takes the next job(s), the first to run at once; otherwise a plain ack. Either way the ack
-    /// does not wait for a durable store's sync (see `Lease::ack_unsynced`).
+    /// section takes the next job(s), the first to run at once; with jobs taken ahead, the same call to
+    /// the store gives the next of them its fresh visibility (see `next_taken`); otherwise a plain ack.
+    /// Either way the ack does not wait for a durable store's sync (see `Lease::ack_unsynced`).
     fn ack(&self, lease: Lease<T>, taken: &mut Taken<T>) -> Result<(), LeaseLost> {
-        if !taken.leases.is_empty() || self.stopping.load(Ordering::Acquire) {
+        if self.stopping.load(Ordering::Acquire) {
             return lease.ack_unsynced();
+        }
+        if let Some((next, fresh)) = taken.leases.front_mut() {
+            if *fresh {
+                return lease.ack_unsynced();
+            }
+            // The next taken job starts now: its visibility counts from here (see `next_taken`), set in
+            // the same call as the ack. One that is no longer held is let go.
+            let (acked, held) = lease.ack_and_extend(next, taken.own_visibility);
+            if held {
+                *fresh = true;
+            } else {
+                taken.leases.pop_front();
+            }
+            return acked;
         }
         let max = self.take_size(taken);
         let leases = &mut taken.leases;

@@ -767,7 +767,11 @@ impl<T: Send + Sync + 'static> Queue<T> {
     // The outcomes of a lease, fenced by its token.
 
     pub(crate) fn ack_lease(&self, token: Token) -> Result<(), LeaseLost> {
-        on_store!(self, q => q.ack(token))
+        match &self.flavor {
+            Flavor::Memory(inner) => inner.ack(token),
+            #[cfg(feature = "postgres")]
+            Flavor::Pg(pg) => pg.ack(token, true),
+        }
     }
 
     /// Acks and leases up to `max` ready jobs under one lock (see `Inner::ack_then_lease_into`).
@@ -783,7 +787,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
             Flavor::Memory(inner) => inner.ack_then_lease_into(token, max, visibility, synced, take),
             #[cfg(feature = "postgres")]
             Flavor::Pg(pg) => {
-                pg.ack(token)?;
+                pg.ack(token, synced)?;
                 let params = LeaseParams { wait: Wait::No, visibility, stop: None };
                 // The ack stands; a failure to lease the next ones is only "none taken".
                 let _ = pg.lease_into(params, max, take);
@@ -797,7 +801,23 @@ impl<T: Send + Sync + 'static> Queue<T> {
         match &self.flavor {
             Flavor::Memory(inner) => inner.ack_unsynced(token),
             #[cfg(feature = "postgres")]
-            Flavor::Pg(pg) => pg.ack(token),
+            Flavor::Pg(pg) => pg.ack(token, false),
+        }
+    }
+
+    /// A pool worker's ack that does not wait for a durable store's sync, and an extension of the next
+    /// job it took by `by` (its visibility counted from now, when it starts): on PostgreSQL one round trip
+    /// for both. Each has its own result, the extension's the new deadline.
+    pub(crate) fn ack_extend_unsynced(
+        &self,
+        token: Token,
+        next: Token,
+        by: Duration,
+    ) -> (Result<(), LeaseLost>, Result<Tick, LeaseLost>) {
+        match &self.flavor {
+            Flavor::Memory(inner) => (inner.ack_unsynced(token), inner.extend(next, by)),
+            #[cfg(feature = "postgres")]
+            Flavor::Pg(pg) => pg.ack_extend(token, next, by),
         }
     }
 

@@ -12,7 +12,6 @@ mod apalis;
 mod chart;
 mod durable;
 mod effectum;
-mod pg;
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -503,38 +502,8 @@ fn memory(n: u64) -> Vec<(String, f64)> {
     ]
 }
 
-/// The PostgreSQL group's table.
-fn pg_table(md: &mut String, n: u64, rows: &[Row]) {
-    let _ = writeln!(
-        md,
-        "\n### PostgreSQL\n\n{n} jobs per workload on the local server (`LEASEQUEUE_POSTGRES_URL`), leasequeue's \
-         PostgreSQL store (jobs as JSON, every outcome fenced by the lease token); P5 is a steady 200 pushes a \
-         second to 2 waiting workers.\n"
-    );
-    let _ = writeln!(md, "| workload | contender | jobs/s | notes |");
-    let _ = writeln!(md, "|---|---|---|---|");
-    for row in rows {
-        let _ =
-            writeln!(md, "| {} | {} | {:.0} | {} |", row.workload, row.contender, row.jobs_per_sec, row.note);
-    }
-}
-
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    if std::env::args().any(|a| a == "--pg") {
-        // The PostgreSQL group alone.
-        let n = if quick { 2_000 } else { 20_000 };
-        let mut rows = Vec::new();
-        let mut md = String::new();
-        if pg::all(n, &mut rows) {
-            pg_table(&mut md, n, &rows);
-        }
-        print!("{md}");
-        if rows.iter().any(|r| r.note.contains("INVALID")) {
-            std::process::exit(1);
-        }
-        return;
-    }
     let n: u64 = if quick { 20_000 } else { 1_000_000 };
     let consumers = 2;
     let mut rows: Vec<Row> = Vec::new();
@@ -555,9 +524,6 @@ fn main() {
     durable::redb_all(durable_n, &mut durable);
     effectum::all(durable_n, 1_000, consumers, &mut durable);
     durable.sort_by_key(|r| r.workload); // stable: each workload's contenders in the order they ran
-    let pg_n: u64 = if quick { 2_000 } else { 20_000 };
-    let mut pg_rows = Vec::new();
-    let pg_ran = pg::all(pg_n, &mut pg_rows);
 
     let mut md = String::new();
     let _ = writeln!(md, "# leasequeue next to its peers\n");
@@ -629,11 +595,8 @@ fn main() {
     for (who, bytes) in &mem {
         let _ = writeln!(md, "| {who} | {bytes:.1} |");
     }
-    if pg_ran {
-        pg_table(&mut md, pg_n, &pg_rows);
-    }
     print!("{md}");
-    let invalid = rows.iter().chain(&durable).chain(&pg_rows).any(|r| r.note.contains("INVALID"));
+    let invalid = rows.iter().chain(&durable).any(|r| r.note.contains("INVALID"));
     if !quick {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../results");
         std::fs::write(format!("{dir}/peers.md"), &md).expect("write the table");

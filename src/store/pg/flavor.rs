@@ -572,13 +572,32 @@ impl<T: Send + Sync + 'static> PgQueue<T> {
 
     // ----- outcomes, fenced by the lease token -----
 
-    pub(crate) fn ack(&self, token: Token) -> Result<(), LeaseLost> {
+    pub(crate) fn ack(&self, token: Token, synced: bool) -> Result<(), LeaseLost> {
         let (id, lease) = parts_of(token);
-        self.store.ack(id, lease)?;
+        self.store.ack(id, lease, synced)?;
+        self.acked(id);
+        Ok(())
+    }
+
+    /// An ack that does not wait for the WAL flush, and an extension of `next` by `by`, in one round trip
+    /// (see `Queue::ack_extend_unsynced`).
+    pub(crate) fn ack_extend(
+        &self,
+        token: Token,
+        next: Token,
+        by: Duration,
+    ) -> (Result<(), LeaseLost>, Result<Tick, LeaseLost>) {
+        let (acked, extended) = self.store.ack_extend(parts_of(token), parts_of(next), span(by));
+        if acked.is_ok() {
+            self.acked(parts_of(token).0);
+        }
+        (acked, extended.map(|_| self.clock.tick().saturating_add(ticks(by))))
+    }
+
+    fn acked(&self, id: i64) {
         self.catcher.dispose_job(self.payloads.gone(id));
         self.counters.acked.fetch_add(1, Relaxed);
         self.settled();
-        Ok(())
     }
 
     pub(crate) fn nack(

@@ -1,8 +1,9 @@
 //! The PostgreSQL store's tables, as versioned migrations applied in order, each once, under an advisory
 //! lock so that processes starting at once apply them once between them.
 //!
-//! Times are `bigint` nanoseconds (of microsecond resolution, since the Unix epoch) on the queue's clock: the database's clock (`clock_timestamp()`), so
-//! that every process and machine agrees, or a test clock's time, passed in by the caller.
+//! Times are `bigint` nanoseconds (of microsecond resolution, since the Unix epoch) on the queue's clock:
+//! the database's clock (`statement_timestamp()`), so that every process and machine agrees, or a test
+//! clock's time, passed in by the caller.
 
 use ::postgres::Client;
 

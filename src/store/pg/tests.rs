@@ -119,11 +119,11 @@ fn every_outcome_is_fenced_by_the_lease_token() {
     clock.advance(Duration::from_secs(31));
     let second = store.lease(1, None).unwrap().remove(0);
     assert_eq!((second.id, second.attempt), (first.id, 2), "a lapse spends no attempt of its own");
-    assert_eq!(store.ack(first.id, first.token), Err(LeaseLost::Superseded { attempt: 2 }));
+    assert_eq!(store.ack(first.id, first.token, true), Err(LeaseLost::Superseded { attempt: 2 }));
     assert_eq!(store.nack(first.id, first.token, 0, NACKED, None), Err(LeaseLost::Superseded { attempt: 2 }));
     assert_eq!(store.release(first.id, first.token, 0), Err(LeaseLost::Superseded { attempt: 2 }));
-    store.ack(second.id, second.token).unwrap();
-    assert_eq!(store.ack(second.id, second.token), Err(LeaseLost::Gone));
+    store.ack(second.id, second.token, true).unwrap();
+    assert_eq!(store.ack(second.id, second.token, true), Err(LeaseLost::Gone));
     assert_eq!(counts(&store), PgCounts::default());
 }
 
@@ -217,7 +217,8 @@ fn competing_consumers_never_lease_one_job_twice() {
     // Two connections on the queue, as two processes would have.
     let url = url().expect("the store was made from it");
     let connection = || PgStore {
-        idle: Mutex::new(vec![Client::connect(&url, NoTls).unwrap()]),
+        idle: Mutex::new(vec![Pooled::connect(&url, false).unwrap()]),
+        relaxed: Mutex::new(Vec::new()),
         url: url.clone(),
         queue: store.queue.clone(),
         cfg: store.cfg.clone(),
@@ -236,7 +237,7 @@ fn competing_consumers_never_lease_one_job_twice() {
                     }
                     for lease in leased {
                         seen.push(lease.payload.as_i64().unwrap());
-                        store.ack(lease.id, lease.token).unwrap();
+                        store.ack(lease.id, lease.token, true).unwrap();
                     }
                 }
             })
@@ -263,7 +264,7 @@ fn a_lost_connection_is_a_storage_error_then_the_store_reconnects_and_nothing_is
     let mut payloads: Vec<Value> = store.lease(10, None).unwrap().into_iter().map(|l| l.payload).collect();
     payloads.sort_by_key(|p| p.to_string());
     assert_eq!(payloads, [json!("after"), json!("before")]);
-    assert_eq!(store.ack(held.id, held.token), Err(LeaseLost::Superseded { attempt: 2 }));
+    assert_eq!(store.ack(held.id, held.token, true), Err(LeaseLost::Superseded { attempt: 2 }));
 }
 
 #[test]
@@ -314,7 +315,7 @@ fn a_group_gives_out_one_job_at_a_time_in_push_order() {
         .query_one("SELECT lease_token FROM leasequeue_jobs WHERE id = $1", &[&a1])
         .unwrap()
         .get(0);
-    store.ack(a1, token).unwrap();
+    store.ack(a1, token, true).unwrap();
     assert_eq!(store.lease(10, None).unwrap()[0].payload, json!("a2"));
 }
 
@@ -332,7 +333,8 @@ fn competing_consumers_never_hold_two_jobs_of_one_group() {
     let threads: Vec<_> = (0..3)
         .map(|_| {
             let consumer = PgStore {
-                idle: Mutex::new(vec![Client::connect(&url, NoTls).unwrap()]),
+                idle: Mutex::new(vec![Pooled::connect(&url, false).unwrap()]),
+                relaxed: Mutex::new(Vec::new()),
                 url: url.clone(),
                 queue: store.queue.clone(),
                 cfg: store.cfg.clone(),
@@ -353,7 +355,7 @@ fn competing_consumers_never_hold_two_jobs_of_one_group() {
                         let (group, job) =
                             (lease.payload[0].as_i64().unwrap(), lease.payload[1].as_i64().unwrap());
                         let mut held = held.lock().unwrap();
-                        consumer.ack(lease.id, lease.token).unwrap();
+                        consumer.ack(lease.id, lease.token, true).unwrap();
                         done.lock().unwrap().push((group, job));
                         held.remove(&group);
                     }

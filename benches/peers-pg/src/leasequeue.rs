@@ -1,8 +1,4 @@
-//! The PostgreSQL group: leasequeue's PostgreSQL store on the server `LEASEQUEUE_POSTGRES_URL` names
-//! (skipped without one). Pushes one by one and in batches, drains with 2 and 8 pool workers, and a steady
-//! load's latency from push to handler start with LISTEN/NOTIFY. Every run checks that each job was
-//! handled exactly once. (Peers on the same server, apalis-postgres and graphile-worker, are still to
-//! come.)
+//! leasequeue's PostgreSQL store: `Queue<u64>` over the server, `push` and `push_batch`, `WorkerPool` threads.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use leasequeue::{Queue, WorkerPool};
 
-use crate::{rate, validity, Row, Seen};
+use crate::{latency_note, rate, steady, validity, Row, Seen};
 
-const LQ: &str = "leasequeue (PostgreSQL)";
+pub const NAME: &str = "leasequeue (PostgreSQL)";
 
 /// A fresh queue of this name: its rows from an earlier run purged.
 fn open(url: &str, name: &str) -> Queue<u64> {
@@ -23,12 +19,8 @@ fn open(url: &str, name: &str) -> Queue<u64> {
     queue
 }
 
-pub fn all(n: u64, rows: &mut Vec<Row>) -> bool {
-    let Ok(url) = std::env::var("LEASEQUEUE_POSTGRES_URL") else {
-        eprintln!("the PostgreSQL group is skipped: set LEASEQUEUE_POSTGRES_URL");
-        return false;
-    };
-    let queue = open(&url, "peers-push");
+pub fn all(url: &str, n: u64, rows: &mut Vec<Row>) {
+    let queue = open(url, "peers-push");
     let start = Instant::now();
     for i in 0..n {
         queue.push(i).unwrap();
@@ -36,29 +28,30 @@ pub fn all(n: u64, rows: &mut Vec<Row>) -> bool {
     let note = if queue.len() as u64 == n { "all pushed" } else { "INVALID: lost" };
     rows.push(Row {
         workload: "P1 push, 1 producer",
-        contender: LQ,
+        contender: NAME,
         jobs_per_sec: rate(n, start.elapsed()),
         note: note.into(),
     });
 
-    let queue = open(&url, "peers-batch");
+    let queue = open(url, "peers-batch");
     let start = Instant::now();
     for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
         assert!(queue.push_batch(chunk.iter().copied()).iter().all(Result::is_ok));
     }
     rows.push(Row {
         workload: "P2 push_batch of 1 000",
-        contender: LQ,
+        contender: NAME,
         jobs_per_sec: rate(n, start.elapsed()),
         note: "one statement per batch".into(),
     });
 
     for (workload, workers) in [("P3 drain, 2 workers", 2), ("P4 drain, 8 workers", 8)] {
         // Prefilled (untimed), then a pool drains it.
-        let queue = open(&url, "peers-drain");
+        let queue = open(url, "peers-drain");
         for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
             assert!(queue.push_batch(chunk.iter().copied()).iter().all(Result::is_ok));
         }
+        crate::vacuum_now(url, "leasequeue_jobs");
         let seen = Arc::new(Seen::new(n));
         let marks = Arc::clone(&seen);
         let start = Instant::now();
@@ -71,15 +64,15 @@ pub fn all(n: u64, rows: &mut Vec<Row>) -> bool {
         pool.shutdown(Duration::from_secs(5));
         rows.push(Row {
             workload,
-            contender: LQ,
+            contender: NAME,
             jobs_per_sec: rate(n, elapsed),
             note: validity(seen.check()),
         });
     }
 
     // Steady load: 2 workers waiting on LISTEN, a producer pushing 200 jobs a second; latency from the
-    // push's return to the handler's start.
-    let queue = open(&url, "peers-latency");
+    // push's call (the job carries the time it was pushed) to the handler's start.
+    let queue = open(url, "peers-latency");
     let origin = Instant::now();
     let latencies = Arc::new(Mutex::new(hdrhistogram::Histogram::<u64>::new(3).unwrap()));
     let (record, handled) = (Arc::clone(&latencies), Arc::new(AtomicU64::new(0)));
@@ -92,7 +85,7 @@ pub fn all(n: u64, rows: &mut Vec<Row>) -> bool {
             count.fetch_add(1, Ordering::Relaxed);
         })
         .unwrap();
-    let steady = (n / 10).clamp(100, 2_000);
+    let steady = steady(n);
     for _ in 0..steady {
         queue.push(origin.elapsed().as_micros() as u64).unwrap();
         thread::sleep(Duration::from_millis(5));
@@ -104,13 +97,8 @@ pub fn all(n: u64, rows: &mut Vec<Row>) -> bool {
     let latencies = latencies.lock().unwrap();
     rows.push(Row {
         workload: "P5 push to handler start, 200/s",
-        contender: LQ,
+        contender: NAME,
         jobs_per_sec: rate(steady, Duration::from_secs_f64(steady as f64 / 200.0)),
-        note: format!(
-            "p50 {:.2} ms, p99 {:.2} ms over {steady} jobs",
-            latencies.value_at_quantile(0.5) as f64 / 1000.0,
-            latencies.value_at_quantile(0.99) as f64 / 1000.0
-        ),
+        note: latency_note(&latencies, steady),
     });
-    true
 }
