@@ -92,6 +92,9 @@ pub struct QueueBuilder<T> {
     /// See [`poll_only`](QueueBuilder::poll_only).
     #[cfg(feature = "postgres")]
     pub(crate) pg_poll: Option<Duration>,
+    /// See [`keep_acked_for`](QueueBuilder::keep_acked_for).
+    #[cfg(feature = "postgres")]
+    pub(crate) pg_keep_acked: Duration,
 }
 
 impl<T: Send + Sync + 'static> QueueBuilder<T> {
@@ -118,6 +121,8 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
             pg_conformance: None,
             #[cfg(feature = "postgres")]
             pg_poll: None,
+            #[cfg(feature = "postgres")]
+            pg_keep_acked: Duration::ZERO,
         }
     }
 
@@ -497,6 +502,7 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
                 max_attempts: i32::try_from(self.max_attempts).unwrap_or(i32::MAX),
                 history_limit: i64::try_from(self.history_limit).unwrap_or(i64::MAX),
                 dedup_window: crate::store::pg::span(self.dedup_window),
+                keep_acked: crate::store::pg::span(self.pg_keep_acked),
             },
             clock: self.clock,
             backoff: self.backoff,

@@ -81,8 +81,15 @@ struct Taken<T: Send + Sync + 'static> {
 /// sync, and a crash of the process spends an attempt of each, so a few.
 const MAX_TAKEN: usize = 16;
 
-/// How long a worker waits after the store failed before it leases again.
+/// How long a worker waits after the store failed before it leases again: doubled after each failure in
+/// a row (a database that is down is not asked hundreds of times a second), up to [`STORE_RETRY_MAX`].
 const STORE_RETRY: Duration = Duration::from_millis(200);
+const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// The wait after `failures` store failures in a row (one at least).
+fn store_retry(failures: u32) -> Duration {
+    STORE_RETRY.saturating_mul(1 << failures.saturating_sub(1).min(5)).min(STORE_RETRY_MAX)
+}
 
 struct Shared<T: Send + Sync + 'static> {
     queue: Queue<T>,
@@ -574,6 +581,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
             own_visibility: Duration::from_nanos(own_ticks),
             own_ticks,
         };
+        let mut store_failures = 0;
         loop {
             if let Some(lease) = self.next_taken(&mut taken) {
                 if !self.start(slot, lease, &mut taken) {
@@ -590,7 +598,9 @@ impl<T: Send + Sync + 'static> Shared<T> {
             };
             let max = self.take_size(&taken);
             let params = LeaseParams { wait, visibility, stop: Some(&self.stopping) };
-            match queue.lease_into(params, max, &mut |lease| taken.leases.push_back((lease, false))) {
+            let leased = queue.lease_into(params, max, &mut |lease| taken.leases.push_back((lease, false)));
+            store_failures = if matches!(leased, Err(LeaseFail::Store(_))) { store_failures + 1 } else { 0 };
+            match leased {
                 Ok(()) => {
                     let Some((lease, _)) = taken.leases.pop_front() else { continue };
                     if !self.start(slot, lease, &mut taken) {
@@ -607,14 +617,15 @@ impl<T: Send + Sync + 'static> Shared<T> {
                 }
                 Err(LeaseFail::Stopped | LeaseFail::Closed) => break, // stopped, or closed and drained
                 Err(LeaseFail::Store(_)) => {
-                    // The store failed (a journal's disk): what it could not record goes back; wait a little,
-                    // then try again until stopped.
+                    // The store failed (a journal's disk, a lost connection to PostgreSQL): what it could not
+                    // record goes back; wait (longer after each failure in a row), then try again until
+                    // stopped. A PostgreSQL store connects again at the next call.
                     for (lease, _) in taken.leases.drain(..) {
                         let _ = lease.release();
                     }
                     let mut state = self.state.lock();
                     if !self.stopping.load(Ordering::Acquire) {
-                        let until = queue.clock().tick().saturating_add(ticks(STORE_RETRY));
+                        let until = queue.clock().tick().saturating_add(ticks(store_retry(store_failures)));
                         queue.clock().wait(&self.changed, &mut state, until);
                     }
                 }
@@ -1148,5 +1159,17 @@ impl<T: Send + Sync + 'static> fmt::Debug for WorkerPoolBuilder<T> {
             .field("scale_up_depth", &cfg.scale_up_depth)
             .field("idle_timeout", &cfg.idle_timeout)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_after_store_failures_doubles_up_to_its_cap() {
+        let waits: Vec<u64> = [1, 2, 3, 4, 5, 6, 7, 1000].map(|n| store_retry(n).as_millis() as u64).to_vec();
+        assert_eq!(waits, [200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+        assert_eq!(store_retry(0), STORE_RETRY);
     }
 }

@@ -207,3 +207,41 @@ fn async_code_calls_a_postgres_queue_through_spawn_blocking() {
     });
     assert_eq!(job, 5);
 }
+
+#[test]
+fn acked_rows_are_kept_as_done_for_the_time_asked_then_deleted_by_a_lease() {
+    let Some(url) = url() else { return };
+    let (name, clock) = fresh(&url, "keep");
+    let queue: Queue<u32> = Queue::builder()
+        .clock(clock.clone())
+        .visibility_timeout(Duration::from_secs(30))
+        .keep_acked_for(Duration::from_secs(3600))
+        .connect(&url, &name)
+        .unwrap();
+    let mut client = Client::connect(&url, NoTls).unwrap();
+    let done = |client: &mut Client| -> i64 {
+        client
+            .query_one("SELECT count(*) FROM leasequeue_jobs WHERE queue = $1 AND state = 4", &[&name])
+            .unwrap()
+            .get(0)
+    };
+    queue.push(1).unwrap();
+    let first = queue.try_lease().unwrap();
+    clock.advance(Duration::from_secs(30)); // it lapses: the next lease supersedes it
+    let second = queue.try_lease().unwrap();
+    second.ack().unwrap();
+    assert_eq!(done(&mut client), 1, "the acked row is kept, as done");
+    let stats = queue.stats();
+    assert_eq!((stats.ready, stats.leased, stats.acked), (0, 0, 1));
+    assert!(queue.is_empty() && queue.jobs().is_empty(), "a done job is no longer in the queue");
+    assert_eq!(first.ack(), Err(LeaseLost::Gone), "as if the row were deleted");
+    assert_eq!(queue.purge(), 0);
+    assert_eq!(done(&mut client), 1, "purge leaves the done rows");
+
+    clock.advance(Duration::from_secs(3599));
+    assert!(queue.try_lease().is_err());
+    assert_eq!(done(&mut client), 1, "kept until its time is up");
+    clock.advance(Duration::from_secs(1));
+    assert!(queue.try_lease().is_err());
+    assert_eq!(done(&mut client), 0, "a lease deletes it once its time is up");
+}

@@ -57,6 +57,11 @@ pub(crate) fn span(d: std::time::Duration) -> i64 {
 const AVAILABLE: i16 = 0;
 const LEASED: i16 = 1;
 const DEAD: i16 = 3;
+/// Acked, and kept for [`PgConfig::keep_acked`]: no longer in the queue.
+const DONE: i16 = 4;
+
+/// The most kept acked rows one lease statement deletes once their time is up.
+const PRUNE: i64 = 1000;
 
 /// Dead-letter reason codes, as the journal's (`DeadLetterReason`).
 const MAX_ATTEMPTS: i16 = 0;
@@ -78,6 +83,8 @@ pub(crate) struct PgConfig {
     pub max_attempts: i32,
     pub history_limit: i64,
     pub dedup_window: i64,
+    /// How long an acked job's row stays (as done) before a lease deletes it; 0: deleted by the ack.
+    pub keep_acked: i64,
 }
 
 /// A lease just taken.
@@ -551,8 +558,21 @@ impl PgStore {
     pub(crate) fn lease(&self, max: i64, visibility: Option<i64>) -> Result<Vec<Leased>, StoreError> {
         let now = self.now();
         let visibility = visibility.unwrap_or(self.cfg.visibility);
+        // Acked rows whose time is up, a bounded number at a time (a data-modifying CTE runs whether or
+        // not the statement reads it).
+        let pruned = if self.cfg.keep_acked > 0 {
+            format!(
+                "pruned AS (DELETE FROM leasequeue_jobs WHERE id IN (
+                     SELECT id FROM leasequeue_jobs
+                     WHERE queue = $2 AND state = {DONE} AND done_at <= {NOW} - {keep} LIMIT {PRUNE})),",
+                keep = self.cfg.keep_acked
+            )
+        } else {
+            String::new()
+        };
         let sql = format!(
-            "WITH lapsed AS ({lapse}),
+            "WITH {pruned}
+                  lapsed AS ({lapse}),
                   expired AS ({expire}),
                   next AS (
                       SELECT j.id FROM leasequeue_jobs j
@@ -636,7 +656,7 @@ impl PgStore {
         let row = client.query_opt(
             &format!(
                 "SELECT state, lease_token, attempt, revoked_token FROM leasequeue_jobs
-                 WHERE id = $1 AND state <> {DEAD}"
+                 WHERE id = $1 AND state IN ({AVAILABLE}, {LEASED})"
             ),
             &[&id],
         );
@@ -734,11 +754,19 @@ impl PgStore {
     }
 
     /// SQL: the CTEs of an ack of job `$2` by lease `$3` (the time `$1`); `gone` holds the job if acked.
+    /// The row is deleted, or kept as done for [`PgConfig::keep_acked`].
     fn ack_sql(&self) -> String {
+        let current = self.current();
+        let gone = if self.cfg.keep_acked > 0 {
+            format!(
+                "UPDATE leasequeue_jobs SET state = {DONE}, done_at = {NOW}
+                 WHERE id = $2 AND lease_token = $3 AND {current}"
+            )
+        } else {
+            format!("DELETE FROM leasequeue_jobs WHERE id = $2 AND lease_token = $3 AND {current}")
+        };
         format!(
-            "WITH gone AS (
-                     DELETE FROM leasequeue_jobs WHERE id = $2 AND lease_token = $3 AND {current}
-                     RETURNING id, queue, group_key),
+            "WITH gone AS ({gone} RETURNING id, queue, group_key),
                  -- The next job of its group is ready from now, behind the jobs ready before it (as when
                  -- a job of a group is dead-lettered: see the trigger in the migrations).
                  next AS (
@@ -749,8 +777,7 @@ impl PgStore {
                                      AND g.id > gone.id AND g.state IN ({AVAILABLE}, {LEASED})
                                      -- Not one past its time to live that no statement has swept yet.
                                      AND NOT (g.state = {AVAILABLE}
-                                              AND coalesce(g.expires_at <= {NOW}, false))))",
-            current = self.current()
+                                              AND coalesce(g.expires_at <= {NOW}, false))))"
         )
     }
 
@@ -958,7 +985,8 @@ impl PgStore {
             .query(
                 &format!(
                     "SELECT id, state, attempt, priority, pushed_at, run_at, leased_until, {BLOCKED}, {NOW}
-                     FROM leasequeue_jobs j WHERE queue = $2 AND state <> {DEAD} ORDER BY id"
+                     FROM leasequeue_jobs j WHERE queue = $2 AND state IN ({AVAILABLE}, {LEASED})
+                     ORDER BY id"
                 ),
                 &[&now, &self.queue],
             )
@@ -1080,7 +1108,10 @@ impl PgStore {
         let rows = self
             .client()?
             .query(
-                &format!("DELETE FROM leasequeue_jobs WHERE queue = $1 AND state <> {DEAD} RETURNING id"),
+                &format!(
+                    "DELETE FROM leasequeue_jobs WHERE queue = $1 AND state IN ({AVAILABLE}, {LEASED})
+                     RETURNING id"
+                ),
                 &[&self.queue],
             )
             .map_err(store_error)?;

@@ -71,6 +71,30 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
         self
     }
 
+    /// Keeps an acked job's row in the table for `duration` after its ack, as done (`state = 4`, with
+    /// `done_at`), for an audit or a dashboard to read with SQL (feature `postgres`; only
+    /// [`connect`](QueueBuilder::connect) uses it). A done job is no longer in the queue: no count, no
+    /// listing and no lease sees it, and a stale holder's late ack is told [`LeaseLost::Gone`], as when the
+    /// row is deleted. Leases delete the rows whose time is up, a thousand at most per lease. By default
+    /// (and with zero) the ack deletes the row.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// let queue: leasequeue::Queue<String> = leasequeue::Queue::builder()
+    ///     .keep_acked_for(Duration::from_secs(24 * 3600))
+    ///     .connect("postgres://app@db/app", "emails")
+    ///     .unwrap();
+    /// # let _ = queue;
+    /// ```
+    ///
+    /// [`LeaseLost::Gone`]: crate::LeaseLost::Gone
+    pub fn keep_acked_for(mut self, duration: Duration) -> Self {
+        self.pg_keep_acked = duration;
+        self
+    }
+
     /// For the crate's own conformance suite, not a shared queue: [`build`](QueueBuilder::build) opens
     /// a queue of a fresh name in the PostgreSQL database at `url`, whose rows hold no payloads (the jobs
     /// stay in this process, so that any job type will do), and deletes it when the queue is dropped.

@@ -116,6 +116,14 @@ pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
     END $$;
     ",
     ),
+    (
+        6,
+        // Acked jobs kept for a while (`QueueBuilder::keep_acked_for`): state 4 (done) since `done_at`.
+        "
+    ALTER TABLE leasequeue_jobs ADD COLUMN done_at bigint;
+    CREATE INDEX leasequeue_jobs_done ON leasequeue_jobs (queue, done_at) WHERE state = 4;
+    ",
+    ),
 ];
 
 /// The advisory lock key under which migrations run (`hashtext('leasequeue.migrations')` would do; a

@@ -40,8 +40,13 @@ fn store(name: &str) -> Option<(TestStore, TestClock)> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let queue = format!("test-{name}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
     let clock = TestClock::new();
-    let cfg =
-        PgConfig { visibility: 30 * SECOND, max_attempts: 3, history_limit: 16, dedup_window: 300 * SECOND };
+    let cfg = PgConfig {
+        visibility: 30 * SECOND,
+        max_attempts: 3,
+        history_limit: 16,
+        dedup_window: 300 * SECOND,
+        keep_acked: 0,
+    };
     let store =
         PgStore::connect(&url, &queue, cfg, clock.clone().into()).expect("the test server is reachable");
     Some((TestStore(store), clock))
