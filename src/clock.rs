@@ -15,7 +15,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
@@ -30,6 +30,11 @@ pub(crate) const EPOCH: Tick = 1 << 56;
 pub(crate) const NEVER: Tick = u64::MAX;
 
 /// Converts a duration to ticks, saturating at [`NEVER`].
+/// Where every test clock's wall-clock time starts: Monday 2026-01-05 00:00:00 UTC.
+fn wall_start() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_767_571_200)
+}
+
 pub(crate) fn ticks(d: Duration) -> Tick {
     u64::try_from(d.as_nanos()).unwrap_or(NEVER)
 }
@@ -116,6 +121,33 @@ impl Clock {
     }
 
     /// The current tick, never [`NEVER`].
+    /// The wall-clock time (what calendars and cron expressions speak) at `tick`: the system's, or on a
+    /// test clock its start (see [`TestClock::wall_time`]) plus the ticks since the clock began.
+    pub(crate) fn wall(&self, tick: Tick) -> SystemTime {
+        match &self.kind {
+            Kind::System { .. } => {
+                let now = self.tick();
+                let wall = SystemTime::now();
+                if tick >= now {
+                    wall + Duration::from_nanos(tick - now)
+                } else {
+                    wall.checked_sub(Duration::from_nanos(now - tick)).unwrap_or(UNIX_EPOCH)
+                }
+            }
+            Kind::Test(_) => wall_start() + Duration::from_nanos(tick.saturating_sub(EPOCH)),
+        }
+    }
+
+    /// The tick at wall-clock time `at` (the inverse of [`wall`](Clock::wall), as of now).
+    pub(crate) fn tick_at_wall(&self, at: SystemTime) -> Tick {
+        let now = self.tick();
+        let wall = self.wall(now);
+        match at.duration_since(wall) {
+            Ok(ahead) => now.saturating_add(ticks(ahead)).min(NEVER - 1),
+            Err(behind) => now.saturating_sub(ticks(behind.duration())),
+        }
+    }
+
     pub(crate) fn tick(&self) -> Tick {
         match &self.kind {
             Kind::System { counter, counter_origin, .. } => {
@@ -325,6 +357,23 @@ pub struct TestClock {
 }
 
 impl TestClock {
+    /// The wall-clock time on this clock: every test clock starts on Monday 2026-01-05 at 00:00:00 UTC
+    /// and moves as it is advanced. Schedules ([`Queue::add_schedule`](crate::Queue::add_schedule)) read
+    /// it as the date, so a test of a nightly job sees the same calendar every run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// let clock = leasequeue::TestClock::new();
+    /// assert_eq!(clock.wall_time().duration_since(UNIX_EPOCH).unwrap(), Duration::from_secs(1_767_571_200));
+    /// clock.advance(Duration::from_secs(3600));
+    /// assert_eq!(clock.wall_time().duration_since(UNIX_EPOCH).unwrap(), Duration::from_secs(1_767_574_800));
+    /// ```
+    pub fn wall_time(&self) -> SystemTime {
+        wall_start() + self.elapsed()
+    }
+
     /// A clock standing at a fixed starting point.
     ///
     /// # Examples

@@ -307,6 +307,7 @@ mod pool;
 mod queue;
 mod redrive;
 mod router;
+mod schedule;
 #[cfg(feature = "serde")]
 mod snapshot;
 mod stats;
@@ -336,6 +337,7 @@ pub use pool::{PoolStats, ShutdownReport, WorkerPool, WorkerPoolBuilder, WorkerR
 pub use queue::Queue;
 pub use redrive::{Redrive, RedriveCanceller, RedriveReport};
 pub use router::{Binding, BindingId, PublishError, Published, Refused, Router, RouterStats, Unroutable};
+pub use schedule::{Missed, Schedule, ScheduleError, ScheduleInfo};
 #[cfg(feature = "serde")]
 pub use snapshot::{RestoreError, SnapshotError};
 pub use stats::Stats;

@@ -48,6 +48,10 @@ pub enum PanicSite {
     /// The job's own `Deserialize`, when a PostgreSQL queue reads a job back: the job is dead-lettered as
     /// undecodable, its stored form kept.
     PayloadDeserialize,
+    /// A schedule's job function ([`Queue::add_schedule`](crate::Queue::add_schedule)): that tick pushes
+    /// no job (counted in [`ScheduleInfo::skipped`](crate::ScheduleInfo::skipped)); the next tick calls
+    /// it again.
+    ScheduleJob,
 }
 
 impl fmt::Display for PanicSite {
@@ -65,6 +69,7 @@ impl fmt::Display for PanicSite {
             PanicSite::RedriveFilter => "redrive filter",
             PanicSite::PayloadSerialize => "job's serialize",
             PanicSite::PayloadDeserialize => "job's deserialize",
+            PanicSite::ScheduleJob => "schedule's job function",
         })
     }
 }

@@ -3,12 +3,13 @@
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::clock::{ticks, Tick, NEVER};
 use crate::core::{Exit, Nacked, State, Token};
 use crate::lease::{Lease, NackOutcome};
 use crate::panics::Catcher;
+use crate::schedule::{self, Schedules};
 use crate::store::memory::Inner;
 #[cfg(feature = "postgres")]
 use crate::store::pg::flavor::PgQueue;
@@ -16,8 +17,9 @@ use crate::store::{Backlog, LeaseFail, LeaseParams, Parts, Payload, PushFail, Wa
 #[cfg(doc)]
 use crate::Overflow;
 use crate::{
-    Backoff, Clock, DeadLetter, FailureKind, JobId, LeaseError, LeaseLost, LeaseTimeoutError, PushError,
-    PushOptions, PushTimeoutError, Pushed, QueueBuilder, Stats, TryLeaseError, TryPushError,
+    Backoff, Clock, DeadLetter, FailureKind, JobId, LeaseError, LeaseLost, LeaseTimeoutError, PanicSite,
+    PushError, PushOptions, PushTimeoutError, Pushed, QueueBuilder, Schedule, ScheduleError, ScheduleInfo,
+    Stats, TryLeaseError, TryPushError,
 };
 
 /// A job queue with leases, retries, dead letters and an injectable clock.
@@ -280,7 +282,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// ```
     pub fn lease(&self) -> Result<Lease<T>, LeaseError> {
         loop {
-            match on_store!(self, q => q.lease(Wait::Until(NEVER))) {
+            match self.lease_scheduled(Wait::Until(NEVER), |wait| on_store!(self, q => q.lease(wait))) {
                 Ok(lease) => return Ok(lease),
                 Err(LeaseFail::Closed) => return Err(LeaseError::Closed),
                 Err(LeaseFail::Store(e)) => return Err(LeaseError::Store(e)),
@@ -303,6 +305,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert!(queue.try_lease().unwrap_err().is_empty());
     /// ```
     pub fn try_lease(&self) -> Result<Lease<T>, TryLeaseError> {
+        self.fire_schedules();
         on_store!(self, q => q.lease(Wait::No)).map_err(|fail| fail.into_try(self.clock()))
     }
 
@@ -343,7 +346,8 @@ impl<T: Send + Sync + 'static> Queue<T> {
     }
 
     fn lease_until(&self, until: Tick) -> Result<Lease<T>, LeaseTimeoutError> {
-        on_store!(self, q => q.lease(Wait::Until(until))).map_err(LeaseFail::into_timeout)
+        self.lease_scheduled(Wait::Until(until), |wait| on_store!(self, q => q.lease(wait)))
+            .map_err(LeaseFail::into_timeout)
     }
 
     // ----- batches -----
@@ -383,7 +387,8 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// ```
     pub fn lease_batch(&self, max: usize, timeout: Duration) -> Result<Vec<Lease<T>>, LeaseTimeoutError> {
         let until = self.clock().tick().saturating_add(ticks(timeout));
-        on_store!(self, q => q.lease_many(Wait::Until(until), max)).map_err(LeaseFail::into_timeout)
+        self.lease_scheduled(Wait::Until(until), |wait| on_store!(self, q => q.lease_many(wait, max)))
+            .map_err(LeaseFail::into_timeout)
     }
 
     /// Leases up to `max` jobs that are ready now; never blocks.
@@ -400,6 +405,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(queue.try_lease_batch(10).unwrap().len(), 2);
     /// ```
     pub fn try_lease_batch(&self, max: usize) -> Result<Vec<Lease<T>>, TryLeaseError> {
+        self.fire_schedules();
         on_store!(self, q => q.lease_many(Wait::No, max)).map_err(|fail| fail.into_try(self.clock()))
     }
 
@@ -605,6 +611,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(queue.len(), 0);
     /// ```
     pub fn len(&self) -> usize {
+        self.fire_schedules();
         on_store!(self, q => q.len())
     }
 
@@ -648,7 +655,127 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!((stats.pushed, stats.acked, stats.ready), (2, 1, 1));
     /// ```
     pub fn stats(&self) -> Stats {
+        self.fire_schedules();
         on_store!(self, q => q.stats())
+    }
+
+    /// Adds a periodic job: `schedule` pushes the job that `job` makes for each of its ticks (given the
+    /// tick's wall-clock time), on this queue's clock. Replaces the schedule of the same name, if any, once
+    /// its ticks already due have fired.
+    /// The queue fires the ticks that fell due whenever it looks (every lease, `len`, `is_empty`,
+    /// `stats`, `jobs`), and a consumer blocked in a lease, a [`WorkerPool`](crate::WorkerPool)'s worker
+    /// included, wakes at the next tick; every tick that falls due while the schedule is on the queue
+    /// fires, in order. Each tick's job has the dedup key `schedule:{name}@{tick in ns since the epoch}`,
+    /// so processes that share a PostgreSQL queue and add the same schedule push one job per tick between
+    /// them (within the queue's dedup window). Schedules belong to this process: add them again after a
+    /// restart, with [`Schedule::since`] for the ticks missed meanwhile.
+    ///
+    /// `job` is user code: a panic is caught and reported ([`PanicSite::ScheduleJob`]), and that tick
+    /// pushes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`ScheduleError::Name`] for an empty name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use leasequeue::{Queue, Schedule, TestClock};
+    ///
+    /// let clock = TestClock::new();
+    /// let queue = Queue::builder().clock(clock.clone()).build().unwrap();
+    /// queue.add_schedule("report", Schedule::every(Duration::from_secs(3600)).unwrap(), |_| "report").unwrap();
+    /// clock.advance(Duration::from_secs(24 * 3600));
+    /// assert_eq!(queue.len(), 24); // one job per hour of the day
+    /// ```
+    pub fn add_schedule<F>(&self, name: &str, schedule: Schedule, job: F) -> Result<(), ScheduleError>
+    where
+        F: Fn(SystemTime) -> T + Send + Sync + 'static,
+    {
+        if name.is_empty() {
+            return Err(ScheduleError::Name);
+        }
+        self.fire_schedules(); // the ticks already due, of a schedule this one replaces included
+        self.schedule_list().add(self.clock(), name.into(), schedule, Arc::new(job));
+        Ok(())
+    }
+
+    /// Removes the schedule `name`, once its ticks already due have fired; returns whether there was one.
+    /// Jobs it pushed stay in the queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let queue = leasequeue::Queue::new();
+    /// let hourly = leasequeue::Schedule::every(Duration::from_secs(3600)).unwrap();
+    /// queue.add_schedule("report", hourly, |_| "report").unwrap();
+    /// assert!(queue.remove_schedule("report"));
+    /// assert!(!queue.remove_schedule("report"));
+    /// ```
+    pub fn remove_schedule(&self, name: &str) -> bool {
+        self.fire_schedules(); // the ticks already due
+        self.schedule_list().remove(name)
+    }
+
+    /// The schedules on this queue, in the order they were added, each with its next tick and counts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let queue = leasequeue::Queue::new();
+    /// let hourly = leasequeue::Schedule::every(Duration::from_secs(3600)).unwrap();
+    /// queue.add_schedule("report", hourly, |_| "report").unwrap();
+    /// assert_eq!(&*queue.schedules()[0].name, "report");
+    /// ```
+    pub fn schedules(&self) -> Vec<ScheduleInfo> {
+        self.schedule_list().list()
+    }
+
+    fn schedule_list(&self) -> &Schedules<T> {
+        on_store!(self, q => &q.schedules)
+    }
+
+    /// Pushes the jobs of the schedule ticks that are due; returns the next tick ([`NEVER`] without
+    /// schedules: then this is one atomic load).
+    pub(crate) fn fire_schedules(&self) -> Tick {
+        let schedules = self.schedule_list();
+        let next = schedules.next_tick();
+        if next == NEVER || next > self.clock().tick() {
+            return next;
+        }
+        let _firing = schedules.begin_firing();
+        for due in schedules.take_due(self.clock()) {
+            let job = self.catcher().call(PanicSite::ScheduleJob, None, || (due.job)(due.at));
+            let pushed = job.is_some_and(|job| {
+                let options = PushOptions::new().dedup_key(schedule::dedup_key(&due.name, due.at));
+                self.try_push_with(job, options).is_ok()
+            });
+            schedules.record(&due.name, pushed);
+        }
+        schedules.fired();
+        schedules.next_tick()
+    }
+
+    /// A lease that waits as `wait` says, firing the schedule ticks that fall due meanwhile: it waits at
+    /// most until the next tick, fires it, and goes on.
+    fn lease_scheduled<R>(
+        &self,
+        wait: Wait,
+        mut lease: impl FnMut(Wait) -> Result<R, LeaseFail>,
+    ) -> Result<R, LeaseFail> {
+        loop {
+            let next = self.fire_schedules();
+            match wait {
+                Wait::Until(until) if next < until => match lease(Wait::Until(next)) {
+                    Err(LeaseFail::NoJob) => continue,
+                    other => return other,
+                },
+                _ => return lease(wait),
+            }
+        }
     }
 
     /// The queue's clock.
@@ -866,7 +993,10 @@ impl<T: Send + Sync + 'static> Queue<T> {
         max: usize,
         take: &mut impl FnMut(Lease<T>),
     ) -> Result<(), LeaseFail> {
-        on_store!(self, q => q.lease_into(params, max, take))
+        let LeaseParams { wait, visibility, stop } = params;
+        self.lease_scheduled(wait, |wait| {
+            on_store!(self, q => q.lease_into(LeaseParams { wait, visibility, stop }, max, &mut *take))
+        })
     }
 
     /// Whether the queue is durable (every lease waits for a sync, which a batch of leases shares).

@@ -141,6 +141,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(jobs[1].state, JobState::Delayed);
     /// ```
     pub fn jobs(&self) -> Vec<JobInfo> {
+        self.fire_schedules();
         let clock = self.clock().clone();
         self.list_jobs(|st| {
             st.jobs()

@@ -53,6 +53,8 @@ pub(crate) struct Inner<T> {
     /// Told of every push (see [`Backlog`]); `watched` says whether there is any, without the lock.
     pub(crate) watchers: Mutex<Vec<Weak<dyn Backlog>>>,
     pub(crate) watched: AtomicBool,
+    /// The queue's periodic jobs (see [`crate::Schedule`]).
+    pub(crate) schedules: crate::schedule::Schedules<T>,
     /// Whether the clock is a test clock (read on every operation; the clock's kind never changes).
     pub(crate) manual: bool,
     /// Whether the queue has alarms, a durable store or a test clock (see
@@ -1084,6 +1086,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         let manual = parts.clock.is_manual();
         let extras = manual || !parts.alarms.is_empty() || parts.durable.is_some();
         let inner = Arc::new(Inner {
+            schedules: crate::schedule::Schedules::new(),
             core: Padded(Mutex::new(Core {
                 st,
                 raised: vec![false; parts.alarms.len()],

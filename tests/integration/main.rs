@@ -19,6 +19,8 @@
 mod backoff;
 #[cfg(feature = "journal")]
 mod crash;
+#[cfg(feature = "cron")]
+mod cron_props;
 #[cfg(feature = "journal")]
 mod durability;
 mod integrations;
@@ -94,6 +96,8 @@ macro_rules! conformance {
         mod operations;
         #[path = "panics.rs"]
         mod panics;
+        #[path = "periodic.rs"]
+        mod periodic;
         #[path = "pool.rs"]
         mod pool;
         #[path = "push.rs"]

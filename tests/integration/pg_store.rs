@@ -245,3 +245,29 @@ fn acked_rows_are_kept_as_done_for_the_time_asked_then_deleted_by_a_lease() {
     assert!(queue.try_lease().is_err());
     assert_eq!(done(&mut client), 0, "a lease deletes it once its time is up");
 }
+
+#[test]
+fn processes_that_share_a_queue_and_a_schedule_push_one_job_per_tick() {
+    let Some(url) = url() else { return };
+    let (name, clock) = fresh(&url, "schedule");
+    let hourly = leasequeue::Schedule::every(Duration::from_secs(3600)).unwrap();
+    let start = clock.wall_time();
+    let handles: Vec<Queue<u64>> = (0..3).map(|_| open(&url, &name, &clock)).collect();
+    for queue in &handles {
+        queue
+            .add_schedule("hourly", hourly.clone(), move |at| at.duration_since(start).unwrap().as_secs())
+            .unwrap();
+    }
+    clock.advance(Duration::from_secs(3 * 3600));
+    for queue in &handles {
+        let _ = queue.len(); // each handle fires the ticks it finds due
+    }
+    let mut jobs = Vec::new();
+    while let Ok(lease) = handles[0].try_lease() {
+        jobs.push(*lease);
+        lease.ack().unwrap();
+    }
+    assert_eq!(jobs, [3600, 7200, 10800], "one job per tick between the three");
+    let fired: u64 = handles.iter().map(|q| q.schedules()[0].fired).sum();
+    assert_eq!(fired, 9, "each handle pushed each tick; the dedup key kept one");
+}

@@ -234,6 +234,8 @@ pub(crate) struct PgQueue<T> {
     delete_on_drop: bool,
     /// Poll-only: no LISTEN, a look at the table this often (see `QueueBuilder::poll_only`).
     poll: Option<Duration>,
+    /// The queue's periodic jobs, in this process (see [`crate::Schedule`]).
+    pub(crate) schedules: crate::schedule::Schedules<T>,
 }
 
 /// What [`PgQueue::new`] is built from.
@@ -255,6 +257,7 @@ impl<T: Send + Sync + 'static> PgQueue<T> {
     pub(crate) fn new(parts: PgParts<T>) -> Result<Arc<PgQueue<T>>, StoreError> {
         let store = PgStore::connect(&parts.url, &parts.name, parts.cfg, parts.clock.clone())?;
         let queue = Arc::new(PgQueue {
+            schedules: crate::schedule::Schedules::new(),
             store,
             payloads: parts.payloads,
             clock: parts.clock,
