@@ -83,6 +83,7 @@ pub struct QueueBuilder<T> {
     ttl: Option<Duration>,
     rate: Option<(u32, Duration)>,
     group_rate: Option<(u32, Duration)>,
+    group_concurrency: usize,
     panic_hook: Option<PanicHook>,
     #[cfg(feature = "journal")]
     pub(crate) journal: crate::store::journal::JournalOptions,
@@ -114,6 +115,7 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
             ttl: None,
             rate: None,
             group_rate: None,
+            group_concurrency: 1,
             panic_hook: None,
             #[cfg(feature = "journal")]
             journal: Default::default(),
@@ -395,6 +397,34 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
         self
     }
 
+    /// How many jobs of one group key ([`PushOptions::group`](crate::PushOptions::group)) may be in the
+    /// queue at once, ready, delayed or leased: the earliest `jobs` pushed of the group's jobs still in the
+    /// queue; the later ones wait their turn. Default 1: ordered groups, one job at a time, in push order
+    /// (SQS FIFO message groups). With more, a group's jobs start in push order, up to `jobs` at once,
+    /// and may finish in any order (a customer's imports, at most three at a time). Jobs without a group
+    /// are not limited by it. Not yet on PostgreSQL.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leasequeue::{PushOptions, Queue};
+    ///
+    /// let queue = Queue::builder().group_concurrency(2).build().unwrap();
+    /// for job in 1..=3 {
+    ///     queue.push_with(job, PushOptions::new().group("acme")).unwrap();
+    /// }
+    /// let (first, second) = (queue.try_lease().unwrap(), queue.try_lease().unwrap());
+    /// assert_eq!((*first, *second), (1, 2));
+    /// assert!(queue.try_lease().is_err()); // acme has two jobs leased: the third waits
+    /// first.ack().unwrap();
+    /// assert_eq!(*queue.try_lease().unwrap(), 3);
+    /// # second.ack().unwrap();
+    /// ```
+    pub fn group_concurrency(mut self, jobs: usize) -> Self {
+        self.group_concurrency = jobs;
+        self
+    }
+
     /// How many failures a job's history keeps (the most recent). Default 16; 0 keeps none.
     ///
     /// # Examples
@@ -461,6 +491,9 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
         if self.rate.is_some_and(|(leases, per)| leases == 0 || per.is_zero()) {
             return invalid("rate_limit", "must allow at least one lease in a window longer than zero");
         }
+        if self.group_concurrency == 0 {
+            return invalid("group_concurrency", "must be at least 1");
+        }
         if self.group_rate.is_some_and(|(leases, per)| leases == 0 || per.is_zero()) {
             return invalid("group_rate_limit", "must allow at least one lease in a window longer than zero");
         }
@@ -496,6 +529,9 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
         if self.group_rate.is_some() {
             return unsupported("group_rate_limit");
         }
+        if self.group_concurrency != 1 {
+            return unsupported("group_concurrency");
+        }
         Ok(crate::store::pg::open::Settings {
             cfg: crate::store::pg::PgConfig {
                 visibility: crate::store::pg::span(self.visibility).max(1),
@@ -520,6 +556,7 @@ impl<T: Send + Sync + 'static> QueueBuilder<T> {
             dedup_window: ticks(self.dedup_window),
             rate: self.rate.map(|(leases, per)| (leases as usize, ticks(per))),
             group_rate: self.group_rate.map(|(leases, per)| (leases as usize, ticks(per))),
+            group_concurrency: self.group_concurrency,
         };
         Queue::from_parts(Parts {
             cfg,

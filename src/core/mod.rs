@@ -226,6 +226,9 @@ pub(crate) struct Config {
     pub rate: Option<(usize, Tick)>,
     /// The same for each group key, on its own.
     pub group_rate: Option<(usize, Tick)>,
+    /// How many jobs of one group key may be in the queue's indices (ready, delayed or leased) at once:
+    /// 1 for ordered groups, one at a time.
+    pub group_concurrency: usize,
 }
 
 /// A rate limit: at most `n` leases in any window of `period`, kept as the times of the leases of the
@@ -264,8 +267,9 @@ impl RateLimit {
 
 #[derive(Default)]
 struct Group {
-    /// The job of the group now in the queue's indices (ready, delayed or leased).
-    head: Option<u32>,
+    /// The jobs of the group now in the queue's indices (ready, delayed or leased): at most
+    /// `Config::group_concurrency`, the earliest pushed of the group's jobs still in the queue.
+    heads: Vec<u32>,
     /// Later jobs, in push order, as `(slot, id)`; entries of jobs that left are skipped.
     waiting: VecDeque<(u32, u64)>,
 }
@@ -316,6 +320,8 @@ pub(crate) struct State {
     /// while it holds a lease of the last period (swept every [`SWEEP_EVERY`] leases).
     group_rate: Option<(usize, Tick)>,
     group_limits: HashMap<Arc<str>, RateLimit>,
+    /// See `Config::group_concurrency`.
+    group_concurrency: usize,
     /// Leases until the next sweep of the group windows.
     sweep_countdown: u32,
     /// Whether to record events (an observer is registered), and those recorded since the last drain.
@@ -366,6 +372,7 @@ impl State {
             wakes: Wakes::default(),
             limit: cfg.rate.map(|(n, period)| Box::new(RateLimit { n, period, times: VecDeque::new() })),
             group_rate: cfg.group_rate,
+            group_concurrency: cfg.group_concurrency.max(1),
             group_limits: HashMap::new(),
             sweep_countdown: SWEEP_EVERY,
             observing: false,
@@ -576,7 +583,7 @@ impl State {
             self.slots[slot as usize].flags |= GROUPED;
             let group = self.groups.entry(Arc::clone(&key)).or_default();
             self.slot_groups.insert(slot, key);
-            if group.head.is_some() {
+            if group.heads.len() >= self.group_concurrency {
                 group.waiting.push_back((slot, id));
                 let s = &mut self.slots[slot as usize];
                 s.phase = Phase::Waiting;
@@ -584,7 +591,7 @@ impl State {
                 self.n_waiting += 1;
                 return (slot, id);
             }
-            group.head = Some(slot);
+            group.heads.push(slot);
         }
         if place.ready_at > now {
             self.make_delayed(slot, place.ready_at);
@@ -1202,26 +1209,30 @@ impl State {
         self.slots.len()
     }
 
-    /// A job of a group left the queue at `at`: if it was the group's head, the next waiting job takes its
-    /// place, ready from `at` (or later, if it was pushed with a later ready time).
+    /// A job of a group left the queue at `at`: if it was one of the group's heads, the next waiting job
+    /// takes its place, ready from `at` (or later, if it was pushed with a later ready time).
     fn leave_group(&mut self, slot: u32, at: Tick) {
         let Some(key) = self.slot_groups.remove(&slot) else { return };
         let Some(group) = self.groups.get_mut(&key) else { return };
-        if group.head != Some(slot) {
+        let Some(head) = group.heads.iter().position(|&h| h == slot) else {
             return; // a waiting job left (its time to live ran out): skipped when the group moves on
-        }
-        group.head = None;
+        };
+        group.heads.remove(head);
+        let mut promoted = None;
         while let Some((next, id)) = group.waiting.pop_front() {
             let s = &self.slots[next as usize];
             if s.id == id && s.phase == Phase::Waiting {
-                group.head = Some(next);
+                promoted = Some(next);
                 break;
             }
         }
-        let Some(next) = group.head else {
-            self.groups.remove(&key);
+        let Some(next) = promoted else {
+            if group.heads.is_empty() {
+                self.groups.remove(&key);
+            }
             return;
         };
+        group.heads.push(next);
         self.n_waiting -= 1;
         let ready_at = self.slots[next as usize].due;
         self.schedule(next, at, ready_at);
@@ -1248,6 +1259,7 @@ mod tests {
             dedup_window: 100,
             rate: None,
             group_rate: None,
+            group_concurrency: 1,
         })
     }
 

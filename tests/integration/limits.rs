@@ -183,3 +183,99 @@ proptest! {
         }
     }
 }
+
+// ----- concurrency per group key (`group_concurrency`) -----
+
+#[test]
+fn a_group_runs_at_most_its_concurrency_at_once_starting_in_push_order() {
+    if lacks(Needs::GroupConcurrency) {
+        return;
+    }
+    let (builder, clock) = builder::<u32>();
+    let queue = builder.group_concurrency(2).build().unwrap();
+    for job in 1..=5 {
+        queue.push_with(job, PushOptions::new().group("acme")).unwrap();
+    }
+    queue.push_with(10, PushOptions::new().group("globex")).unwrap();
+    let a1 = queue.try_lease().unwrap();
+    let a2 = queue.try_lease().unwrap();
+    let g = queue.try_lease().unwrap();
+    assert_eq!((*a1, *a2, *g), (1, 2, 10));
+    assert!(queue.try_lease().is_err(), "acme has two leased: 3 waits");
+    assert_eq!(queue.stats().waiting, 3);
+    a2.ack().unwrap(); // the second finishes first: the third may start
+    let a3 = queue.try_lease().unwrap();
+    assert_eq!(*a3, 3);
+    assert!(queue.try_lease().is_err());
+    // `g` fails (dropped: a nack, retried in 10 s); both acme leases lapse at 30 s and are delivered
+    // again in their order, and acme stays at two.
+    drop(g);
+    let stale = (a1, a3);
+    clock.advance(secs(30));
+    let again: Vec<_> = std::iter::from_fn(|| queue.try_lease().ok()).collect();
+    assert_eq!(again.iter().map(|l| **l).collect::<Vec<_>>(), [10, 1, 3]);
+    assert_eq!(stale.0.ack(), Err(leasequeue::LeaseLost::Superseded { attempt: 2 }));
+    again.into_iter().for_each(|l| l.ack().unwrap());
+    let rest: Vec<u32> = std::iter::from_fn(|| queue.try_lease().ok())
+        .map(|l| {
+            let job = *l;
+            l.ack().unwrap();
+            job
+        })
+        .collect();
+    assert_eq!(rest, [4, 5]);
+}
+
+#[test]
+fn a_group_concurrency_of_zero_is_refused() {
+    let err = super::store::<u8>().group_concurrency(0).build().unwrap_err();
+    assert_eq!(err.option(), "group_concurrency");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Over random pushes to a few groups, leases and acks in any order: no group ever has more than its
+    /// concurrency leased, and each group's jobs are first leased in push order.
+    #[test]
+    fn no_group_ever_has_more_than_its_concurrency_leased(
+        k in 1..4usize,
+        steps in prop::collection::vec((0..3u8, 0..3u8, any::<prop::sample::Index>()), 1..150),
+    ) {
+        if lacks(Needs::GroupConcurrency) {
+            return Ok(());
+        }
+        let (builder, _clock) = builder::<(u8, u32)>();
+        let queue = builder.group_concurrency(k).build().unwrap();
+        let mut pushed = [0u32; 3];
+        let mut first_leased: [Vec<u32>; 3] = Default::default();
+        let mut held: Vec<leasequeue::Lease<(u8, u32)>> = Vec::new();
+        for (kind, group, pick) in steps {
+            match kind {
+                0 => {
+                    let g = usize::from(group);
+                    queue.push_with((group, pushed[g]), PushOptions::new().group(format!("g{group}"))).unwrap();
+                    pushed[g] += 1;
+                }
+                1 => {
+                    if let Ok(lease) = queue.try_lease() {
+                        let (g, n) = *lease;
+                        first_leased[usize::from(g)].push(n);
+                        held.push(lease);
+                    }
+                }
+                _ if !held.is_empty() => {
+                    held.swap_remove(pick.index(held.len())).ack().unwrap();
+                }
+                _ => {}
+            }
+            for g in 0..3u8 {
+                let leased = held.iter().filter(|l| l.0 == g).count();
+                prop_assert!(leased <= k, "group {} has {} leased, concurrency {}", g, leased, k);
+            }
+        }
+        for (g, order) in first_leased.iter().enumerate() {
+            prop_assert!(order.windows(2).all(|w| w[0] < w[1]), "group {}: {:?}", g, order);
+        }
+    }
+}

@@ -157,6 +157,8 @@ pub enum Needs {
     Alarms,
     /// `rate_limit` and `group_rate_limit`.
     RateLimit,
+    /// `group_concurrency` above 1.
+    GroupConcurrency,
     /// Not an option: `MAX_RUNS` (100 000) handler runs in seconds. A store that makes a few round
     /// trips to a server per run takes minutes over the tests of the run limit.
     ManyRuns,

@@ -8,5 +8,13 @@
 
 conformance!(
     crate::pg_builder(),
-    lacks: [Needs::Capacity, Needs::Sink, Needs::Observer, Needs::Alarms, Needs::RateLimit, Needs::ManyRuns]
+    lacks: [
+        Needs::Capacity,
+        Needs::Sink,
+        Needs::Observer,
+        Needs::Alarms,
+        Needs::RateLimit,
+        Needs::GroupConcurrency,
+        Needs::ManyRuns
+    ]
 );
