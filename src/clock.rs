@@ -134,7 +134,10 @@ impl Clock {
                     wall.checked_sub(Duration::from_nanos(now - tick)).unwrap_or(UNIX_EPOCH)
                 }
             }
-            Kind::Test(_) => wall_start() + Duration::from_nanos(tick.saturating_sub(EPOCH)),
+            Kind::Test(shared) => {
+                let jump = shared.wall_jump.load(Ordering::Acquire);
+                wall_start() + Duration::from_nanos(tick.saturating_sub(EPOCH).saturating_add(jump))
+            }
         }
     }
 
@@ -312,6 +315,9 @@ pub(crate) fn address<L: ?Sized>(listener: *const L) -> *const () {
 struct TestShared {
     origin: Instant,
     offset: AtomicU64,
+    /// How far the wall-clock time has jumped ahead of the clock (see [`TestClock::jump_wall_time`]), in
+    /// nanoseconds.
+    wall_jump: AtomicU64,
     auto_advance: AtomicBool,
     listeners: Mutex<Vec<Weak<dyn Listener>>>,
 }
@@ -371,7 +377,31 @@ impl TestClock {
     /// assert_eq!(clock.wall_time().duration_since(UNIX_EPOCH).unwrap(), Duration::from_secs(1_767_574_800));
     /// ```
     pub fn wall_time(&self) -> SystemTime {
-        wall_start() + self.elapsed()
+        wall_start() + self.elapsed() + Duration::from_nanos(self.shared.wall_jump.load(Ordering::Acquire))
+    }
+
+    /// Moves the wall-clock time forward by `by` without moving the clock itself: what a process sees
+    /// when its machine wakes from sleep or its time is stepped (the monotonic clock that timeouts use
+    /// does not jump; the calendar does). Schedules treat the ticks in the jump as missed, and their
+    /// [`Missed`](crate::Missed) policy decides which fire; leases, delays and timeouts are unmoved.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let clock = leasequeue::TestClock::new();
+    /// let before = (clock.now(), clock.wall_time());
+    /// clock.jump_wall_time(Duration::from_secs(3600));
+    /// assert_eq!(clock.now(), before.0);
+    /// assert_eq!(clock.wall_time(), before.1 + Duration::from_secs(3600));
+    /// ```
+    pub fn jump_wall_time(&self, by: Duration) {
+        let by = ticks(by);
+        let _ = self
+            .shared
+            .wall_jump
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |j| Some(j.saturating_add(by)));
+        self.notify_listeners();
     }
 
     /// A clock standing at a fixed starting point.
@@ -387,6 +417,7 @@ impl TestClock {
             shared: Arc::new(TestShared {
                 origin: Instant::now(),
                 offset: AtomicU64::new(EPOCH),
+                wall_jump: AtomicU64::new(0),
                 auto_advance: AtomicBool::new(false),
                 listeners: Mutex::new(Vec::new()),
             }),

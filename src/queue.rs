@@ -738,16 +738,21 @@ impl<T: Send + Sync + 'static> Queue<T> {
         on_store!(self, q => &q.schedules)
     }
 
-    /// Pushes the jobs of the schedule ticks that are due; returns the next tick ([`NEVER`] without
-    /// schedules: then this is one atomic load).
+    /// Pushes the jobs of the schedule ticks that are due; returns when the next one is, on the queue's
+    /// clock ([`NEVER`] without schedules: then this is one atomic load).
     pub(crate) fn fire_schedules(&self) -> Tick {
         let schedules = self.schedule_list();
-        let next = schedules.next_tick();
-        if next == NEVER || next > self.clock().tick() {
-            return next;
+        if schedules.next_nanos() == NEVER {
+            return NEVER;
+        }
+        let clock = self.clock();
+        let now = clock.tick();
+        let wall = clock.wall(now);
+        if schedules.next_nanos() > schedule::wall_nanos(wall) {
+            return self.next_schedule_tick();
         }
         let _firing = schedules.begin_firing();
-        for due in schedules.take_due(self.clock()) {
+        for due in schedules.take_due(now, wall) {
             let job = self.catcher().call(PanicSite::ScheduleJob, None, || (due.job)(due.at));
             let pushed = job.is_some_and(|job| {
                 let options = PushOptions::new().dedup_key(schedule::dedup_key(&due.name, due.at));
@@ -756,7 +761,15 @@ impl<T: Send + Sync + 'static> Queue<T> {
             schedules.record(&due.name, pushed);
         }
         schedules.fired();
-        schedules.next_tick()
+        self.next_schedule_tick()
+    }
+
+    /// When the next schedule tick is due on the queue's clock.
+    fn next_schedule_tick(&self) -> Tick {
+        match self.schedule_list().next_nanos() {
+            NEVER => NEVER,
+            nanos => self.clock().tick_at_wall(std::time::UNIX_EPOCH + Duration::from_nanos(nanos)),
+        }
     }
 
     /// A lease that waits as `wait` says, firing the schedule ticks that fall due meanwhile: it waits at

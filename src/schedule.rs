@@ -4,7 +4,9 @@
 //! a test clock's (see [`TestClock::wall_time`](crate::TestClock::wall_time)). The queue fires the ticks
 //! that fell due whenever it looks: every lease, `len`, `is_empty`, `stats` and `jobs`, and a consumer
 //! blocked in a lease wakes at the next tick. So a test clock's advance by a day, followed by any of
-//! those calls, fires exactly the ticks of that day, in order, with no thread of its own anywhere. Each
+//! those calls, fires exactly the ticks of that day, in order, with no thread of its own anywhere. A
+//! jump of the wall clock (the calendar moving further than the queue's monotonic clock between two
+//! looks) makes missed ticks instead, which the schedule's [`Missed`] policy fires or skips. Each
 //! tick's job carries a dedup key made of the schedule's name and the tick, so that processes sharing a
 //! PostgreSQL queue push one job per tick between them (within the queue's dedup window).
 
@@ -48,8 +50,11 @@ enum Kind {
 }
 
 /// What a schedule does with the ticks it missed: those between [`Schedule::since`] (when a previous
-/// run of the program last fired it, say) and the moment it is added to a queue. Ticks that fall due
-/// while it is on a queue all fire, in order, however late the queue looks.
+/// run of the program last fired it, say) and the moment it is added to a queue, and those that a jump
+/// of the wall clock skipped over while it was on the queue (a machine waking from sleep, a stepped
+/// clock; on a test clock, [`TestClock::jump_wall_time`](crate::TestClock::jump_wall_time)). Every other
+/// tick fires, in order, however late the queue looks: a test clock advanced by a day fires that day's
+/// ticks.
 ///
 /// # Examples
 ///
@@ -377,10 +382,8 @@ struct Entry<T> {
     name: Arc<str>,
     schedule: Schedule,
     job: JobFn<T>,
-    /// The tick it fires next, if any, and the same on the queue's clock ([`NEVER`] for none): whether a
-    /// tick is due is decided on the queue's clock alone.
+    /// The tick it fires next, if any.
     next: Option<SystemTime>,
-    next_tick: Tick,
     /// Missed ticks still to fire (see [`Missed`]).
     missed: Vec<SystemTime>,
     fired: u64,
@@ -396,10 +399,15 @@ pub(crate) struct Due<T> {
 
 /// A queue's schedules.
 pub(crate) struct Schedules<T> {
-    /// The earliest tick of any schedule on the queue's clock ([`NEVER`] without one): read without the
-    /// lock by every operation that fires them, so that a queue without schedules pays one load.
+    /// The earliest tick of any schedule, in nanoseconds since the Unix epoch (0 while missed ticks wait
+    /// to fire, [`NEVER`] without a schedule): read without the lock by every operation that fires them,
+    /// so that a queue without schedules pays one load.
     next: AtomicU64,
     entries: Mutex<Vec<Entry<T>>>,
+    /// The queue's clock and the wall-clock time at the last look: a wall clock that moved further than
+    /// the queue's clock since then jumped (a machine waking from sleep, a stepped clock), and the ticks
+    /// in the jump are missed ticks.
+    anchor: Mutex<Option<(Tick, SystemTime)>>,
     /// Held while due ticks are taken and their jobs pushed: `next` moves past them only once they are
     /// in the queue, so that no consumer sees a quiet queue (and moves an auto-advancing test clock on)
     /// while a tick is on its way. Reentrant: a job function, or an observer of the push, may look at the
@@ -411,39 +419,43 @@ pub(crate) struct Schedules<T> {
 /// the rest fire at the next look.
 const MAX_PER_LOOK: usize = 100_000;
 
+/// How far the wall clock may run ahead of the queue's clock between two looks before the difference
+/// counts as a jump: a second, plus 1 % of the time between the looks (a wall clock that NTP slews runs
+/// at most 0.05 % fast or slow).
+fn jump_threshold(between: Duration) -> Duration {
+    Duration::from_secs(1) + between / 100
+}
+
 impl<T> Schedules<T> {
     pub(crate) fn new() -> Self {
         Schedules {
             next: AtomicU64::new(NEVER),
             entries: Mutex::new(Vec::new()),
+            anchor: Mutex::new(None),
             firing: ReentrantMutex::new(()),
         }
     }
 
-    /// Whether a tick may be due (cheap: no clock read without schedules).
-    pub(crate) fn next_tick(&self) -> Tick {
+    /// Whether any tick may be due at `now` (a wall-clock time): [`NEVER`] without schedules, which the
+    /// caller checks before reading any clock.
+    pub(crate) fn next_nanos(&self) -> u64 {
         self.next.load(Ordering::Acquire)
     }
 
     /// Adds `schedule` as `name`, replacing one of that name; its missed ticks (see [`Missed`]) fire at
     /// the next look.
     pub(crate) fn add(&self, clock: &Clock, name: Arc<str>, schedule: Schedule, job: JobFn<T>) {
-        let now = clock.wall(clock.tick());
-        let missed = match (schedule.since, schedule.missed) {
-            (Some(since), Missed::RunOnce) => {
-                schedule.ticks_between(since, now, usize::MAX).last().copied().into_iter().collect()
-            }
-            (Some(since), Missed::CatchUp(n)) => {
-                let all = schedule.ticks_between(since, now, usize::MAX);
-                all[all.len().saturating_sub(n as usize)..].to_vec()
-            }
-            _ => Vec::new(),
+        let tick = clock.tick();
+        let now = clock.wall(tick);
+        self.anchor.lock().get_or_insert((tick, now));
+        let missed = match schedule.since {
+            Some(since) => apply(schedule.missed, schedule.ticks_between(since, now, usize::MAX)),
+            None => Vec::new(),
         };
         let next = schedule.next_after(now);
-        let next_tick = tick_of(clock, next);
         let mut entries = self.entries.lock();
         entries.retain(|e| e.name != name);
-        entries.push(Entry { name, schedule, job, next, next_tick, missed, fired: 0, skipped: 0 });
+        entries.push(Entry { name, schedule, job, next, missed, fired: 0, skipped: 0 });
         self.publish(&entries);
     }
 
@@ -469,23 +481,37 @@ impl<T> Schedules<T> {
         self.firing.lock()
     }
 
-    /// Takes the ticks due now, oldest first (missed ones first), and moves each schedule past them; the
-    /// next tick is published by [`fired`](Schedules::fired), once their jobs are pushed.
-    pub(crate) fn take_due(&self, clock: &Clock) -> Vec<Due<T>> {
+    /// Takes the ticks due at `now` on the queue's clock (`wall` on the wall clock), oldest first, and
+    /// moves each schedule past them; the next tick is published by [`fired`](Schedules::fired), once
+    /// their jobs are pushed. Ticks in a jump of the wall clock since the last look are missed ones, which
+    /// the schedule's [`Missed`] policy fires or skips.
+    pub(crate) fn take_due(&self, now: Tick, wall: SystemTime) -> Vec<Due<T>> {
+        let jumped_from = {
+            let mut anchor = self.anchor.lock();
+            let expected = anchor.map(|(tick, at)| {
+                let between = Duration::from_nanos(now.saturating_sub(tick));
+                (at + between, jump_threshold(between))
+            });
+            *anchor = Some((now, wall));
+            expected
+                .filter(|&(expected, threshold)| wall > expected + threshold)
+                .map(|(expected, _)| expected)
+        };
         let mut entries = self.entries.lock();
-        let now = clock.tick();
         let mut due = Vec::new();
         for e in entries.iter_mut() {
-            for at in e.missed.drain(..) {
-                due.push(Due { name: e.name.clone(), at, job: e.job.clone() });
-            }
-            let mut fired = 0;
-            while let Some(at) = e.next.filter(|_| e.next_tick <= now && fired < MAX_PER_LOOK) {
-                due.push(Due { name: e.name.clone(), at, job: e.job.clone() });
-                fired += 1;
+            let mut ticks = std::mem::take(&mut e.missed);
+            let mut jumped = Vec::new();
+            while let Some(at) = e.next.filter(|&at| at <= wall && ticks.len() < MAX_PER_LOOK) {
+                if jumped_from.is_some_and(|from| at > from) {
+                    jumped.push(at);
+                } else {
+                    ticks.push(at);
+                }
                 e.next = e.schedule.next_after(at);
-                e.next_tick = tick_of(clock, e.next);
             }
+            ticks.extend(apply(e.schedule.missed, jumped));
+            due.extend(ticks.into_iter().map(|at| Due { name: e.name.clone(), at, job: e.job.clone() }));
         }
         due.sort_by_key(|d| d.at); // stable: schedules in the order they were added
         due
@@ -508,15 +534,29 @@ impl<T> Schedules<T> {
     }
 
     fn publish(&self, entries: &[Entry<T>]) {
-        let next =
-            entries.iter().map(|e| if e.missed.is_empty() { e.next_tick } else { 0 }).min().unwrap_or(NEVER);
+        let next = entries
+            .iter()
+            .map(|e| if e.missed.is_empty() { e.next.map_or(NEVER, wall_nanos) } else { 0 })
+            .min()
+            .unwrap_or(NEVER);
         self.next.store(next, Ordering::Release);
     }
 }
 
-/// `at` on the queue's clock; [`NEVER`] for no tick.
-fn tick_of(clock: &Clock, at: Option<SystemTime>) -> Tick {
-    at.map_or(NEVER, |at| clock.tick_at_wall(at))
+/// The missed ticks (oldest first) that `policy` fires.
+fn apply(policy: Missed, mut missed: Vec<SystemTime>) -> Vec<SystemTime> {
+    let keep = match policy {
+        Missed::Skip => 0,
+        Missed::RunOnce => 1,
+        Missed::CatchUp(n) => n as usize,
+    };
+    missed.drain(..missed.len().saturating_sub(keep));
+    missed
+}
+
+/// A wall-clock time as [`Schedules::next_nanos`] holds it (saturating, and never [`NEVER`]).
+pub(crate) fn wall_nanos(at: SystemTime) -> u64 {
+    u64::try_from(nanos_since_epoch(at).max(1)).unwrap_or(NEVER - 1).min(NEVER - 1)
 }
 
 /// The dedup key of a schedule's tick: one job per tick, across processes.

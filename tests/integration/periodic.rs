@@ -139,3 +139,25 @@ fn a_panicking_job_function_skips_its_tick_and_the_next_tick_fires() {
     let info = &q.schedules()[0];
     assert_eq!((info.fired, info.skipped), (2, 1));
 }
+
+#[test]
+fn a_jump_of_the_wall_clock_makes_missed_ticks_that_follow_the_policy() {
+    for (policy, expected) in [
+        (Missed::Skip, vec![]),
+        (Missed::RunOnce, vec![6]),
+        (Missed::CatchUp(2), vec![5, 6]),
+        (Missed::CatchUp(10), vec![2, 3, 4, 5, 6]),
+    ] {
+        let (q, clock) = queue::<u64>();
+        let start = clock.wall_time();
+        let hour = move |at: SystemTime| at.duration_since(start).unwrap().as_secs() / HOUR;
+        q.add_schedule("sync", hourly().missed(policy), hour).unwrap();
+        clock.advance(secs(HOUR));
+        assert_eq!(drain(&q), [1], "{policy:?}");
+        // The machine slept for five hours: the calendar moved, the queue's clock did not.
+        clock.jump_wall_time(secs(5 * HOUR));
+        assert_eq!(drain(&q), expected, "{policy:?}: the ticks of hours 2 to 6 are missed");
+        clock.advance(secs(HOUR));
+        assert_eq!(drain(&q), [7], "{policy:?}: then every tick as it comes");
+    }
+}
