@@ -17,47 +17,12 @@
 mod apalis;
 mod graphile;
 mod leasequeue;
+#[path = "../../peers/src/outcome.rs"]
+mod outcome;
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
-/// One contender's result on one workload.
-pub(crate) struct Row {
-    pub workload: &'static str,
-    pub contender: &'static str,
-    pub jobs_per_sec: f64,
-    pub note: String,
-}
-
-/// Exactly-once check: every job number handled once.
-pub(crate) struct Seen(Vec<AtomicU32>);
-
-impl Seen {
-    pub fn new(n: u64) -> Self {
-        Seen((0..n).map(|_| AtomicU32::new(0)).collect())
-    }
-    pub fn mark(&self, job: u64) {
-        self.0[job as usize].fetch_add(1, Ordering::Relaxed);
-    }
-    /// (lost, duplicated)
-    pub fn check(&self) -> (usize, usize) {
-        let counts: Vec<u32> = self.0.iter().map(|c| c.load(Ordering::Relaxed)).collect();
-        (counts.iter().filter(|&&c| c == 0).count(), counts.iter().filter(|&&c| c > 1).count())
-    }
-}
-
-pub(crate) fn rate(n: u64, elapsed: Duration) -> f64 {
-    n as f64 / elapsed.as_secs_f64()
-}
-
-pub(crate) fn validity((lost, duplicated): (usize, usize)) -> String {
-    if lost == 0 && duplicated == 0 {
-        "all handled once".into()
-    } else {
-        format!("INVALID: {lost} lost, {duplicated} duplicated")
-    }
-}
+pub(crate) use outcome::{rate, validity, Row, Seen};
 
 /// P5's note: the latency quantiles, in milliseconds, of microsecond samples.
 pub(crate) fn latency_note(h: &hdrhistogram::Histogram<u64>, jobs: u64) -> String {

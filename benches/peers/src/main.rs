@@ -12,9 +12,11 @@ mod apalis;
 mod chart;
 mod durable;
 mod effectum;
+/// Shared with the PostgreSQL group's harness (`benches/peers-pg`), which includes it by path.
+mod outcome;
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -22,45 +24,10 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use leasequeue::{Backoff, Queue, TestClock};
 
+pub(crate) use outcome::{rate, validity, Row, Seen};
+
 #[global_allocator]
 static ALLOC: alloc::Counting = alloc::Counting;
-
-/// One contender's result on one workload.
-pub(crate) struct Row {
-    pub workload: &'static str,
-    pub contender: &'static str,
-    pub jobs_per_sec: f64,
-    pub note: String,
-}
-
-/// Exactly-once check: every job number handled once.
-pub(crate) struct Seen(Vec<AtomicU32>);
-
-impl Seen {
-    pub fn new(n: u64) -> Self {
-        Seen((0..n).map(|_| AtomicU32::new(0)).collect())
-    }
-    pub fn mark(&self, job: u64) {
-        self.0[job as usize].fetch_add(1, Ordering::Relaxed);
-    }
-    /// (lost, duplicated)
-    pub fn check(&self) -> (usize, usize) {
-        let counts: Vec<u32> = self.0.iter().map(|c| c.load(Ordering::Relaxed)).collect();
-        (counts.iter().filter(|&&c| c == 0).count(), counts.iter().filter(|&&c| c > 1).count())
-    }
-}
-
-pub(crate) fn rate(n: u64, elapsed: Duration) -> f64 {
-    n as f64 / elapsed.as_secs_f64()
-}
-
-pub(crate) fn validity((lost, duplicated): (usize, usize)) -> String {
-    if lost == 0 && duplicated == 0 {
-        "all handled once".into()
-    } else {
-        format!("INVALID: {lost} lost, {duplicated} duplicated")
-    }
-}
 
 /// What an async peer's handler records, shared by its harness (apalis, effectum): which jobs were
 /// handled, W4's failures, W3's latencies.
