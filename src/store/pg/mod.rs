@@ -260,16 +260,38 @@ impl Pooled {
 pub(crate) struct Conn<'a> {
     pooled: Option<Pooled>,
     idle: &'a Mutex<Vec<Pooled>>,
+    /// A call on it failed other than by an SQL error (the connection was lost or reset): not given
+    /// back, since a lost connection can look open for a moment after the error.
+    broken: bool,
 }
 
 impl Conn<'_> {
+    /// `result` of a call made on this connection through the client itself: a failure other than an SQL
+    /// error marks the connection broken.
+    fn checked<R>(&mut self, result: Result<R, StoreError>) -> Result<R, StoreError> {
+        if result.as_ref().is_err_and(lost) {
+            self.broken = true;
+        }
+        result
+    }
+
+    /// `result`, having marked the connection broken if it failed other than by an SQL error.
+    fn noted<R>(&mut self, result: Result<R, ::postgres::Error>) -> Result<R, ::postgres::Error> {
+        if result.as_ref().is_err_and(connection_failed) {
+            self.broken = true;
+        }
+        result
+    }
+
     /// The prepared statement for `sql`, prepared now if this connection has not yet.
     fn prepared(&mut self, sql: &str) -> Result<::postgres::Statement, ::postgres::Error> {
         let pooled = self.pooled.as_mut().expect("taken only in drop");
         if let Some(statement) = pooled.prepared.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = pooled.client.prepare(sql)?;
+        let statement = pooled.client.prepare(sql);
+        let statement = self.noted(statement)?;
+        let pooled = self.pooled.as_mut().expect("taken only in drop");
         pooled.prepared.insert(sql.to_owned(), statement.clone());
         Ok(statement)
     }
@@ -281,7 +303,8 @@ impl Conn<'_> {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<::postgres::Row>, ::postgres::Error> {
         let statement = self.prepared(sql)?;
-        self.client_mut().query(&statement, params)
+        let result = self.client_mut().query(&statement, params);
+        self.noted(result)
     }
 
     /// Runs `sql` (prepared once per connection): at most one row.
@@ -291,7 +314,8 @@ impl Conn<'_> {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<::postgres::Row>, ::postgres::Error> {
         let statement = self.prepared(sql)?;
-        self.client_mut().query_opt(&statement, params)
+        let result = self.client_mut().query_opt(&statement, params);
+        self.noted(result)
     }
 
     /// Runs `sql` (prepared once per connection): exactly one row.
@@ -301,7 +325,8 @@ impl Conn<'_> {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<::postgres::Row, ::postgres::Error> {
         let statement = self.prepared(sql)?;
-        self.client_mut().query_one(&statement, params)
+        let result = self.client_mut().query_one(&statement, params);
+        self.noted(result)
     }
 
     /// Runs `sql` (prepared once per connection): the number of rows it changed.
@@ -311,7 +336,8 @@ impl Conn<'_> {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, ::postgres::Error> {
         let statement = self.prepared(sql)?;
-        self.client_mut().execute(&statement, params)
+        let result = self.client_mut().execute(&statement, params);
+        self.noted(result)
     }
 
     fn client_mut(&mut self) -> &mut Client {
@@ -334,11 +360,14 @@ impl std::ops::DerefMut for Conn<'_> {
 
 impl Drop for Conn<'_> {
     fn drop(&mut self) {
-        if let Some(pooled) = self.pooled.take().filter(|pooled| !pooled.client.is_closed()) {
-            let mut idle = self.idle.lock();
-            if idle.len() < IDLE {
-                idle.push(pooled);
-            }
+        let Some(pooled) = self.pooled.take() else { return };
+        let mut idle = self.idle.lock();
+        if self.broken || pooled.client.is_closed() {
+            // What cut this connection (a server restart, a network failure) most likely cut the idle ones
+            // too: the next calls connect afresh rather than each find one dead.
+            idle.clear();
+        } else if idle.len() < IDLE {
+            idle.push(pooled);
         }
     }
 }
@@ -346,6 +375,20 @@ impl Drop for Conn<'_> {
 /// The channel every push notifies, with its queue's name as the payload (NOTIFY is transactional: a
 /// listener hears of a push when it commits).
 const CHANNEL: &str = "leasequeue";
+
+/// Whether `e` comes from a connection that failed (lost, reset, a protocol error, or ended by the server:
+/// a `FATAL` error such as `pg_terminate_backend`'s) rather than from an SQL error in a live session.
+fn lost(e: &StoreError) -> bool {
+    let cause = std::error::Error::source(e).and_then(|c| c.downcast_ref::<::postgres::Error>());
+    cause.is_none_or(connection_failed)
+}
+
+fn connection_failed(e: &::postgres::Error) -> bool {
+    use ::postgres::error::Severity;
+    e.is_closed()
+        || e.as_db_error()
+            .is_none_or(|db| matches!(db.parsed_severity(), Some(Severity::Fatal | Severity::Panic)))
+}
 
 fn store_error(e: ::postgres::Error) -> StoreError {
     StoreError::new(e)
@@ -395,11 +438,27 @@ impl PgStore {
         let mut list = idle.lock();
         while let Some(pooled) = list.pop() {
             if !pooled.client.is_closed() {
-                return Ok(Conn { pooled: Some(pooled), idle });
+                return Ok(Conn { pooled: Some(pooled), idle, broken: false });
             }
         }
         drop(list); // connect without holding the others back
-        Ok(Conn { pooled: Some(Pooled::connect(&self.url, relaxed)?), idle })
+        Ok(Conn { pooled: Some(Pooled::connect(&self.url, relaxed)?), idle, broken: false })
+    }
+
+    /// Runs `work` in a transaction on a connection of its own. A connection on which it failed other
+    /// than by an SQL error is not given back (see [`Conn::checked`]).
+    fn in_transaction<R>(
+        &self,
+        work: impl FnOnce(&mut ::postgres::Transaction<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut client = self.client()?;
+        let result = (|| {
+            let mut tx = client.transaction().map_err(store_error)?;
+            let done = work(&mut tx)?;
+            tx.commit().map_err(store_error)?;
+            Ok(done)
+        })();
+        client.checked(result)
     }
 
     pub(crate) fn url(&self) -> &str {
@@ -422,11 +481,7 @@ impl PgStore {
 
     /// Pushes a job.
     pub(crate) fn push(&self, payload: &Value, place: &PgPlace<'_>) -> Result<PgPushed, StoreError> {
-        let mut client = self.client()?;
-        let mut tx = client.transaction().map_err(store_error)?;
-        let pushed = self.push_in(&mut tx, payload, place)?;
-        tx.commit().map_err(store_error)?;
-        Ok(pushed)
+        self.in_transaction(|tx| self.push_in(tx, payload, place))
     }
 
     /// Pushes a job inside the caller's transaction: it exists exactly when the caller's own writes
@@ -481,22 +536,21 @@ impl PgStore {
     pub(crate) fn push_batch(&self, payloads: &[Value], ttl: Option<i64>) -> Result<Vec<i64>, StoreError> {
         let now = self.now();
         let batch = Value::Array(payloads.to_vec());
-        let mut client = self.client()?;
-        let mut tx = client.transaction().map_err(store_error)?;
-        let rows = tx
-            .query(
-                &format!(
-                    "INSERT INTO leasequeue_jobs (queue, payload, pushed_at, run_at, expires_at)
+        self.in_transaction(|tx| {
+            let rows = tx
+                .query(
+                    &format!(
+                        "INSERT INTO leasequeue_jobs (queue, payload, pushed_at, run_at, expires_at)
                      SELECT $2, p, {NOW}, {NOW}, {NOW} + $4::bigint
                      FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS t(p, o)
                      ORDER BY o RETURNING id"
-                ),
-                &[&now, &self.queue, &batch, &ttl],
-            )
-            .map_err(store_error)?;
-        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &self.queue]).map_err(store_error)?;
-        tx.commit().map_err(store_error)?;
-        Ok(rows.iter().map(|row| row.get(0)).collect())
+                    ),
+                    &[&now, &self.queue, &batch, &ttl],
+                )
+                .map_err(store_error)?;
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &self.queue]).map_err(store_error)?;
+            Ok(rows.iter().map(|row| row.get(0)).collect())
+        })
     }
 
     /// SQL: a lapse is a failed attempt (the job is ready again from its deadline, or dead after its last
@@ -906,12 +960,10 @@ impl PgStore {
     /// due, in one transaction.
     fn look(&self, sql: &str) -> Result<::postgres::Row, StoreError> {
         let now = self.now();
-        let mut client = self.client()?;
-        let mut tx = client.transaction().map_err(store_error)?;
-        self.advance(&mut tx, now)?;
-        let row = tx.query_one(sql, &[&now, &self.queue]).map_err(store_error)?;
-        tx.commit().map_err(store_error)?;
-        Ok(row)
+        self.in_transaction(|tx| {
+            self.advance(tx, now)?;
+            tx.query_one(sql, &[&now, &self.queue]).map_err(store_error)
+        })
     }
 
     /// Live jobs by state, and dead letters, exact (after processing what fell due).
@@ -978,11 +1030,9 @@ impl PgStore {
     /// Every live job, oldest first, and the time now (after processing what fell due).
     pub(crate) fn jobs(&self) -> Result<(Vec<PgJob>, i64), StoreError> {
         let now = self.now();
-        let mut client = self.client()?;
-        let mut tx = client.transaction().map_err(store_error)?;
-        self.advance(&mut tx, now)?;
-        let rows = tx
-            .query(
+        let rows = self.in_transaction(|tx| {
+            self.advance(tx, now)?;
+            tx.query(
                 &format!(
                     "SELECT id, state, attempt, priority, pushed_at, run_at, leased_until, {BLOCKED}, {NOW}
                      FROM leasequeue_jobs j WHERE queue = $2 AND state IN ({AVAILABLE}, {LEASED})
@@ -990,8 +1040,8 @@ impl PgStore {
                 ),
                 &[&now, &self.queue],
             )
-            .map_err(store_error)?;
-        tx.commit().map_err(store_error)?;
+            .map_err(store_error)
+        })?;
         let at = rows.first().map_or(0, |row| row.get(8));
         let jobs = rows
             .iter()
@@ -1013,7 +1063,8 @@ impl PgStore {
     pub(crate) fn dead_letters(&self) -> Result<(Vec<PgDead>, i64), StoreError> {
         let now = self.now();
         let mut client = self.client()?;
-        self.advance(&mut *client, now)?;
+        let advanced = self.advance(&mut *client, now);
+        client.checked(advanced)?;
         let rows = client
             .query(
                 &format!(
@@ -1031,7 +1082,8 @@ impl PgStore {
     pub(crate) fn drain_dead(&self) -> Result<(Vec<PgDead>, i64), StoreError> {
         let now = self.now();
         let mut client = self.client()?;
-        self.advance(&mut *client, now)?;
+        let advanced = self.advance(&mut *client, now);
+        client.checked(advanced)?;
         let rows = client
             .query(
                 &format!(
@@ -1120,14 +1172,16 @@ impl PgStore {
 
     /// Deletes the queue: its jobs, dead letters, dedup reservations and settings.
     pub(crate) fn delete_queue(&self) -> Result<(), StoreError> {
-        let mut client = self.client()?;
-        let mut tx = client.transaction().map_err(store_error)?;
-        for table in
-            ["leasequeue_jobs WHERE queue", "leasequeue_dedup WHERE queue", "leasequeue_queues WHERE name"]
-        {
-            tx.execute(&format!("DELETE FROM {table} = $1"), &[&self.queue]).map_err(store_error)?;
-        }
-        tx.commit().map_err(store_error)
+        self.in_transaction(|tx| {
+            for table in [
+                "leasequeue_jobs WHERE queue",
+                "leasequeue_dedup WHERE queue",
+                "leasequeue_queues WHERE name",
+            ] {
+                tx.execute(&format!("DELETE FROM {table} = $1"), &[&self.queue]).map_err(store_error)?;
+            }
+            Ok(())
+        })
     }
 
     /// Pauses or resumes leasing, for every process sharing the queue.
