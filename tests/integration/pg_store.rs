@@ -271,3 +271,25 @@ fn processes_that_share_a_queue_and_a_schedule_push_one_job_per_tick() {
     let fired: u64 = handles.iter().map(|q| q.schedules()[0].fired).sum();
     assert_eq!(fired, 9, "each handle pushed each tick; the dedup key kept one");
 }
+
+#[test]
+fn a_queue_connects_with_the_applications_own_config() {
+    let Some(url) = url() else { return };
+    let (name, clock) = fresh(&url, "config");
+    let mut config: postgres::Config = url.parse().unwrap();
+    let app = name.replace('-', "_");
+    config.application_name(&app);
+    let queue: Queue<u32> = Queue::builder().clock(clock).connect_with(config, &name).unwrap();
+    queue.push(7).unwrap();
+    let mut admin = Client::connect(&url, NoTls).unwrap();
+    let sessions: i64 = admin
+        .query_one("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", &[&app])
+        .unwrap()
+        .get(0);
+    assert!(sessions >= 1, "the queue's connections carry the config's application name");
+    assert_eq!(*queue.try_lease().unwrap(), 7);
+    assert!(matches!(
+        Queue::<u32>::builder().connect("postgres://[not a url", &name),
+        Err(PostgresError::Store(_))
+    ));
+}

@@ -240,7 +240,7 @@ pub(crate) struct PgQueue<T> {
 
 /// What [`PgQueue::new`] is built from.
 pub(crate) struct PgParts<T> {
-    pub url: String,
+    pub config: ::postgres::Config,
     pub name: String,
     pub cfg: PgConfig,
     pub clock: Clock,
@@ -255,7 +255,7 @@ pub(crate) struct PgParts<T> {
 impl<T: Send + Sync + 'static> PgQueue<T> {
     /// Connects (applying the migrations the database lacks) and registers with a test clock.
     pub(crate) fn new(parts: PgParts<T>) -> Result<Arc<PgQueue<T>>, StoreError> {
-        let store = PgStore::connect(&parts.url, &parts.name, parts.cfg, parts.clock.clone())?;
+        let store = PgStore::connect(&parts.config, &parts.name, parts.cfg, parts.clock.clone())?;
         let queue = Arc::new(PgQueue {
             schedules: crate::schedule::Schedules::new(),
             store,
@@ -550,7 +550,7 @@ impl<T: Send + Sync + 'static> PgQueue<T> {
             return Ok(());
         };
         if listener.is_none() {
-            *listener = PgListener::connect(self.store.url(), self.store.name()).ok();
+            *listener = PgListener::connect(self.store.config(), self.store.name()).ok();
         }
         let Some(connection) = listener.as_mut() else {
             drop(listener);

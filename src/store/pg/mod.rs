@@ -213,7 +213,8 @@ pub(crate) struct PgStore {
     /// Idle connections whose commits do not wait for the server's WAL flush (`synchronous_commit = off`),
     /// for outcomes that at-least-once lets a server crash undo (see [`PgStore::ack`]).
     relaxed: Mutex<Vec<Pooled>>,
-    url: String,
+    /// Where the server is, and how to log in: every connection is made from it.
+    config: ::postgres::Config,
     queue: String,
     cfg: PgConfig,
     clock: Clock,
@@ -245,8 +246,8 @@ impl Pooled {
     /// statements anew for its parameters took longer than running it (a lease of 16 jobs: 1.5 ms
     /// planned each time, 0.6 ms generic), and each is an index walk whatever the parameters. `relaxed`:
     /// its commits do not wait for the WAL flush (see [`PgStore::relaxed_client`]).
-    fn connect(url: &str, relaxed: bool) -> Result<Self, StoreError> {
-        let mut client = Client::connect(url, NoTls).map_err(store_error)?;
+    fn connect(config: &::postgres::Config, relaxed: bool) -> Result<Self, StoreError> {
+        let mut client = config.connect(NoTls).map_err(store_error)?;
         let mut settings = String::from("SET plan_cache_mode = force_generic_plan;");
         if relaxed {
             settings.push_str("SET synchronous_commit = off;");
@@ -397,12 +398,12 @@ fn store_error(e: ::postgres::Error) -> StoreError {
 impl PgStore {
     /// Connects, applies the migrations this database lacks, and registers the queue.
     pub(crate) fn connect(
-        url: &str,
+        config: &::postgres::Config,
         queue: &str,
         cfg: PgConfig,
         clock: Clock,
     ) -> Result<PgStore, StoreError> {
-        let mut client = Pooled::connect(url, false)?;
+        let mut client = Pooled::connect(config, false)?;
         schema::migrate(&mut client.client).map_err(store_error)?;
         client
             .client
@@ -411,7 +412,7 @@ impl PgStore {
         Ok(PgStore {
             idle: Mutex::new(vec![client]),
             relaxed: Mutex::new(Vec::new()),
-            url: url.to_owned(),
+            config: config.clone(),
             queue: queue.to_owned(),
             cfg,
             clock,
@@ -442,7 +443,7 @@ impl PgStore {
             }
         }
         drop(list); // connect without holding the others back
-        Ok(Conn { pooled: Some(Pooled::connect(&self.url, relaxed)?), idle, broken: false })
+        Ok(Conn { pooled: Some(Pooled::connect(&self.config, relaxed)?), idle, broken: false })
     }
 
     /// Runs `work` in a transaction on a connection of its own. A connection on which it failed other
@@ -461,8 +462,8 @@ impl PgStore {
         client.checked(result)
     }
 
-    pub(crate) fn url(&self) -> &str {
-        &self.url
+    pub(crate) fn config(&self) -> &::postgres::Config {
+        &self.config
     }
 
     /// The queue's name.
@@ -1209,8 +1210,8 @@ pub(crate) struct PgListener {
 }
 
 impl PgListener {
-    pub(crate) fn connect(url: &str, queue: &str) -> Result<PgListener, StoreError> {
-        let mut client = Client::connect(url, NoTls).map_err(store_error)?;
+    pub(crate) fn connect(config: &::postgres::Config, queue: &str) -> Result<PgListener, StoreError> {
+        let mut client = config.connect(NoTls).map_err(store_error)?;
         client.batch_execute(&format!("LISTEN {CHANNEL}")).map_err(store_error)?;
         Ok(PgListener { client, queue: queue.to_owned() })
     }

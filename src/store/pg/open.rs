@@ -114,21 +114,27 @@ pub(crate) fn conformance<T: Send + Sync + 'static>(
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let name = format!("conformance-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
     let settings = builder.pg_settings()?;
-    open(settings, url, &name, Box::new(Local::new()), true).map_err(|e| {
+    let opened = parse(url).and_then(|config| open(settings, config, &name, Box::new(Local::new()), true));
+    opened.map_err(|e| {
         BuildError::new("queue", "postgres_conformance", "could not open its queue")
             .caused_by(std::io::Error::other(e.to_string()))
     })
 }
 
+/// The connection settings in a URL (`postgres://user@host:port/db?...`) or a key=value string.
+fn parse(url: &str) -> Result<::postgres::Config, StoreError> {
+    url.parse::<::postgres::Config>().map_err(StoreError::new)
+}
+
 fn open<T: Send + Sync + 'static>(
     settings: Settings,
-    url: &str,
+    config: ::postgres::Config,
     name: &str,
     payloads: Box<dyn Payloads<T>>,
     delete_on_drop: bool,
 ) -> Result<Queue<T>, StoreError> {
     let queue = PgQueue::new(PgParts {
-        url: url.to_owned(),
+        config,
         name: name.to_owned(),
         cfg: settings.cfg,
         clock: settings.clock,
@@ -175,11 +181,32 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> QueueBuilder<T> {
     /// lease.ack().unwrap();
     /// ```
     pub fn connect(self, url: &str, name: &str) -> Result<Queue<T>, PostgresError> {
+        let config = parse(url)?;
+        self.connect_with(config, name)
+    }
+
+    /// [`connect`](QueueBuilder::connect) with the application's own connection settings (a
+    /// `postgres::Config` built in code, with its password, its application name or its timeouts, say)
+    /// instead of a URL. Every connection the queue makes, its `LISTEN` one included, is made from it.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](QueueBuilder::connect)'s.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let mut config = postgres::Config::new();
+    /// config.host("db.internal").user("app").password("secret").dbname("app").application_name("mailer");
+    /// let queue: leasequeue::Queue<String> = leasequeue::Queue::builder().connect_with(config, "emails").unwrap();
+    /// # let _ = queue;
+    /// ```
+    pub fn connect_with(self, config: ::postgres::Config, name: &str) -> Result<Queue<T>, PostgresError> {
         if name.is_empty() {
             return Err(PostgresError::Name);
         }
         let settings = self.pg_settings()?;
-        Ok(open(settings, url, name, Box::new(Json::new()), false)?)
+        Ok(open(settings, config, name, Box::new(Json::new()), false)?)
     }
 }
 

@@ -47,8 +47,8 @@ fn store(name: &str) -> Option<(TestStore, TestClock)> {
         dedup_window: 300 * SECOND,
         keep_acked: 0,
     };
-    let store =
-        PgStore::connect(&url, &queue, cfg, clock.clone().into()).expect("the test server is reachable");
+    let store = PgStore::connect(&url.parse().unwrap(), &queue, cfg, clock.clone().into())
+        .expect("the test server is reachable");
     Some((TestStore(store), clock))
 }
 
@@ -222,9 +222,9 @@ fn competing_consumers_never_lease_one_job_twice() {
     // Two connections on the queue, as two processes would have.
     let url = url().expect("the store was made from it");
     let connection = || PgStore {
-        idle: Mutex::new(vec![Pooled::connect(&url, false).unwrap()]),
+        idle: Mutex::new(vec![Pooled::connect(&url.parse().unwrap(), false).unwrap()]),
         relaxed: Mutex::new(Vec::new()),
-        url: url.clone(),
+        config: url.parse().unwrap(),
         queue: store.queue.clone(),
         cfg: store.cfg.clone(),
         clock: store.clock.clone(),
@@ -290,7 +290,7 @@ fn a_push_in_the_callers_transaction_exists_exactly_when_it_commits() {
 #[test]
 fn a_waiting_consumer_hears_of_a_push_when_it_commits() {
     let Some((store, _clock)) = store("notify") else { return };
-    let mut listener = PgListener::connect(&url().unwrap(), &store.queue).unwrap();
+    let mut listener = PgListener::connect(&url().unwrap().parse().unwrap(), &store.queue).unwrap();
     assert!(!listener.wait(Duration::from_millis(10)).unwrap(), "nothing pushed: the wait times out");
     let (ready, go) = crossbeam_channel::bounded(0);
     let waiter = std::thread::spawn(move || {
@@ -338,9 +338,9 @@ fn competing_consumers_never_hold_two_jobs_of_one_group() {
     let threads: Vec<_> = (0..3)
         .map(|_| {
             let consumer = PgStore {
-                idle: Mutex::new(vec![Pooled::connect(&url, false).unwrap()]),
+                idle: Mutex::new(vec![Pooled::connect(&url.parse().unwrap(), false).unwrap()]),
                 relaxed: Mutex::new(Vec::new()),
-                url: url.clone(),
+                config: url.parse().unwrap(),
                 queue: store.queue.clone(),
                 cfg: store.cfg.clone(),
                 clock: store.clock.clone(),
