@@ -268,20 +268,16 @@ impl Schedule {
         }
     }
 
-    /// The ticks after `from` up to `to` inclusive, in order, at most `limit` (the first ones).
-    fn ticks_between(&self, from: SystemTime, to: SystemTime, limit: usize) -> Vec<SystemTime> {
-        let mut ticks = Vec::new();
+    /// The last `keep` ticks after `from` up to `to` inclusive, in order (held `keep` at a time, however
+    /// many there are).
+    fn last_ticks(&self, from: SystemTime, to: SystemTime, keep: usize) -> Vec<SystemTime> {
+        let mut kept = Kept::new(keep);
         let mut at = from;
-        while ticks.len() < limit {
-            match self.next_after(at) {
-                Some(next) if next <= to => {
-                    ticks.push(next);
-                    at = next;
-                }
-                _ => break,
-            }
+        while let Some(next) = self.next_after(at).filter(|&next| next <= to) {
+            kept.push(next);
+            at = next;
         }
-        ticks
+        kept.into_vec()
     }
 }
 
@@ -436,8 +432,8 @@ impl<T> Schedules<T> {
         }
     }
 
-    /// Whether any tick may be due at `now` (a wall-clock time): [`NEVER`] without schedules, which the
-    /// caller checks before reading any clock.
+    /// The earliest next tick, in nanoseconds since the Unix epoch: 0 while missed ticks wait to fire,
+    /// [`NEVER`] without schedules (which the caller checks before reading any clock).
     pub(crate) fn next_nanos(&self) -> u64 {
         self.next.load(Ordering::Acquire)
     }
@@ -449,7 +445,7 @@ impl<T> Schedules<T> {
         let now = clock.wall(tick);
         self.anchor.lock().get_or_insert((tick, now));
         let missed = match schedule.since {
-            Some(since) => apply(schedule.missed, schedule.ticks_between(since, now, usize::MAX)),
+            Some(since) => schedule.last_ticks(since, now, kept(schedule.missed)),
             None => Vec::new(),
         };
         let next = schedule.next_after(now);
@@ -501,7 +497,7 @@ impl<T> Schedules<T> {
         let mut due = Vec::new();
         for e in entries.iter_mut() {
             let mut ticks = std::mem::take(&mut e.missed);
-            let mut jumped = Vec::new();
+            let mut jumped = Kept::new(kept(e.schedule.missed));
             while let Some(at) = e.next.filter(|&at| at <= wall && ticks.len() < MAX_PER_LOOK) {
                 if jumped_from.is_some_and(|from| at > from) {
                     jumped.push(at);
@@ -510,7 +506,7 @@ impl<T> Schedules<T> {
                 }
                 e.next = e.schedule.next_after(at);
             }
-            ticks.extend(apply(e.schedule.missed, jumped));
+            ticks.extend(jumped.into_vec());
             due.extend(ticks.into_iter().map(|at| Due { name: e.name.clone(), at, job: e.job.clone() }));
         }
         due.sort_by_key(|d| d.at); // stable: schedules in the order they were added
@@ -543,15 +539,39 @@ impl<T> Schedules<T> {
     }
 }
 
-/// The missed ticks (oldest first) that `policy` fires.
-fn apply(policy: Missed, mut missed: Vec<SystemTime>) -> Vec<SystemTime> {
-    let keep = match policy {
+/// How many of the latest missed ticks `policy` fires.
+fn kept(policy: Missed) -> usize {
+    match policy {
         Missed::Skip => 0,
         Missed::RunOnce => 1,
         Missed::CatchUp(n) => n as usize,
-    };
-    missed.drain(..missed.len().saturating_sub(keep));
-    missed
+    }
+}
+
+/// The last `keep` ticks pushed to it, oldest first.
+struct Kept {
+    keep: usize,
+    ticks: std::collections::VecDeque<SystemTime>,
+}
+
+impl Kept {
+    fn new(keep: usize) -> Self {
+        Kept { keep, ticks: std::collections::VecDeque::new() }
+    }
+
+    fn push(&mut self, at: SystemTime) {
+        if self.keep == 0 {
+            return;
+        }
+        if self.ticks.len() == self.keep {
+            self.ticks.pop_front();
+        }
+        self.ticks.push_back(at);
+    }
+
+    fn into_vec(self) -> Vec<SystemTime> {
+        self.ticks.into()
+    }
 }
 
 /// A wall-clock time as [`Schedules::next_nanos`] holds it (saturating, and never [`NEVER`]).
@@ -577,7 +597,9 @@ mod tests {
         let hourly = Schedule::every(Duration::from_secs(3600)).unwrap();
         assert_eq!(hourly.next_after(secs(0)), Some(secs(3600)));
         assert_eq!(hourly.next_after(secs(3599)), Some(secs(3600)));
-        assert_eq!(hourly.ticks_between(secs(0), secs(3 * 3600), 10), [secs(3600), secs(7200), secs(10800)]);
+        assert_eq!(hourly.last_ticks(secs(0), secs(3 * 3600), 10), [secs(3600), secs(7200), secs(10800)]);
+        assert_eq!(hourly.last_ticks(secs(0), secs(30 * 24 * 3600), 2), [secs(719 * 3600), secs(720 * 3600)]);
+        assert!(hourly.last_ticks(secs(0), secs(3 * 3600), 0).is_empty());
         let daily_east = Schedule::every(Duration::from_secs(86_400)).unwrap().utc_offset(-5 * 3600).unwrap();
         assert_eq!(daily_east.next_after(secs(0)), Some(secs(5 * 3600)), "midnight in UTC-5");
     }
