@@ -673,6 +673,12 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// `job` is user code: a panic is caught and reported ([`PanicSite::ScheduleJob`]), and that tick
     /// pushes nothing.
     ///
+    /// On a test clock, [`run_until_idle`](crate::WorkerPool::run_until_idle) does not move the clock to
+    /// schedule ticks (a schedule never runs out of them): it runs what is due. On an auto-advancing
+    /// clock, though, a waiting worker moves the clock to the next tick by itself, so a pool keeps firing
+    /// the schedule until it is shut down: stop it on a condition of your test (as
+    /// `examples/nightly_report.rs` does), not with `run_until_idle`.
+    ///
     /// # Errors
     ///
     /// [`ScheduleError::Name`] for an empty name.
