@@ -407,7 +407,10 @@ pub(crate) struct Schedules<T> {
     /// Held while due ticks are taken and their jobs pushed: `next` moves past them only once they are
     /// in the queue, so that no consumer sees a quiet queue (and moves an auto-advancing test clock on)
     /// while a tick is on its way. Reentrant: a job function, or an observer of the push, may look at the
-    /// queue.
+    /// queue. It is the one lock held while user code runs (the job function, the push's observer), and
+    /// only other firings wait on it: a job function that waits for another thread's queue call would
+    /// deadlock (a known limit: publishing the next tick only after the pushes, without a lock, needs the
+    /// auto-advance to see "a tick in flight" as busy).
     firing: ReentrantMutex<()>,
 }
 

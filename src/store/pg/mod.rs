@@ -297,15 +297,25 @@ impl Conn<'_> {
         Ok(statement)
     }
 
+    /// Runs `run` with the prepared statement for `sql` (prepared once per connection), noting a failed
+    /// connection.
+    fn with_prepared<R>(
+        &mut self,
+        sql: &str,
+        run: impl FnOnce(&mut Client, &::postgres::Statement) -> Result<R, ::postgres::Error>,
+    ) -> Result<R, ::postgres::Error> {
+        let statement = self.prepared(sql)?;
+        let result = run(self.client_mut(), &statement);
+        self.noted(result)
+    }
+
     /// Runs `sql` (prepared once per connection) and returns its rows.
     pub(crate) fn query(
         &mut self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<::postgres::Row>, ::postgres::Error> {
-        let statement = self.prepared(sql)?;
-        let result = self.client_mut().query(&statement, params);
-        self.noted(result)
+        self.with_prepared(sql, |client, statement| client.query(statement, params))
     }
 
     /// Runs `sql` (prepared once per connection): at most one row.
@@ -314,9 +324,7 @@ impl Conn<'_> {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<::postgres::Row>, ::postgres::Error> {
-        let statement = self.prepared(sql)?;
-        let result = self.client_mut().query_opt(&statement, params);
-        self.noted(result)
+        self.with_prepared(sql, |client, statement| client.query_opt(statement, params))
     }
 
     /// Runs `sql` (prepared once per connection): exactly one row.
@@ -325,9 +333,7 @@ impl Conn<'_> {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<::postgres::Row, ::postgres::Error> {
-        let statement = self.prepared(sql)?;
-        let result = self.client_mut().query_one(&statement, params);
-        self.noted(result)
+        self.with_prepared(sql, |client, statement| client.query_one(statement, params))
     }
 
     /// Runs `sql` (prepared once per connection): the number of rows it changed.
@@ -336,9 +342,7 @@ impl Conn<'_> {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, ::postgres::Error> {
-        let statement = self.prepared(sql)?;
-        let result = self.client_mut().execute(&statement, params);
-        self.noted(result)
+        self.with_prepared(sql, |client, statement| client.execute(statement, params))
     }
 
     fn client_mut(&mut self) -> &mut Client {
