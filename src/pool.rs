@@ -568,7 +568,8 @@ impl<T: Send + Sync + 'static> Shared<T> {
         if let Some(hook) = &self.cfg.on_start {
             catcher.call(PanicSite::WorkerStart, None, || hook(slot.index));
         }
-        let queue = &self.queue;
+        // The worker's own handle of the queue: its leases count on it alone (see `Queue::share`).
+        let queue = &self.queue.clone();
         let visibility = self.cfg.heartbeat.then(|| self.cfg.job_timeout.map_or(NEVER, ticks));
         // A worker settles the job it ran and takes the next in one critical section (see `Taken`). On a
         // durable queue, where every lease waits for a sync, it takes a few jobs at once when there is a

@@ -38,6 +38,9 @@ const SHRINK_MIN: usize = 4096;
 /// Leases between two sweeps of the groups' rate-limit windows (see `State::take_group_token`).
 const SWEEP_EVERY: u32 = 1024;
 
+/// Up to this many ready jobs, the ready hint is exact (see [`State::hint_due`]).
+pub(crate) const HINT_EXACT: usize = 64;
+
 /// Priority levels: 0 (the default, lowest) to `PRIORITY_LEVELS - 1` (highest).
 pub(crate) const PRIORITY_LEVELS: usize = 8;
 
@@ -305,6 +308,8 @@ pub(crate) struct State {
     n_delayed: usize,
     n_waiting: usize,
     n_leased: usize,
+    /// The ready count last published as the hint (see [`hint_due`](State::hint_due)).
+    hint: usize,
     counters: Counters,
     next_id: u64,
     now: Tick,
@@ -362,6 +367,7 @@ impl State {
             n_delayed: 0,
             n_waiting: 0,
             n_leased: 0,
+            hint: 0,
             counters: Counters::default(),
             next_id: 1,
             now: 0,
@@ -403,7 +409,7 @@ impl State {
         self.events.drain(..)
     }
 
-    /// The wake-ups owed since the last call (see `crate::wait`).
+    /// The wake-ups owed since the last call, or since the first waiter began waiting (see `crate::wait`).
     pub fn take_wakes(&mut self) -> Wakes {
         std::mem::take(&mut self.wakes)
     }
@@ -426,9 +432,19 @@ impl State {
         self.paused
     }
 
-    /// A consumer or producer begins a blocking wait.
+    /// A consumer or producer begins a blocking wait. Wake-ups counted while nobody waited are owed to
+    /// nobody: the first waiter starts from none.
     pub fn wait_begins(&mut self, who: Waiter) {
+        if !self.has_waiters() {
+            self.wakes = Wakes::default();
+        }
         *self.waiting(who) += 1;
+    }
+
+    /// Whether a consumer or producer is blocked (only then are wake-ups handed out).
+    #[inline(always)]
+    pub fn has_waiters(&self) -> bool {
+        self.waiting_consumers | self.waiting_producers != 0
     }
 
     /// A consumer or producer ends a blocking wait.
@@ -449,6 +465,24 @@ impl State {
 
     pub fn waiting_producers(&self) -> usize {
         self.waiting_producers
+    }
+
+    /// The number of ready jobs, if the hint that consumers and pools read without the lock should be
+    /// brought up to it: exact up to [`HINT_EXACT`] jobs, above that within a factor of two (a queue
+    /// drained by several consumers would otherwise have every operation write the hint's cache line,
+    /// which every consumer reads).
+    #[inline(always)]
+    pub fn hint_due(&mut self) -> Option<usize> {
+        let (ready, hint) = (self.n_ready, self.hint);
+        if ready == hint
+            || ready.min(hint) >= HINT_EXACT
+                && ready < hint.saturating_mul(2)
+                && ready.saturating_mul(2) > hint
+        {
+            return None;
+        }
+        self.hint = ready;
+        Some(ready)
     }
 
     pub fn counters(&self) -> Counters {
@@ -989,7 +1023,7 @@ impl State {
         self.ready[level].push(Entry { slot, ticket });
         self.ready_levels |= 1 << level;
         self.n_ready += 1;
-        self.wakes.ready += 1;
+        self.wakes.ready = self.wakes.ready.wrapping_add(1);
     }
 
     /// Blocked consumers wait until the earliest timed event: one that comes earlier must wake them.
@@ -1148,7 +1182,7 @@ impl State {
         s.flags = 0;
         s.history = None;
         self.free.push(Reverse(slot));
-        self.wakes.freed += 1;
+        self.wakes.freed = self.wakes.freed.wrapping_add(1);
         if flags & HAS_TTL != 0 {
             let slots = &self.slots;
             let gone = Timed { at: NEVER, id, slot, ticket: 0 }; // never the head: counted stale

@@ -45,8 +45,9 @@ pub(crate) struct Inner<T> {
     pub(crate) ttl: Option<Duration>,
     /// What makes the queue durable (a journal), if anything does: told of every change.
     pub(crate) durable: Option<Box<dyn Durable<T>>>,
-    /// The number of ready jobs as of the last operation: read without the lock by consumers that spin
-    /// a little before they block.
+    /// The number of ready jobs as of the last operation (exact up to 64, then within a factor of two:
+    /// see `State::hint_due`): read without the lock by consumers that spin a little before they block,
+    /// and by a pool that scales and sizes its batches by it.
     pub(crate) ready_hint: Padded<AtomicUsize>,
     /// Runs user code: catches, counts and reports its panics.
     pub(crate) catcher: Catcher,
@@ -90,6 +91,36 @@ impl<T> Core<T> {
         let job = self.jobs.get_mut(slot as usize).and_then(Option::take);
         debug_assert!(job.is_some(), "a live slot holds its job");
         job
+    }
+}
+
+/// A few values gathered under the lock for after it: the leases granted (made into [`Lease`]s by
+/// [`Inner::hand_out`]), the payloads of acked jobs (dropped outside the lock). One value, the common
+/// case, needs no allocation.
+pub(crate) struct Few<X> {
+    first: Option<X>,
+    rest: Vec<X>,
+}
+
+impl<X> Few<X> {
+    pub(crate) fn new() -> Self {
+        Few { first: None, rest: Vec::new() }
+    }
+
+    fn push(&mut self, value: X) {
+        if self.first.is_none() {
+            self.first = Some(value);
+        } else {
+            self.rest.push(value);
+        }
+    }
+
+    /// Calls `f` on each value, in the order they were pushed.
+    fn for_each(self, mut f: impl FnMut(X)) {
+        if let Some(first) = self.first {
+            f(first);
+            self.rest.into_iter().for_each(f);
+        }
     }
 }
 
@@ -171,8 +202,12 @@ impl<T: Send + Sync + 'static> Inner<T> {
         if core.st.has_events() {
             self.collect_events(&mut core.st, &mut out);
         }
-        self.wake(&mut core.st);
-        self.ready_hint.store(core.st.counts().ready, Ordering::Relaxed);
+        if core.st.has_waiters() {
+            self.wake(&mut core.st);
+        }
+        if let Some(ready) = core.st.hint_due() {
+            self.ready_hint.store(ready, Ordering::Relaxed);
+        }
         if core.jobs.len() > core.st.slot_count() {
             // The slab shrank after a burst: the payloads' slots beyond it are free (`None`).
             let slots = core.st.slot_count();
@@ -468,13 +503,17 @@ impl<T: Send + Sync + 'static> Inner<T> {
         }
     }
 
-    pub(crate) fn lease(self: &Arc<Self>, wait: Wait) -> Result<Lease<T>, LeaseFail> {
-        self.lease_with(LeaseParams { wait, visibility: None, stop: None })
+    pub(crate) fn lease(self: &Arc<Self>, handle: &Queue<T>, wait: Wait) -> Result<Lease<T>, LeaseFail> {
+        self.lease_with(handle, LeaseParams { wait, visibility: None, stop: None })
     }
 
-    pub(crate) fn lease_with(self: &Arc<Self>, params: LeaseParams<'_>) -> Result<Lease<T>, LeaseFail> {
+    pub(crate) fn lease_with(
+        self: &Arc<Self>,
+        handle: &Queue<T>,
+        params: LeaseParams<'_>,
+    ) -> Result<Lease<T>, LeaseFail> {
         let mut lease = None;
-        self.lease_into(params, 1, &mut |l| lease = Some(l))?;
+        self.lease_into(handle, params, 1, &mut |l| lease = Some(l))?;
         // `lease_into` hands out at least one lease when it succeeds; were it not to, there was no job.
         lease.ok_or(LeaseFail::NoJob)
     }
@@ -483,21 +522,24 @@ impl<T: Send + Sync + 'static> Inner<T> {
     /// one lock.
     pub(crate) fn lease_into(
         self: &Arc<Self>,
+        handle: &Queue<T>,
         params: LeaseParams<'_>,
         max: usize,
         take: &mut impl FnMut(Lease<T>),
     ) -> Result<(), LeaseFail> {
         let reading = self.clock.tick();
         let mut out = Outbox::new();
+        let mut granted = Few::new();
         let mut core = self.core.lock();
         let now = core.st.catch_up(reading);
-        let result = match self.lease_once(&mut core, &mut out, &params, max, take, now) {
+        let result = match self.lease_once(&mut core, &mut out, &params, max, &mut granted, now) {
             Err(LeaseFail::NoJob | LeaseFail::Limited(_)) if matches!(params.wait, Wait::Until(until) if now < until) => {
-                self.lease_waiting(&mut core, &mut out, &params, max, take)
+                self.lease_waiting(&mut core, &mut out, &params, max, &mut granted)
             }
             result => result,
         };
         self.finish(core, out);
+        self.hand_out(handle, granted, take);
         result?;
         // A lease's record must be durable before its holder runs the job: a job that crashes the process
         // every time then still runs out of attempts.
@@ -512,7 +554,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         out: &mut Outbox<T>,
         params: &LeaseParams<'_>,
         max: usize,
-        take: &mut impl FnMut(Lease<T>),
+        granted: &mut Few<(Grant, Arc<T>)>,
         now: Tick,
     ) -> Result<(), LeaseFail> {
         if params.stop.is_some_and(|stop| stop.load(Ordering::Acquire)) {
@@ -525,8 +567,8 @@ impl<T: Send + Sync + 'static> Inner<T> {
             let Some(grant) = core.st.lease(now, visibility) else { break };
             let (id, attempt, deadline) = (grant.token.id, grant.attempt, grant.deadline);
             self.record(|| Change::Lease { id, attempt, deadline });
-            if let Some(lease) = self.lease_of(core, grant) {
-                take(lease);
+            if let Some(job) = core.job(grant.token.slot) {
+                granted.push((grant, Arc::clone(job)));
                 taken += 1;
             }
         }
@@ -550,7 +592,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         out: &mut Outbox<T>,
         params: &LeaseParams<'_>,
         max: usize,
-        take: &mut impl FnMut(Lease<T>),
+        granted: &mut Few<(Grant, Arc<T>)>,
     ) -> Result<(), LeaseFail> {
         let Wait::Until(until) = params.wait else { return Err(LeaseFail::NoJob) };
         let mut round = 0;
@@ -562,7 +604,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
                 self.block(core, out, Waiter::Consumer, until);
             }
             let now = core.st.catch_up(self.clock.tick());
-            match self.lease_once(core, out, params, max, take, now) {
+            match self.lease_once(core, out, params, max, granted, now) {
                 Err(LeaseFail::NoJob | LeaseFail::Limited(_)) if now < until => {}
                 result => return result,
             }
@@ -570,10 +612,15 @@ impl<T: Send + Sync + 'static> Inner<T> {
     }
 
     /// Leases up to `max` jobs, waiting as `wait` says for the first.
-    pub(crate) fn lease_many(self: &Arc<Self>, wait: Wait, max: usize) -> Result<Vec<Lease<T>>, LeaseFail> {
+    pub(crate) fn lease_many(
+        self: &Arc<Self>,
+        handle: &Queue<T>,
+        wait: Wait,
+        max: usize,
+    ) -> Result<Vec<Lease<T>>, LeaseFail> {
         let mut leases = Vec::with_capacity(max.min(1024));
         if max > 0 {
-            self.lease_into(LeaseParams { wait, visibility: None, stop: None }, max, &mut |l| {
+            self.lease_into(handle, LeaseParams { wait, visibility: None, stop: None }, max, &mut |l| {
                 leases.push(l)
             })?;
         }
@@ -895,17 +942,18 @@ impl<T: Send + Sync + 'static> Inner<T> {
         self.record(|| Change::Unbury(id.as_u64()));
     }
 
-    /// The lease of a grant. `None` only if the invariant "a live slot holds its job" were broken: a debug
-    /// build stops there; a release build hands out no lease (the grant lapses at its deadline).
-    pub(crate) fn lease_of(self: &Arc<Self>, core: &Core<T>, grant: Grant) -> Option<Lease<T>> {
-        let job = core.job(grant.token.slot)?;
-        Some(Lease::new(
-            Queue::of_store(Arc::clone(self)),
-            Arc::clone(job),
-            grant.token,
-            grant.attempt,
-            grant.deadline,
-        ))
+    /// Makes the leases granted under the lock, after it, and hands them to `take` in the order they were
+    /// granted. (A lease holds a handle of the queue: cloning it writes the queue's reference count, a
+    /// cache line every consumer writes, which is kept out of the critical section.)
+    pub(crate) fn hand_out(
+        &self,
+        handle: &Queue<T>,
+        granted: Few<(Grant, Arc<T>)>,
+        take: &mut impl FnMut(Lease<T>),
+    ) {
+        granted.for_each(|(grant, job)| {
+            take(Lease::new(handle.share(), job, grant.token, grant.attempt, grant.deadline))
+        });
     }
 
     // ----- lease outcomes, called by `Lease` -----
@@ -921,37 +969,68 @@ impl<T: Send + Sync + 'static> Inner<T> {
     /// the leases taken are waited for (a pool worker's ack: see [`ack_unsynced`](Inner::ack_unsynced)).
     pub(crate) fn ack_then_lease_into(
         self: &Arc<Self>,
+        handle: &Queue<T>,
         token: Token,
         max: usize,
         visibility: Option<Tick>,
         synced: bool,
         take: &mut impl FnMut(Lease<T>),
     ) -> Result<(), LeaseLost> {
+        let mut acked = [Ok(())];
+        self.ack_many_then_lease_into(handle, &[token], &mut acked, false, max, visibility, synced, take);
+        let [acked] = acked;
+        acked
+    }
+
+    /// Acks the jobs of `tokens`, each result written to its place in `acked` (as long as `tokens`), and
+    /// leases up to `max` ready jobs (without waiting), handed to `take`, all under one lock. Leases
+    /// unless every ack failed, or whatever the acks did with `always`. With `synced`, returns once a
+    /// durable store has the acks on disk (a failed sync turns the acks' results into its error); without,
+    /// only the leases taken are waited for.
+    #[allow(clippy::too_many_arguments)] // crate-internal, called by the single and the batch form
+    pub(crate) fn ack_many_then_lease_into(
+        self: &Arc<Self>,
+        handle: &Queue<T>,
+        tokens: &[Token],
+        acked: &mut [Result<(), LeaseLost>],
+        always: bool,
+        max: usize,
+        visibility: Option<Tick>,
+        synced: bool,
+        take: &mut impl FnMut(Lease<T>),
+    ) {
+        debug_assert_eq!(tokens.len(), acked.len());
         let reading = (max > 0).then(|| self.clock.tick());
         let mut out = Outbox::new();
+        let mut granted = Few::new();
+        let mut dropped = Few::new();
         let mut core = self.core.lock();
-        let result = core.st.ack(token);
-        let mut taken = false;
-        let job = match result {
-            Ok(()) => {
+        let mut any = tokens.is_empty();
+        for (&token, result) in tokens.iter().zip(acked.iter_mut()) {
+            *result = core.st.ack(token);
+            if result.is_ok() {
+                any = true;
                 self.record(|| Change::Ack(token.id));
-                let job = core.take_job(token.slot);
-                if let Some(reading) = reading {
-                    let now = core.st.catch_up(reading);
-                    let params = LeaseParams { wait: Wait::No, visibility, stop: None };
-                    taken = self.lease_once(&mut core, &mut out, &params, max, take, now).is_ok();
-                }
-                job
+                dropped.push(core.take_job(token.slot));
             }
-            Err(_) => None,
-        };
-        self.finish(core, out);
-        self.catcher.dispose_job(job); // the job's destructor runs outside the lock
-        result?;
-        if synced || taken {
-            self.commit().map_err(LeaseLost::Store)?;
         }
-        Ok(())
+        let mut taken = false;
+        if let Some(reading) = reading.filter(|_| any || always) {
+            let now = core.st.catch_up(reading);
+            let params = LeaseParams { wait: Wait::No, visibility, stop: None };
+            taken = self.lease_once(&mut core, &mut out, &params, max, &mut granted, now).is_ok();
+        }
+        self.finish(core, out);
+        self.hand_out(handle, granted, take);
+        // The jobs' destructors run outside the lock.
+        dropped.for_each(|job| self.catcher.dispose_job(job));
+        if synced || taken {
+            if let Err(e) = self.commit() {
+                for result in acked.iter_mut().filter(|r| r.is_ok()) {
+                    *result = Err(LeaseLost::Store(e.clone()));
+                }
+            }
+        }
     }
 
     /// An ack that does not wait for a durable store's sync: the next operation that waits covers it (a

@@ -282,3 +282,30 @@ fn ack_and_try_lease_settles_and_takes_the_next_job_or_changes_nothing_when_stal
     assert!(third.ack_and_try_lease().unwrap().is_none());
     assert!(queue.is_empty());
 }
+
+#[test]
+fn ack_and_try_lease_batch_acks_the_batch_and_refills_it_under_one_call() {
+    let (queue, clock) = queue::<u32>();
+    queue.push_batch(1..=5);
+    let mut leases = queue.try_lease_batch(2).unwrap();
+    assert_eq!(leases.iter().map(|l| **l).collect::<Vec<_>>(), [1, 2]);
+    let acked = queue.ack_and_try_lease_batch(&mut leases, 2);
+    assert!(acked.iter().all(Result::is_ok), "{acked:?}");
+    assert_eq!(leases.iter().map(|l| **l).collect::<Vec<_>>(), [3, 4], "refilled in queue order");
+    assert_eq!((queue.stats().acked, queue.stats().leased, queue.stats().ready), (2, 2, 1));
+    // A stale lease in the batch gets its own error and changes nothing; a lapsed one that nobody leased
+    // again is still current, and its late ack is accepted.
+    clock.advance(secs(31));
+    let mut taken = queue.try_lease_batch(2).unwrap();
+    assert_eq!(taken.iter().map(|l| (**l, l.attempt())).collect::<Vec<_>>(), [(5, 1), (3, 2)]);
+    let acked = queue.ack_and_try_lease_batch(&mut leases, 5);
+    assert!(matches!(acked[..], [Err(leasequeue::LeaseLost::Superseded { attempt: 2 }), Ok(())]), "{acked:?}");
+    assert!(leases.is_empty(), "nothing was ready to take");
+    assert_eq!((queue.stats().acked, queue.stats().leased), (3, 2));
+    let acked = queue.ack_and_try_lease_batch(&mut taken, 5);
+    assert_eq!(acked.len(), 2);
+    assert!(acked.iter().all(Result::is_ok), "{acked:?}");
+    assert!(taken.is_empty());
+    assert!(queue.is_empty());
+    assert_eq!(queue.stats().acked, 5);
+}

@@ -281,10 +281,6 @@ impl<T: Send + Sync + 'static> PgQueue<T> {
         Ok(queue)
     }
 
-    fn handle(self: &Arc<Self>) -> Queue<T> {
-        Queue::of_pg(Arc::clone(self))
-    }
-
     /// The mapping of the database's times onto the clock's, from the database's time now (as a
     /// statement returned it). On a test clock the database's times are the clock's ticks: exact, and
     /// the same however far the clock has moved since.
@@ -421,16 +417,23 @@ impl<T: Send + Sync + 'static> PgQueue<T> {
 
     // ----- lease -----
 
-    pub(crate) fn lease(self: &Arc<Self>, wait: Wait) -> Result<Lease<T>, LeaseFail> {
+    pub(crate) fn lease(self: &Arc<Self>, handle: &Queue<T>, wait: Wait) -> Result<Lease<T>, LeaseFail> {
         let mut lease = None;
-        self.lease_into(LeaseParams { wait, visibility: None, stop: None }, 1, &mut |l| lease = Some(l))?;
+        self.lease_into(handle, LeaseParams { wait, visibility: None, stop: None }, 1, &mut |l| {
+            lease = Some(l)
+        })?;
         lease.ok_or(LeaseFail::NoJob)
     }
 
-    pub(crate) fn lease_many(self: &Arc<Self>, wait: Wait, max: usize) -> Result<Vec<Lease<T>>, LeaseFail> {
+    pub(crate) fn lease_many(
+        self: &Arc<Self>,
+        handle: &Queue<T>,
+        wait: Wait,
+        max: usize,
+    ) -> Result<Vec<Lease<T>>, LeaseFail> {
         let mut leases = Vec::with_capacity(max.min(1024));
         if max > 0 {
-            self.lease_into(LeaseParams { wait, visibility: None, stop: None }, max, &mut |l| {
+            self.lease_into(handle, LeaseParams { wait, visibility: None, stop: None }, max, &mut |l| {
                 leases.push(l)
             })?;
         }
@@ -441,6 +444,7 @@ impl<T: Send + Sync + 'static> PgQueue<T> {
     /// `take`.
     pub(crate) fn lease_into(
         self: &Arc<Self>,
+        handle: &Queue<T>,
         params: LeaseParams<'_>,
         max: usize,
         take: &mut dyn FnMut(Lease<T>),
@@ -466,7 +470,7 @@ impl<T: Send + Sync + 'static> PgQueue<T> {
                 let deadline = self.clock.tick().saturating_add(visibility);
                 let mut handed = 0;
                 for row in leased {
-                    if let Some(lease) = self.lease_of(row, deadline) {
+                    if let Some(lease) = self.lease_of(handle, row, deadline) {
                         take(lease);
                         handed += 1;
                     }
@@ -494,14 +498,20 @@ impl<T: Send + Sync + 'static> PgQueue<T> {
 
     /// A lease of a row just leased; `None` (the row dead-lettered as undecodable) if its payload does
     /// not deserialize.
-    fn lease_of(self: &Arc<Self>, row: Leased, deadline: Tick) -> Option<Lease<T>> {
+    fn lease_of(&self, handle: &Queue<T>, row: Leased, deadline: Tick) -> Option<Lease<T>> {
         let decoded = self.catcher.call(PanicSite::PayloadDeserialize, Some(job_id(row.id)), || {
             self.payloads.decode(row.id, &row.payload)
         });
         match decoded {
             Some(Ok(job)) => {
                 let token = token_of(row.id, row.token);
-                Some(Lease::new(self.handle(), job, token, u32::try_from(row.attempt).unwrap_or(0), deadline))
+                Some(Lease::new(
+                    handle.share(),
+                    job,
+                    token,
+                    u32::try_from(row.attempt).unwrap_or(0),
+                    deadline,
+                ))
             }
             _ => {
                 // Kept as stored; a failure to record it leaves the lease to lapse and be tried again.

@@ -1,0 +1,201 @@
+//! The hot path's figures as ratios against plain crossbeam-channel measured in the same run: the
+//! uncontended push -> lease -> ack cycle, two threads draining a prefilled queue through the public API
+//! (single and batched), a `WorkerPool` of 2, 4 and 8 workers draining with a no-op handler, and the cycle
+//! with 1 000 and with 1 000 000 jobs resident.
+//!
+//! Run with `cargo bench --bench speed` (`-- --quick` for a smaller run). Each figure is the best of a few
+//! runs; compare the ratios, not the absolute times, which depend on the machine and its load.
+#![allow(clippy::disallowed_methods)] // a benchmark measures real time
+
+use std::hint::black_box;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use leasequeue::{Queue, WorkerPool};
+
+/// How many times each figure is measured; the best run counts.
+const RUNS: usize = 3;
+
+fn best(mut run: impl FnMut() -> Duration) -> Duration {
+    (0..RUNS).map(|_| run()).min().unwrap_or_default()
+}
+
+fn per_job(took: Duration, jobs: u64) -> f64 {
+    took.as_nanos() as f64 / jobs as f64
+}
+
+// ----- the uncontended cycle -----
+
+fn crossbeam_cycle(n: u64) -> Duration {
+    let (tx, rx) = crossbeam_channel::bounded(1024);
+    let start = Instant::now();
+    for i in 0..n {
+        tx.send(black_box(i)).unwrap();
+        black_box(rx.recv().unwrap());
+    }
+    start.elapsed()
+}
+
+fn leasequeue_cycle(queue: &Queue<u64>, n: u64) -> Duration {
+    let start = Instant::now();
+    for i in 0..n {
+        queue.push(black_box(i)).unwrap();
+        queue.try_lease().unwrap().ack().unwrap();
+    }
+    start.elapsed()
+}
+
+// ----- two threads draining a prefilled queue -----
+
+fn crossbeam_drain(n: u64, threads: usize) -> Duration {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    for i in 0..n {
+        tx.send(i).unwrap();
+    }
+    drop(tx);
+    let start = Instant::now();
+    thread::scope(|s| {
+        for _ in 0..threads {
+            let rx = rx.clone();
+            s.spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    black_box(job);
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+fn prefilled(n: u64) -> Queue<u64> {
+    let queue = Queue::new();
+    for result in queue.push_batch(0..n) {
+        result.unwrap();
+    }
+    queue
+}
+
+/// How a consumer thread drains: one lease and ack at a time, `ack_and_try_lease`, or batches.
+#[derive(Clone, Copy)]
+enum Drain {
+    Single,
+    AckAndLease,
+    Batch(usize),
+}
+
+fn leasequeue_drain(n: u64, threads: usize, how: Drain) -> Duration {
+    let queue = prefilled(n);
+    let start = Instant::now();
+    thread::scope(|s| {
+        for _ in 0..threads {
+            let queue = queue.clone();
+            s.spawn(move || match how {
+                Drain::Single => {
+                    while let Ok(lease) = queue.try_lease() {
+                        black_box(*lease);
+                        lease.ack().unwrap();
+                    }
+                }
+                Drain::AckAndLease => {
+                    let mut next = queue.try_lease().ok();
+                    while let Some(lease) = next {
+                        black_box(*lease);
+                        next = lease.ack_and_try_lease().unwrap();
+                    }
+                }
+                Drain::Batch(max) => {
+                    let mut leases = queue.try_lease_batch(max).unwrap_or_default();
+                    while !leases.is_empty() {
+                        for lease in &leases {
+                            black_box(**lease);
+                        }
+                        for acked in queue.ack_and_try_lease_batch(&mut leases, max) {
+                            acked.unwrap();
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let took = start.elapsed();
+    assert_eq!(queue.stats().acked, n, "every job acked once");
+    took
+}
+
+fn pool_drain(n: u64, workers: usize) -> Duration {
+    let queue = prefilled(n);
+    queue.close();
+    let start = Instant::now();
+    let pool = WorkerPool::builder(queue.clone())
+        .workers(workers)
+        .build(|job| {
+            black_box(*job);
+        })
+        .unwrap();
+    let stats = pool.join();
+    let took = start.elapsed();
+    assert_eq!(stats.succeeded, n, "every job handled once");
+    took
+}
+
+// ----- resident jobs -----
+
+fn resident_cycle(resident: u64, n: u64) -> Duration {
+    let queue = prefilled(resident);
+    leasequeue_cycle(&queue, n)
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    // Cargo passes `--bench` to every bench target; nothing else is taken.
+    let (cycles, drained, resident) =
+        if quick { (200_000, 200_000, 100_000) } else { (2_000_000, 1_000_000, 1_000_000) };
+    println!("leasequeue hot path, {} cores, best of {RUNS} runs; ratios within this run\n", cores());
+
+    let crossbeam = per_job(best(|| crossbeam_cycle(cycles)), cycles);
+    let queue = Queue::new();
+    let cycle = per_job(best(|| leasequeue_cycle(&queue, cycles)), cycles);
+    println!("| figure | leasequeue | crossbeam-channel | ratio |");
+    println!("|---|---|---|---|");
+    println!(
+        "| push -> try_lease -> ack, one thread | {cycle:.1} ns | {crossbeam:.1} ns (bounded send + recv) | \
+         {:.2}x the time |",
+        cycle / crossbeam
+    );
+
+    let threads2 = best(|| crossbeam_drain(drained, 2));
+    let rate = |took: Duration| drained as f64 / took.as_secs_f64();
+    let base = rate(threads2);
+    let row = |what: &str, took: Duration| {
+        println!(
+            "| {what} | {:.2} M jobs/s | {:.2} M jobs/s (2 threads on `recv`) | {:.2}x the rate |",
+            rate(took) / 1e6,
+            base / 1e6,
+            rate(took) / base
+        );
+    };
+    row("2 threads: `try_lease` + `ack`", best(|| leasequeue_drain(drained, 2, Drain::Single)));
+    row("2 threads: `ack_and_try_lease`", best(|| leasequeue_drain(drained, 2, Drain::AckAndLease)));
+    row(
+        "2 threads: `ack_and_try_lease_batch` of 32",
+        best(|| leasequeue_drain(drained, 2, Drain::Batch(32))),
+    );
+    for workers in [2, 4, 8] {
+        row(
+            &format!("`WorkerPool`, {workers} workers, no-op handler"),
+            best(|| pool_drain(drained, workers)),
+        );
+    }
+
+    let small = per_job(best(|| resident_cycle(1_000, cycles)), cycles);
+    let large = per_job(best(|| resident_cycle(resident, cycles)), cycles);
+    println!(
+        "| the cycle with {resident} jobs resident | {large:.1} ns | {small:.1} ns with 1 000 resident | \
+         {:.2}x the time |",
+        large / small
+    );
+}
+
+fn cores() -> usize {
+    thread::available_parallelism().map_or(1, usize::from)
+}
