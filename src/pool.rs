@@ -36,6 +36,15 @@ type WorkerHook = Box<dyn Fn(usize) + Send + Sync>;
 /// So a burst that arrives while every worker runs a long job scales the pool at once, whether it is
 /// pushed job by job or as a batch.
 ///
+/// **Batches.** A worker settles the job it ran and takes the next in one critical section. Under a
+/// backlog it takes several at once, its share of the backlog and no more than it runs in half a
+/// visibility timeout at the handler's average run time: on a durable queue they share one sync, and in
+/// memory on the system clock the acks of a batch's jobs wait for the batch's last, which acks them all
+/// and takes the next batch under one lock. A job's lease is then taken when its batch is (its deadline
+/// counts from there), and [`PoolStats::succeeded`] counts its ack when it lands, at most a batch later.
+/// A failed job is settled at once, and [`shutdown`](WorkerPool::shutdown) acks the jobs a worker
+/// finished and had not acked yet. On a test clock every job is settled on its own, as it ends.
+///
 /// [`shutdown`](WorkerPool::shutdown) stops gracefully. Dropping the pool without it only signals the
 /// workers to stop (it never blocks): they stop leasing, running handlers see
 /// [`Job::is_cancelled`], and each job still settles through its handler's outcome (or, if the handler
@@ -65,12 +74,24 @@ pub struct WorkerPool<T: Send + Sync + 'static> {
 }
 
 /// The jobs a worker leased and has not started, oldest first. The first of those an ack took is
-/// fresh (leased just as the job before it ended): it runs without extending its lease. The others wait
-/// their turn, and their visibility is counted again when they start.
+/// fresh (leased just as the job before it ended): it runs without extending its lease. On a durable
+/// queue the others wait their turn, and their visibility is counted again when they start; in memory
+/// they are all fresh (see `deferring`).
 struct Taken<T: Send + Sync + 'static> {
     leases: VecDeque<(Lease<T>, bool)>,
     /// Whether the worker takes batches (a durable queue).
     batched: bool,
+    /// Whether the worker takes batches in memory and defers the acks of a batch's jobs to the ack of
+    /// its last, which acks them all and takes the next batch under one lock (the queue's system clock;
+    /// on a test clock every job is settled on its own). A batch is sized as on a durable queue (see
+    /// `Shared::batch_size`), so that its last job starts within half its visibility timeout; its
+    /// leases' timeouts count from when they were taken.
+    deferring: bool,
+    /// The ack just made was deferred (its outcome is counted when the batch's acks land).
+    deferred_now: bool,
+    /// When the batch now running was taken, and how many jobs it had (to time the handler).
+    batch_from: Tick,
+    batch_len: usize,
     /// The visibility a lease is taken with: the pool's job timeout under a heartbeat, else the queue's.
     visibility: Option<Tick>,
     own_visibility: Duration,
@@ -80,6 +101,9 @@ struct Taken<T: Send + Sync + 'static> {
 /// The most jobs a worker of a durable queue takes at once (see `Shared::batch_size`): they share one
 /// sync, and a crash of the process spends an attempt of each, so a few.
 const MAX_TAKEN: usize = 16;
+
+/// The most jobs a worker of an in-memory queue takes at once (see `Taken::deferring`).
+const MAX_DEFERRED: usize = 32;
 
 /// How long a worker waits after the store failed before it leases again: doubled after each failure in
 /// a row (a database that is down is not asked hundreds of times a second), up to [`STORE_RETRY_MAX`].
@@ -172,6 +196,12 @@ struct WorkerSlot {
     index: usize,
     /// The lease of the job this worker is running, for shutdown to take back.
     running: Mutex<Option<Token>>,
+    /// The leases of jobs this worker ran to success whose acks wait for the end of its batch (see
+    /// `Taken::deferring`): acked by the worker, or by shutdown if the worker is still running then.
+    done: Mutex<Vec<Token>>,
+    /// Whether the worker counts as busy for its whole batch (see [`hold_busy`]); only the worker's own
+    /// thread reads and writes it.
+    holding_busy: AtomicBool,
     finished: AtomicBool,
 }
 
@@ -202,7 +232,8 @@ pub struct PoolStats {
     pub workers: usize,
     /// Workers running a handler now.
     pub busy: usize,
-    /// Handler runs finished (any outcome, panics included).
+    /// Handler runs finished (any outcome, panics included). A run whose ack waits for the end of its
+    /// batch (see [`WorkerPool`], "Batches") counts when the ack lands.
     pub processed: u64,
     /// Jobs acked.
     pub succeeded: u64,
@@ -237,7 +268,8 @@ pub struct PoolStats {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShutdownReport {
-    /// Jobs whose handlers finished during the grace period.
+    /// Jobs whose handlers finished during the grace period (and those that finished just before, whose
+    /// acks waited for the end of their batch: see [`WorkerPool`], "Batches").
     pub completed: u64,
     /// Jobs still running when the grace period ended, whose leases were released (no attempt spent):
     /// they are ready in the queue again.
@@ -363,6 +395,13 @@ impl<T: Send + Sync + 'static> WorkerPool<T> {
         let mut released = 0;
         let mut running = Vec::with_capacity(threads.len());
         for worker in &threads {
+            // Jobs the worker ran to success and has not acked yet (see `Taken::deferring`).
+            let done = mem::take(&mut *worker.slot.done.lock());
+            if !done.is_empty() {
+                let mut acked = vec![Ok(()); done.len()];
+                shared.queue.ack_many_then_lease_into(&done, &mut acked, 0, None, &mut |_| {});
+                shared.count_acks(&acked);
+            }
             let token = worker.slot.running.lock().take();
             if let Some(token) = token {
                 if shared.queue.revoke_lease(token).is_ok() {
@@ -544,6 +583,8 @@ impl<T: Send + Sync + 'static> Shared<T> {
         let slot = Arc::new(WorkerSlot {
             index: state.next_index,
             running: Mutex::new(None),
+            done: Mutex::new(Vec::new()),
+            holding_busy: AtomicBool::new(false),
             finished: AtomicBool::new(false),
         });
         let shared = Arc::clone(self);
@@ -578,6 +619,10 @@ impl<T: Send + Sync + 'static> Shared<T> {
         let mut taken = Taken {
             leases: VecDeque::new(),
             batched: queue.is_durable(),
+            deferring: !queue.is_durable() && !queue.clock().is_manual(),
+            deferred_now: false,
+            batch_from: 0,
+            batch_len: 0,
             visibility,
             own_visibility: Duration::from_nanos(own_ticks),
             own_ticks,
@@ -598,8 +643,15 @@ impl<T: Send + Sync + 'static> Shared<T> {
                 Wait::Until(NEVER)
             };
             let max = self.take_size(&taken);
+            if self.flush(queue, slot, &mut taken, max) {
+                continue; // the batch's deferred acks landed, and the next batch was taken with them
+            }
+            release_busy(&self.busy, slot); // the batch is over (see `hold_busy`)
             let params = LeaseParams { wait, visibility, stop: Some(&self.stopping) };
-            let leased = queue.lease_into(params, max, &mut |lease| taken.leases.push_back((lease, false)));
+            let fresh = taken.deferring;
+            taken.batch_from = queue.clock().tick();
+            let leased = queue.lease_into(params, max, &mut |lease| taken.leases.push_back((lease, fresh)));
+            taken.batch_len = taken.leases.len();
             store_failures = if matches!(leased, Err(LeaseFail::Store(_))) { store_failures + 1 } else { 0 };
             match leased {
                 Ok(()) => {
@@ -632,10 +684,12 @@ impl<T: Send + Sync + 'static> Shared<T> {
                 }
             }
         }
-        // Jobs taken and not started go back unrun, their attempt not spent.
-        for (lease, _) in taken.leases {
+        // Jobs taken and not started go back unrun, their attempt not spent; jobs done are acked.
+        for (lease, _) in taken.leases.drain(..) {
             let _ = lease.release();
         }
+        self.flush(queue, slot, &mut taken, 0);
+        release_busy(&self.busy, slot);
         // The worker's last acks did not wait for a durable store's sync (see `handler::settle`): now they do.
         // A failure fails the store, which every later call reports.
         let _ = queue.commit();
@@ -675,23 +729,57 @@ impl<T: Send + Sync + 'static> Shared<T> {
         None
     }
 
-    /// How many jobs a worker takes at its next lease: one, or on a durable queue a batch (see
+    /// How many jobs a worker takes at its next lease: one, or a batch (see
     /// [`batch_size`](Shared::batch_size)).
     fn take_size(&self, taken: &Taken<T>) -> usize {
         if taken.batched {
-            self.batch_size(taken.own_ticks)
+            self.batch_size(taken.own_ticks, MAX_TAKEN)
+        } else if taken.deferring {
+            self.batch_size(taken.own_ticks, MAX_DEFERRED)
         } else {
             1
         }
+    }
+
+    /// Acks the jobs this worker ran whose acks were deferred, if any, and takes the next batch of up to
+    /// `max` jobs in the same critical section. Counts the acks' outcomes (as busy meanwhile, for
+    /// `run_until_idle`). Returns whether it took a job.
+    fn flush(&self, queue: &Queue<T>, slot: &WorkerSlot, taken: &mut Taken<T>, max: usize) -> bool {
+        let tokens = mem::take(&mut *slot.done.lock());
+        if tokens.is_empty() {
+            return false;
+        }
+        let _busy = Busy::new(&self.busy, slot);
+        let mut acked = vec![Ok(()); tokens.len()];
+        taken.batch_from = queue.clock().tick();
+        let leases = &mut taken.leases;
+        queue.ack_many_then_lease_into(&tokens, &mut acked, max, taken.visibility, &mut |next| {
+            leases.push_back((next, true))
+        });
+        taken.batch_len = taken.leases.len();
+        self.count_acks(&acked);
+        !taken.leases.is_empty()
+    }
+
+    /// Counts the runs whose acks were deferred, and their acks' outcomes.
+    fn count_acks(&self, acked: &[Result<(), LeaseLost>]) {
+        let ok = acked.iter().filter(|r| r.is_ok()).count() as u64;
+        let c = &self.counters;
+        c.succeeded.fetch_add(ok, Ordering::AcqRel);
+        c.lost.fetch_add(acked.len() as u64 - ok, Ordering::AcqRel);
+        c.processed.fetch_add(acked.len() as u64, Ordering::AcqRel);
     }
 
     /// Acks a job that is done. With nothing taken ahead (and the pool not stopping), the same critical
     /// section takes the next job(s), the first to run at once; with jobs taken ahead, the same call to
     /// the store gives the next of them its fresh visibility (see `next_taken`); otherwise a plain ack.
     /// Either way the ack does not wait for a durable store's sync (see `Lease::ack_unsynced`).
-    fn ack(&self, lease: Lease<T>, taken: &mut Taken<T>) -> Result<(), LeaseLost> {
+    fn ack(&self, slot: &WorkerSlot, lease: Lease<T>, taken: &mut Taken<T>) -> Result<(), LeaseLost> {
         if self.stopping.load(Ordering::Acquire) {
             return lease.ack_unsynced();
+        }
+        if taken.deferring && !self.recording.load(Ordering::Acquire) {
+            return self.ack_deferring(slot, lease, taken);
         }
         if let Some((next, fresh)) = taken.leases.front_mut() {
             if *fresh {
@@ -715,17 +803,55 @@ impl<T: Send + Sync + 'static> Shared<T> {
         })
     }
 
-    /// How many jobs a worker of a durable queue takes at once: its share of the backlog, at most
-    /// [`MAX_TAKEN`], and no more than it runs in half a visibility timeout at the handler's average run
-    /// time (one before the first run), so that the last of them does not wait past its lease.
-    fn batch_size(&self, visibility: Tick) -> usize {
+    /// An ack while the worker defers them (see `Taken::deferring`): a job of the batch with more to
+    /// run leaves its ack to the batch's end; the batch's last acks every job of it and takes the next
+    /// batch under one lock.
+    fn ack_deferring(
+        &self,
+        slot: &WorkerSlot,
+        lease: Lease<T>,
+        taken: &mut Taken<T>,
+    ) -> Result<(), LeaseLost> {
+        if !taken.leases.is_empty() {
+            slot.done.lock().push(lease.disarm());
+            taken.deferred_now = true;
+            return Ok(());
+        }
+        let queue = &self.queue;
+        let now = queue.clock().tick();
+        if taken.batch_len > 0 {
+            let took = now.saturating_sub(taken.batch_from) / taken.batch_len as Tick;
+            let average = match self.run_time.load(Ordering::Relaxed) {
+                NEVER => took,
+                average => average - average / 8 + took / 8,
+            };
+            self.run_time.store(average, Ordering::Relaxed);
+        }
+        let mut tokens = mem::take(&mut *slot.done.lock());
+        tokens.push(lease.disarm());
+        let mut acked = vec![Ok(()); tokens.len()];
+        let max = self.take_size(taken);
+        let leases = &mut taken.leases;
+        queue.ack_many_then_lease_into(&tokens, &mut acked, max, taken.visibility, &mut |next| {
+            leases.push_back((next, true))
+        });
+        (taken.batch_from, taken.batch_len) = (now, taken.leases.len());
+        let last = acked.pop().unwrap_or(Err(LeaseLost::Gone));
+        self.count_acks(&acked);
+        last
+    }
+
+    /// How many jobs a worker takes at once when it takes batches: its share of the backlog, at most
+    /// `most`, and no more than it runs in half a visibility timeout at the handler's average run time
+    /// (one before the first run), so that the last of them does not wait past its lease.
+    fn batch_size(&self, visibility: Tick, most: usize) -> usize {
         let workers = self.state.lock().workers.max(1);
         let share = self.queue.ready_hint() / workers;
         let in_time = match self.run_time.load(Ordering::Relaxed) {
             NEVER => 1,
             run_time => usize::try_from(visibility / 2 / run_time.max(1)).unwrap_or(usize::MAX),
         };
-        share.min(in_time).clamp(1, MAX_TAKEN)
+        share.min(in_time).clamp(1, most)
     }
 
     /// Starts a worker if the pool may grow and the backlog has reached `scale_up_depth`: after a push only
@@ -752,10 +878,15 @@ impl<T: Send + Sync + 'static> Shared<T> {
     /// Runs the handler on one job and settles the job with its outcome.
     fn run(&self, slot: &WorkerSlot, mut lease: Lease<T>, taken: &mut Taken<T>) {
         let id = lease.id();
+        // Recorded only while `run_until_idle` asks (always on a test clock): runs that start meanwhile.
+        let recording = self.recording.load(Ordering::Acquire);
+        if taken.deferring && !recording {
+            hold_busy(&self.busy, slot); // for the whole batch (see `Taken::deferring`)
+        }
         let _busy = Busy::new(&self.busy, slot);
         let clock = self.queue.clock();
         let timeout_at = self.cfg.job_timeout.map_or(NEVER, |d| clock.tick().saturating_add(ticks(d)));
-        let (attempt, at) = (lease.attempt(), clock.now());
+        let (attempt, at) = (lease.attempt(), recording.then(|| clock.now()));
         // Timed only where it sizes the batches a worker takes (see `batch_size`).
         let started = self.queue.is_durable().then(|| clock.tick());
         let ran = handler::run(&*self.handler, &mut lease, clock, &self.cancelled, timeout_at);
@@ -772,7 +903,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
             };
             self.run_time.store(average, Ordering::Relaxed);
         }
-        let recorded = self.recording.load(Ordering::Acquire).then(|| handler::outcome_of(&ran));
+        let recorded = at.map(|at| (at, handler::outcome_of(&ran)));
         let c = &self.counters;
         let count = |counter: &AtomicU64| {
             counter.fetch_add(1, Ordering::AcqRel);
@@ -783,12 +914,14 @@ impl<T: Send + Sync + 'static> Shared<T> {
                 self.queue.catcher().call(PanicSite::HandlerPanicHook, Some(id), || hook(id, message));
             }
         }
-        let settled = handler::settle(lease, ran, |lease| self.ack(lease, taken));
+        let settled = handler::settle(lease, ran, |lease| self.ack(slot, lease, taken));
+        let deferred = mem::take(&mut taken.deferred_now);
         if taken.leases.is_empty() && self.queue.ready_hint() == 0 {
             // No next lease is likely to follow at once and wait for the ack's sync: wait for it here.
             let _ = self.queue.commit();
         }
         match settled {
+            Ok(Settled::Acked) if deferred => {} // counted when the batch's acks land
             Ok(Settled::Acked) => count(&c.succeeded),
             Ok(Settled::Retrying) => count(&c.failed),
             Ok(Settled::Exhausted) => {
@@ -799,7 +932,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
             Ok(Settled::Deferred) => count(&c.deferred),
             Err(_) => count(&c.lost),
         }
-        if let Some((outcome, panicked)) = recorded {
+        if let Some((at, (outcome, panicked))) = recorded {
             let mut runs = self.runs.lock();
             // Bounded: a test-clock pool that never calls `run_until_idle` keeps its last `MAX_RUNS` runs.
             if runs.len() >= MAX_RUNS {
@@ -807,7 +940,9 @@ impl<T: Send + Sync + 'static> Shared<T> {
             }
             runs.push((Attempt { id, attempt, at, outcome }, panicked, settled.ok()));
         }
-        count(&c.processed);
+        if !deferred {
+            count(&c.processed);
+        }
     }
 }
 
@@ -819,8 +954,11 @@ struct Busy<'a> {
 }
 
 impl<'a> Busy<'a> {
+    /// Counts the worker busy, unless it is for its whole batch already (see [`hold_busy`]).
     fn new(busy: &'a AtomicUsize, slot: &'a WorkerSlot) -> Self {
-        busy.fetch_add(1, Ordering::AcqRel);
+        if !slot.holding_busy.load(Ordering::Relaxed) {
+            busy.fetch_add(1, Ordering::AcqRel);
+        }
         Busy { busy, slot }
     }
 }
@@ -828,7 +966,26 @@ impl<'a> Busy<'a> {
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
         *self.slot.running.lock() = None;
-        self.busy.fetch_sub(1, Ordering::AcqRel);
+        if !self.slot.holding_busy.load(Ordering::Relaxed) {
+            self.busy.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Counts the worker busy until [`release_busy`], across the jobs of a batch (see `Taken::deferring`): two
+/// writes of the pool's shared count per batch instead of per job.
+fn hold_busy(busy: &AtomicUsize, slot: &WorkerSlot) {
+    if !slot.holding_busy.load(Ordering::Relaxed) {
+        busy.fetch_add(1, Ordering::AcqRel);
+        slot.holding_busy.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Ends [`hold_busy`]'s count, if the worker holds one.
+fn release_busy(busy: &AtomicUsize, slot: &WorkerSlot) {
+    if slot.holding_busy.load(Ordering::Relaxed) {
+        slot.holding_busy.store(false, Ordering::Relaxed);
+        busy.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -846,6 +1003,7 @@ impl<T: Send + Sync + 'static> Drop for Leaving<'_, T> {
         if self.counted {
             state.workers -= 1;
         }
+        release_busy(&self.shared.busy, self.slot);
         self.slot.finished.store(true, Ordering::Release);
         state.alive -= 1;
         self.shared.changed.notify_all();

@@ -1010,6 +1010,34 @@ impl<T: Send + Sync + 'static> Queue<T> {
         }
     }
 
+    /// Acks the jobs of `tokens` without waiting for a durable store's sync, each result in its place in
+    /// `acked`, and leases up to `max` ready jobs under one lock (see `Inner::ack_many_then_lease_into`):
+    /// a pool worker's deferred acks (see `pool::Taken::deferring`).
+    pub(crate) fn ack_many_then_lease_into(
+        &self,
+        tokens: &[Token],
+        acked: &mut [Result<(), LeaseLost>],
+        max: usize,
+        visibility: Option<Tick>,
+        take: &mut impl FnMut(Lease<T>),
+    ) {
+        match &*self.handle {
+            Flavor::Memory(inner) => {
+                inner.ack_many_then_lease_into(self, tokens, acked, true, max, visibility, false, take)
+            }
+            #[cfg(feature = "postgres")]
+            Flavor::Pg(pg) => {
+                for (&token, result) in tokens.iter().zip(acked.iter_mut()) {
+                    *result = pg.ack(token, false);
+                }
+                if max > 0 {
+                    let params = LeaseParams { wait: Wait::No, visibility, stop: None };
+                    let _ = pg.lease_into(self, params, max, take);
+                }
+            }
+        }
+    }
+
     /// An ack that does not wait for a durable store's sync (see `Lease::ack_unsynced`).
     pub(crate) fn ack_lease_unsynced(&self, token: Token) -> Result<(), LeaseLost> {
         match &*self.handle {

@@ -119,7 +119,9 @@ impl<X> Few<X> {
     fn for_each(self, mut f: impl FnMut(X)) {
         if let Some(first) = self.first {
             f(first);
-            self.rest.into_iter().for_each(f);
+            if !self.rest.is_empty() {
+                self.rest.into_iter().for_each(f);
+            }
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, unbounded};
 use leasequeue::{DeadLetterReason, FailureKind, Job, LeaseLost, Outcome, Queue, WorkerPool};
 
-use super::{builder, lacks, queue, secs, until, Needs};
+use super::{builder, lacks, new_queue, queue, secs, store, until, Needs};
 
 #[test]
 fn every_job_is_handled_once_and_join_returns_after_close() {
@@ -504,4 +504,56 @@ fn run_until_idle_stops_for_a_handler_that_defers_forever() {
     assert!(pool.stats().processed >= leasequeue::MAX_RUNS as u64);
     assert!(summary.attempts.len() <= leasequeue::MAX_RUNS, "the record is bounded");
     pool.shutdown(Duration::ZERO);
+}
+
+#[test]
+fn a_pool_that_settles_in_batches_counts_every_outcome_once() {
+    // On the system clock an in-memory pool acks a batch of jobs under one lock, at the batch's end;
+    // whatever the batching, every outcome lands once and the counts agree with the queue's.
+    let q = store::<u32>().max_attempts(1).build().unwrap();
+    let pool = WorkerPool::builder(q.clone())
+        .workers(2)
+        .build(|job: Job<'_, u32>| match *job % 10 {
+            3 => Outcome::retry("flaky"), // the only attempt: dead-lettered
+            7 => Outcome::reject("poison"),
+            _ => Outcome::Done,
+        })
+        .unwrap();
+    let results = q.push_batch(0..5_000);
+    assert!(results.iter().all(Result::is_ok));
+    q.close();
+    let stats = pool.join();
+    assert_eq!((stats.processed, stats.succeeded, stats.dead_lettered, stats.lost), (5_000, 4_000, 1_000, 0));
+    let queue = q.stats();
+    assert_eq!((queue.acked, queue.dead_lettered, queue.leased, queue.ready), (4_000, 1_000, 0, 0));
+}
+
+#[test]
+fn shutdown_acks_the_jobs_a_worker_finished_and_releases_the_one_it_runs() {
+    // On the system clock a worker defers the acks of a batch's jobs to the batch's end: a shutdown
+    // that ends while the batch's last job still runs acks the finished ones itself, so that none of
+    // them is delivered again.
+    let q = new_queue::<u32>();
+    let (started_tx, started) = bounded(1);
+    let (unblock, unblock_rx) = bounded::<()>(1);
+    let results = q.push_batch(1..=20);
+    assert!(results.iter().all(Result::is_ok));
+    let pool = WorkerPool::builder(q.clone())
+        .workers(1)
+        .build(move |job: Job<'_, u32>| {
+            if *job == 20 {
+                started_tx.send(()).unwrap();
+                unblock_rx.recv().unwrap(); // ignores cancellation
+            }
+        })
+        .unwrap();
+    started.recv().unwrap();
+    let report = pool.shutdown(Duration::ZERO);
+    assert_eq!((report.released, report.threads_left), (1, 1));
+    let stats = q.stats();
+    assert_eq!((stats.acked, stats.leased, stats.ready), (19, 0, 1), "{stats:?}");
+    let again = q.try_lease().unwrap();
+    assert_eq!((*again, again.attempt()), (20, 1), "released without spending an attempt");
+    unblock.send(()).unwrap();
+    again.ack().unwrap();
 }
