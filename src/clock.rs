@@ -151,6 +151,7 @@ impl Clock {
         }
     }
 
+    #[inline]
     pub(crate) fn tick(&self) -> Tick {
         match &self.kind {
             Kind::System { counter, counter_origin, .. } => {

@@ -283,6 +283,7 @@ impl PushOptions {
     }
 
     /// Where and when the job goes, pushed at `now` on a queue whose own time to live is `queue_ttl`.
+    #[inline]
     pub(crate) fn placement(&self, now: Tick, clock: &Clock, queue_ttl: Option<Duration>) -> Placement {
         let ready_at = match self.ready {
             Ready::Now => now,

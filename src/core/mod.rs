@@ -387,11 +387,19 @@ impl State {
         }
     }
 
+    /// Records an event if an observer is registered (one test when none is).
+    #[inline(always)]
     fn note(&mut self, kind: EventKind, slot: u32, at: Tick) {
         if self.observing {
-            let s = &self.slots[slot as usize];
-            self.events.push(Noted { kind, id: s.id, attempt: s.attempt, at });
+            self.record_event(kind, slot, at);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record_event(&mut self, kind: EventKind, slot: u32, at: Tick) {
+        let s = &self.slots[slot as usize];
+        self.events.push(Noted { kind, id: s.id, attempt: s.attempt, at });
     }
 
     /// Records events from now on (an observer is registered).
@@ -400,6 +408,7 @@ impl State {
     }
 
     /// Whether events were recorded since the last [`take_events`](State::take_events).
+    #[inline]
     pub fn has_events(&self) -> bool {
         !self.events.is_empty()
     }
@@ -419,6 +428,7 @@ impl State {
         self.closed = true;
     }
 
+    #[inline]
     pub fn is_closed(&self) -> bool {
         self.closed
     }
@@ -428,6 +438,7 @@ impl State {
         self.paused = paused;
     }
 
+    #[inline]
     pub fn is_paused(&self) -> bool {
         self.paused
     }
@@ -491,19 +502,23 @@ impl State {
 
     /// Folds a clock reading into the state's time, which never goes back (readings taken outside the lock
     /// by racing threads may arrive out of order).
+    #[inline]
     pub fn catch_up(&mut self, reading: Tick) -> Tick {
         self.now = self.now.max(reading);
         self.now
     }
 
+    #[inline]
     pub fn now(&self) -> Tick {
         self.now
     }
 
+    #[inline]
     pub fn live(&self) -> usize {
         self.n_ready + self.n_delayed + self.n_waiting + self.n_leased
     }
 
+    #[inline]
     pub fn counts(&self) -> Counts {
         Counts {
             ready: self.n_ready,
@@ -571,6 +586,7 @@ impl State {
     }
 
     /// Whether every job id has been handed out (see [`MAX_ID`]): the queue takes no more jobs.
+    #[inline]
     pub fn ids_exhausted(&self) -> bool {
         self.next_id > MAX_ID
     }
@@ -664,6 +680,7 @@ impl State {
     }
 
     /// The id the next push gets.
+    #[inline]
     pub fn next_id(&self) -> u64 {
         self.next_id
     }
@@ -779,6 +796,7 @@ impl State {
         None
     }
 
+    #[inline]
     pub fn default_visibility(&self) -> Tick {
         self.cfg.visibility
     }
@@ -786,6 +804,7 @@ impl State {
     // ----- fencing and outcomes -----
 
     /// Whether `token` is the job's current lease; returns the job's phase if so.
+    #[inline]
     pub fn current(&self, token: Token) -> Result<Phase, LeaseLost> {
         // A slot past the end was given back by `shrink`: its job left long ago.
         let Some(s) = self.slots.get(token.slot as usize) else { return Err(LeaseLost::Gone) };
@@ -802,6 +821,7 @@ impl State {
         }
     }
 
+    #[inline]
     pub fn ack(&mut self, token: Token) -> Result<(), LeaseLost> {
         self.current(token)?;
         self.counters.acked += 1;
@@ -1045,6 +1065,7 @@ impl State {
         self.n_delayed += 1;
     }
 
+    #[inline(always)]
     fn make_leased(&mut self, slot: u32, deadline: Tick) {
         self.schedule_event(deadline);
         let in_order = self.lease_fifo.back_at().is_none_or(|back| back <= deadline);
@@ -1096,6 +1117,7 @@ impl State {
     }
 
     /// Takes a job out of whichever index holds it, leaving its entry there stale.
+    #[inline]
     fn unlink(&mut self, slot: u32) {
         let s = &mut self.slots[slot as usize];
         let (phase, due, id, flags) = (s.phase, s.due, s.id, s.flags);
@@ -1172,6 +1194,7 @@ impl State {
     }
 
     /// Frees the slot of a job that left the queue (already unlinked) at `at`, and lets its group move on.
+    #[inline]
     fn free_slot(&mut self, slot: u32, at: Tick) {
         let s = &mut self.slots[slot as usize];
         let flags = s.flags;
@@ -1239,6 +1262,7 @@ impl State {
     }
 
     /// The number of slots in the slab (the payload vector beside it follows it).
+    #[inline]
     pub fn slot_count(&self) -> usize {
         self.slots.len()
     }
