@@ -5,6 +5,12 @@
 //!
 //! Run with `cargo bench --bench speed` (`-- --quick` for a smaller run). Each figure is the best of a few
 //! runs; compare the ratios, not the absolute times, which depend on the machine and its load.
+//!
+//! `-- --cycles N` runs only the cycle, N times after a warm-up, in [`cycles`], for an instruction count
+//! that the machine's noise does not move (see the README, "Performance"):
+//! `valgrind --tool=callgrind --toggle-collect='speed::cycles' <the bench binary> --cycles 100000`
+//! counts N + 1 000 cycles; `--crossbeam-cycles N` does the same for crossbeam-channel's bounded send +
+//! receive, in `crossbeam_cycles`.
 #![allow(clippy::disallowed_methods)] // a benchmark measures real time
 
 use std::hint::black_box;
@@ -43,6 +49,24 @@ fn leasequeue_cycle(queue: &Queue<u64>, n: u64) -> Duration {
         queue.try_lease().unwrap().ack().unwrap();
     }
     start.elapsed()
+}
+
+/// `n` bounded sends and receives, not inlined, to count the same way (`--crossbeam-cycles N`).
+#[inline(never)]
+fn crossbeam_cycles(tx: &crossbeam_channel::Sender<u64>, rx: &crossbeam_channel::Receiver<u64>, n: u64) {
+    for i in 0..n {
+        tx.send(black_box(i)).unwrap();
+        black_box(rx.recv().unwrap());
+    }
+}
+
+/// `n` cycles on `queue`, not inlined, so that callgrind can count its instructions alone.
+#[inline(never)]
+fn cycles(queue: &Queue<u64>, n: u64) {
+    for i in 0..n {
+        queue.push(black_box(i)).unwrap();
+        queue.try_lease().unwrap().ack().unwrap();
+    }
 }
 
 // ----- two threads draining a prefilled queue -----
@@ -146,7 +170,22 @@ fn resident_cycle(resident: u64, n: u64) -> Duration {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(n) = args.iter().position(|a| a == "--cycles").and_then(|i| args.get(i + 1)) {
+        let n: u64 = n.parse().expect("--cycles takes a number");
+        let queue = Queue::new();
+        cycles(&queue, 1_000); // warm: the clock's calibration, the first allocations
+        cycles(&queue, n);
+        return;
+    }
+    if let Some(n) = args.iter().position(|a| a == "--crossbeam-cycles").and_then(|i| args.get(i + 1)) {
+        let n: u64 = n.parse().expect("--crossbeam-cycles takes a number");
+        let (tx, rx) = crossbeam_channel::bounded(1024);
+        crossbeam_cycles(&tx, &rx, 1_000);
+        crossbeam_cycles(&tx, &rx, n);
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
     // Cargo passes `--bench` to every bench target; nothing else is taken.
     let (cycles, drained, resident) =
         if quick { (200_000, 200_000, 100_000) } else { (2_000_000, 1_000_000, 1_000_000) };
