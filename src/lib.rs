@@ -273,6 +273,9 @@
 //!   implies `serde`).
 //! - `postgres`: one queue shared by many processes in PostgreSQL (`QueueBuilder::connect`,
 //!   `Queue::push_in`; adds `postgres`, implies `serde`).
+//! - `cron`: cron expressions for periodic jobs (`Schedule::cron`; adds `croner` and `chrono`).
+//! - `dashboard`: `Dashboard`, pages, actions and `/metrics` over named queues, served by `tiny_http`
+//!   or mounted in your own server (adds `tiny_http`).
 //!
 //! # What never happens
 //!
@@ -294,6 +297,8 @@ mod backoff;
 mod builder;
 mod clock;
 mod core;
+#[cfg(feature = "dashboard")]
+mod dashboard;
 mod dead_letter;
 mod deliver;
 mod error;
@@ -319,6 +324,8 @@ pub use alarm::{Alarm, AlarmEvent, AlarmMetric};
 pub use backoff::{Backoff, Jitter};
 pub use builder::{Overflow, QueueBuilder};
 pub use clock::{Clock, TestClock};
+#[cfg(feature = "dashboard")]
+pub use dashboard::{Dashboard, DashboardBuilder, DashboardRequest, DashboardResponse, DashboardServer};
 pub use dead_letter::{DeadLetter, DeadLetterReason, DeadLetterSink, Failure, FailureKind};
 pub use error::{
     BuildError, LeaseError, LeaseLost, LeaseTimeoutError, PushError, PushTimeoutError, StoreError,

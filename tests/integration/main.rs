@@ -17,10 +17,14 @@
 #![allow(clippy::duplicate_mod)]
 
 mod backoff;
+#[cfg(feature = "dashboard")]
+mod browser;
 #[cfg(feature = "journal")]
 mod crash;
 #[cfg(feature = "cron")]
 mod cron_props;
+#[cfg(feature = "dashboard")]
+mod dashboard;
 #[cfg(feature = "journal")]
 mod durability;
 mod integrations;

@@ -1,0 +1,185 @@
+//! What the dashboard reads of a queue and does to it, whatever its job type ([`Board`]), and the
+//! samples its charts draw ([`History`]).
+
+use std::collections::VecDeque;
+use std::fmt::{self, Debug, Write as _};
+use std::panic::{self, AssertUnwindSafe};
+
+use crate::{DeadLetterReason, FailureKind, JobId, JobInfo, Queue, RedriveReport, Stats};
+
+/// The longest job text a page shows; longer ones are cut, and say so.
+const TEXT_LIMIT: usize = 400;
+
+/// A dead letter as a page shows it.
+pub(crate) struct Dead {
+    pub id: JobId,
+    pub reason: DeadLetterReason,
+    pub attempts: u32,
+    /// The job's `Debug` text, cut at [`TEXT_LIMIT`].
+    pub text: String,
+    /// Each failure: its attempt, its kind and its message.
+    pub history: Vec<(u32, FailureKind, Option<String>)>,
+}
+
+/// A queue behind the dashboard, its job type erased.
+pub(crate) trait Board: Send + Sync {
+    fn stats(&self) -> Stats;
+    fn is_paused(&self) -> bool;
+    fn jobs(&self) -> Vec<JobInfo>;
+    fn dead_letters(&self) -> Vec<Dead>;
+    fn pause(&self);
+    fn resume(&self);
+    fn purge(&self) -> usize;
+    /// Moves one dead letter (`Some(id)`) or all of them back into the queue.
+    fn redrive(&self, id: Option<JobId>) -> RedriveReport;
+}
+
+impl<T: Debug + Send + Sync + 'static> Board for Queue<T> {
+    fn stats(&self) -> Stats {
+        Queue::stats(self)
+    }
+
+    fn is_paused(&self) -> bool {
+        Queue::is_paused(self)
+    }
+
+    fn jobs(&self) -> Vec<JobInfo> {
+        Queue::jobs(self)
+    }
+
+    fn dead_letters(&self) -> Vec<Dead> {
+        Queue::dead_letters(self)
+            .iter()
+            .map(|dead| Dead {
+                id: dead.id(),
+                reason: dead.reason(),
+                attempts: dead.attempts(),
+                text: text_of(dead.job()),
+                history: dead.history().iter().map(|f| (f.attempt, f.kind, f.message.clone())).collect(),
+            })
+            .collect()
+    }
+
+    fn pause(&self) {
+        Queue::pause(self);
+    }
+
+    fn resume(&self) {
+        Queue::resume(self);
+    }
+
+    fn purge(&self) -> usize {
+        Queue::purge(self)
+    }
+
+    fn redrive(&self, id: Option<JobId>) -> RedriveReport {
+        match id {
+            Some(id) => self.redrive().matching(move |dead| dead.id() == id).limit(1).run(),
+            None => self.redrive().run(),
+        }
+    }
+}
+
+/// A job's `Debug` text, at most [`TEXT_LIMIT`] characters. Its `Debug` is user code: a panic in it
+/// shows as such on the page, and reaches no one.
+fn text_of<T: Debug>(job: &T) -> String {
+    let mut limited = Limited { text: String::new(), cut: false };
+    let written = panic::catch_unwind(AssertUnwindSafe(|| write!(limited, "{job:?}")));
+    match written {
+        Ok(_) if limited.cut => limited.text + "…",
+        Ok(_) => limited.text,
+        Err(payload) => format!("(its Debug panicked: {})", crate::panics::message(&*payload)),
+    }
+}
+
+/// A writer that keeps the first [`TEXT_LIMIT`] characters and stops the formatting after them.
+struct Limited {
+    text: String,
+    cut: bool,
+}
+
+impl fmt::Write for Limited {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = TEXT_LIMIT.saturating_sub(self.text.chars().count());
+        if s.chars().count() > room {
+            self.text.extend(s.chars().take(room));
+            self.cut = true;
+            return Err(fmt::Error); // enough: the rest is not formatted
+        }
+        self.text.push_str(s);
+        Ok(())
+    }
+}
+
+/// One look at a queue, for its chart.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Sample {
+    /// Live jobs: ready, delayed and leased.
+    pub depth: usize,
+    /// Jobs acked per second since the sample before.
+    pub throughput: f64,
+}
+
+/// The last samples of one queue, oldest first.
+pub(crate) struct History {
+    samples: VecDeque<Sample>,
+    capacity: usize,
+    /// The acked counter at the last sample.
+    last_acked: Option<u64>,
+}
+
+impl History {
+    pub fn new(capacity: usize) -> Self {
+        History { samples: VecDeque::with_capacity(capacity), capacity, last_acked: None }
+    }
+
+    /// Adds a sample taken `seconds` after the one before.
+    pub fn record(&mut self, stats: &Stats, seconds: f64) {
+        let acked = self.last_acked.map_or(0, |last| stats.acked.saturating_sub(last));
+        self.last_acked = Some(stats.acked);
+        if self.samples.len() == self.capacity {
+            self.samples.pop_front();
+        }
+        let throughput = if seconds > 0.0 { acked as f64 / seconds } else { 0.0 };
+        self.samples.push_back(Sample { depth: stats.ready + stats.delayed + stats.leased, throughput });
+    }
+
+    pub fn samples(&self) -> impl ExactSizeIterator<Item = &Sample> {
+        self.samples.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_or_panicking_debug_is_cut_or_reported() {
+        assert_eq!(text_of(&"<b>"), "\"<b>\"");
+        let long = "x".repeat(1000);
+        let text = text_of(&long);
+        assert_eq!(text.chars().count(), TEXT_LIMIT + 1);
+        assert!(text.ends_with('…'));
+        struct Bad;
+        impl Debug for Bad {
+            fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+                panic!("no debug for you")
+            }
+        }
+        assert_eq!(text_of(&Bad), "(its Debug panicked: no debug for you)");
+    }
+
+    #[test]
+    fn history_keeps_the_last_samples_and_rates_the_acks() {
+        let mut history = History::new(2);
+        let mut stats = Stats { ready: 3, ..Stats::default() };
+        history.record(&stats, 1.0);
+        stats.acked = 10;
+        stats.ready = 1;
+        history.record(&stats, 2.0);
+        stats.acked = 12;
+        history.record(&stats, 1.0);
+        let samples: Vec<_> = history.samples().copied().collect();
+        assert_eq!(samples, [Sample { depth: 1, throughput: 5.0 }, Sample { depth: 1, throughput: 2.0 }]);
+    }
+}
