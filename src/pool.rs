@@ -79,6 +79,8 @@ pub struct WorkerPool<T: Send + Sync + 'static> {
 /// they are all fresh (see `deferring`).
 struct Taken<T: Send + Sync + 'static> {
     leases: VecDeque<(Lease<T>, bool)>,
+    /// The worker's own handle of the queue (see `Queue::share`), for the acks it makes for a batch.
+    handle: Queue<T>,
     /// Whether the worker takes batches (a durable queue).
     batched: bool,
     /// Whether the worker takes batches in memory and defers the acks of a batch's jobs to the ack of
@@ -618,6 +620,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
         let own_ticks = visibility.unwrap_or_else(|| queue.visibility());
         let mut taken = Taken {
             leases: VecDeque::new(),
+            handle: queue.share(),
             batched: queue.is_durable(),
             deferring: !queue.is_durable() && !queue.clock().is_manual(),
             deferred_now: false,
@@ -817,8 +820,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
             taken.deferred_now = true;
             return Ok(());
         }
-        let queue = &self.queue;
-        let now = queue.clock().tick();
+        let now = self.queue.clock().tick();
         if taken.batch_len > 0 {
             let took = now.saturating_sub(taken.batch_from) / taken.batch_len as Tick;
             let average = match self.run_time.load(Ordering::Relaxed) {
@@ -831,7 +833,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
         tokens.push(lease.disarm());
         let mut acked = vec![Ok(()); tokens.len()];
         let max = self.take_size(taken);
-        let leases = &mut taken.leases;
+        let (queue, leases) = (&taken.handle, &mut taken.leases);
         queue.ack_many_then_lease_into(&tokens, &mut acked, max, taken.visibility, &mut |next| {
             leases.push_back((next, true))
         });

@@ -944,8 +944,8 @@ impl<T: Send + Sync + 'static> Inner<T> {
     }
 
     /// Makes the leases granted under the lock, after it, and hands them to `take` in the order they were
-    /// granted. (A lease holds a handle of the queue: cloning it writes the queue's reference count, a
-    /// cache line every consumer writes, which is kept out of the critical section.)
+    /// granted. Each holds a share of the caller's `handle` (see `Queue::share`): taking it writes the
+    /// handle's reference count, kept out of the critical section.
     pub(crate) fn hand_out(
         &self,
         handle: &Queue<T>,
