@@ -277,21 +277,52 @@ struct Group {
     waiting: VecDeque<(u32, u64)>,
 }
 
+/// Laid out in declaration order (`repr(C)`), the fields every push, lease and ack touch first, so that
+/// they share a few cache lines: under contention each line the lock's holder touches is a transfer
+/// from the core that held it before.
+#[repr(C)]
 pub(crate) struct State {
+    // ----- the hot path's -----
     slots: Vec<Slot>,
     /// Free slots, lowest first: new jobs fill the slab from the bottom, so that after a burst the live
     /// jobs gather there and the free top can be given back (see [`State::shrink`]).
     free: BinaryHeap<Reverse<u32>>,
-    /// Frees until the next look at whether the slab should shrink.
-    shrink_countdown: usize,
-    /// Below this many slots the slab never shrinks ([`SHRINK_MIN`]; smaller in tests).
-    shrink_min: usize,
-    ready: [Lazy<VecDeque<Entry>>; PRIORITY_LEVELS],
-    /// Bit `l` is set while level `l`'s FIFO may hold live entries.
-    ready_levels: u32,
-    delayed: Lazy<BinaryHeap<Timed>>,
     /// Deadlines of leases in the order they were taken: with one visibility timeout they are sorted.
     lease_fifo: Lazy<VecDeque<Timed>>,
+    /// No timed event is due before this: a lower bound of the earliest entry of the timed indices,
+    /// lowered on every insertion and made exact whenever `advance` processes events.
+    next_at: Tick,
+    now: Tick,
+    next_id: u64,
+    n_ready: usize,
+    n_delayed: usize,
+    n_waiting: usize,
+    n_leased: usize,
+    /// The ready count last published as the hint (see [`hint_due`](State::hint_due)).
+    hint: usize,
+    waiting_consumers: usize,
+    waiting_producers: usize,
+    /// Frees until the next look at whether the slab should shrink.
+    shrink_countdown: usize,
+    /// The rate limit on leases, if any.
+    limit: Option<Box<RateLimit>>,
+    /// The rate limit of each group key (`n`, `period`), if any, and each key's window. A window is kept
+    /// while it holds a lease of the last period (swept every [`SWEEP_EVERY`] leases).
+    group_rate: Option<(usize, Tick)>,
+    wakes: Wakes,
+    /// Bit `l` is set while level `l`'s FIFO may hold live entries.
+    ready_levels: u32,
+    closed: bool,
+    /// Leasing is paused: no job is handed out (pushes are still accepted).
+    paused: bool,
+    /// Whether to record events (an observer is registered), and those recorded since the last drain.
+    observing: bool,
+    counters: Counters,
+    ready: [Lazy<VecDeque<Entry>>; PRIORITY_LEVELS],
+    // ----- the rest -----
+    /// Below this many slots the slab never shrinks ([`SHRINK_MIN`]; smaller in tests).
+    shrink_min: usize,
+    delayed: Lazy<BinaryHeap<Timed>>,
     /// Deadlines that would break the FIFO's order (extended or shortened leases).
     lease_heap: Lazy<BinaryHeap<Timed>>,
     /// Times to live, keyed by job id (an entry is live while its job is).
@@ -301,36 +332,11 @@ pub(crate) struct State {
     /// Dedup keys reserved, with the job id and when the reservation ends.
     dedup: HashMap<Arc<str>, (u64, Tick)>,
     dedup_order: VecDeque<(Tick, Arc<str>)>,
-    /// No timed event is due before this: a lower bound of the earliest entry of the timed indices,
-    /// lowered on every insertion and made exact whenever `advance` processes events.
-    next_at: Tick,
-    n_ready: usize,
-    n_delayed: usize,
-    n_waiting: usize,
-    n_leased: usize,
-    /// The ready count last published as the hint (see [`hint_due`](State::hint_due)).
-    hint: usize,
-    counters: Counters,
-    next_id: u64,
-    now: Tick,
-    closed: bool,
-    /// Leasing is paused: no job is handed out (pushes are still accepted).
-    paused: bool,
-    waiting_consumers: usize,
-    waiting_producers: usize,
-    wakes: Wakes,
-    /// The rate limit on leases, if any.
-    limit: Option<Box<RateLimit>>,
-    /// The rate limit of each group key (`n`, `period`), if any, and each key's window. A window is kept
-    /// while it holds a lease of the last period (swept every [`SWEEP_EVERY`] leases).
-    group_rate: Option<(usize, Tick)>,
     group_limits: HashMap<Arc<str>, RateLimit>,
     /// See `Config::group_concurrency`.
     group_concurrency: usize,
     /// Leases until the next sweep of the group windows.
     sweep_countdown: u32,
-    /// Whether to record events (an observer is registered), and those recorded since the last drain.
-    observing: bool,
     events: Vec<Noted>,
     cfg: Config,
 }
