@@ -513,9 +513,16 @@ impl<T: Send + Sync + 'static> Inner<T> {
         handle: &Queue<T>,
         params: LeaseParams<'_>,
     ) -> Result<Lease<T>, LeaseFail> {
-        let mut lease = None;
-        self.lease_into(handle, params, 1, &mut |l| lease = Some(l))?;
-        // `lease_into` hands out at least one lease when it succeeds; were it not to, there was no job.
+        let mut granted = Few::new();
+        let result = self.grant(&params, 1, &mut granted);
+        let lease = granted
+            .first
+            .map(|(grant, job)| Lease::new(handle.share(), job, grant.token, grant.attempt, grant.deadline));
+        result?;
+        // A lease's record must be durable before its holder runs the job: a job that crashes the process
+        // every time then still runs out of attempts.
+        self.commit().map_err(LeaseFail::Store)?;
+        // A grant that succeeds grants at least one; were it not to, there was no job.
         lease.ok_or(LeaseFail::NoJob)
     }
 
@@ -528,23 +535,34 @@ impl<T: Send + Sync + 'static> Inner<T> {
         max: usize,
         take: &mut impl FnMut(Lease<T>),
     ) -> Result<(), LeaseFail> {
+        let mut granted = Few::new();
+        let result = self.grant(&params, max, &mut granted);
+        self.hand_out(handle, granted, take);
+        result?;
+        self.commit().map_err(LeaseFail::Store) // as in `lease_with`
+    }
+
+    /// Waits as `params` say for a ready job, then grants up to `max` (at least one) into `granted`, under
+    /// one lock; the caller makes the leases after it (see [`hand_out`](Inner::hand_out)).
+    #[inline(always)]
+    fn grant(
+        self: &Arc<Self>,
+        params: &LeaseParams<'_>,
+        max: usize,
+        granted: &mut Few<(Grant, Arc<T>)>,
+    ) -> Result<(), LeaseFail> {
         let reading = self.clock.tick();
         let mut out = Outbox::new();
-        let mut granted = Few::new();
         let mut core = self.core.lock();
         let now = core.st.catch_up(reading);
-        let result = match self.lease_once(&mut core, &mut out, &params, max, &mut granted, now) {
+        let result = match self.lease_once(&mut core, &mut out, params, max, granted, now) {
             Err(LeaseFail::NoJob | LeaseFail::Limited(_)) if matches!(params.wait, Wait::Until(until) if now < until) => {
-                self.lease_waiting(&mut core, &mut out, &params, max, &mut granted)
+                self.lease_waiting(&mut core, &mut out, params, max, granted)
             }
             result => result,
         };
         self.finish(core, out);
-        self.hand_out(handle, granted, take);
-        result?;
-        // A lease's record must be durable before its holder runs the job: a job that crashes the process
-        // every time then still runs out of attempts.
-        self.commit().map_err(LeaseFail::Store)
+        result
     }
 
     /// One try at leasing at `now`, under the lock. Inlined, as [`push_once`](Inner::push_once).
