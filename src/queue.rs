@@ -389,7 +389,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// ```
     pub fn lease_batch(&self, max: usize, timeout: Duration) -> Result<Vec<Lease<T>>, LeaseTimeoutError> {
         let until = self.clock().tick().saturating_add(ticks(timeout));
-        self.lease_scheduled(Wait::Until(until), |wait| on_store!(self, q => q.lease_many(self, wait, max)))
+        self.lease_scheduled(Wait::Until(until), |wait| self.lease_many(wait, max))
             .map_err(LeaseFail::into_timeout)
     }
 
@@ -408,7 +408,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// ```
     pub fn try_lease_batch(&self, max: usize) -> Result<Vec<Lease<T>>, TryLeaseError> {
         self.fire_schedules();
-        on_store!(self, q => q.lease_many(self, Wait::No, max)).map_err(|fail| fail.into_try(self.clock()))
+        self.lease_many(Wait::No, max).map_err(|fail| fail.into_try(self.clock()))
     }
 
     /// Acks many leases under one lock. Each has its own result, as [`Lease::ack`]. Leases of another
@@ -468,7 +468,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
         let Some(inner) = self.memory() else {
             // PostgreSQL: the acks, then one statement that leases the next jobs.
             let acked = self.ack_batch(leases.drain(..));
-            leases.extend(on_store!(self, q => q.lease_many(self, Wait::No, max)).unwrap_or_default());
+            leases.extend(self.lease_many(Wait::No, max).unwrap_or_default());
             return acked;
         };
         let mut results = Vec::with_capacity(leases.len());
@@ -1095,6 +1095,16 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// Moves a lease's deadline to now + `by`; returns the new deadline.
     pub(crate) fn extend_lease(&self, token: Token, by: Duration) -> Result<Tick, LeaseLost> {
         on_store!(self, q => q.extend(token, by))
+    }
+
+    /// Leases up to `max` jobs, waiting as `wait` says for the first (schedules are the caller's).
+    fn lease_many(&self, wait: Wait, max: usize) -> Result<Vec<Lease<T>>, LeaseFail> {
+        let mut leases = Vec::with_capacity(max.min(1024));
+        if max > 0 {
+            let params = LeaseParams { wait, visibility: None, stop: None };
+            on_store!(self, q => q.lease_into(self, params, max, &mut |lease| leases.push(lease)))?;
+        }
+        Ok(leases)
     }
 
     // For a worker pool.

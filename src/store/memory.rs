@@ -630,22 +630,6 @@ impl<T: Send + Sync + 'static> Inner<T> {
         }
     }
 
-    /// Leases up to `max` jobs, waiting as `wait` says for the first.
-    pub(crate) fn lease_many(
-        self: &Arc<Self>,
-        handle: &Queue<T>,
-        wait: Wait,
-        max: usize,
-    ) -> Result<Vec<Lease<T>>, LeaseFail> {
-        let mut leases = Vec::with_capacity(max.min(1024));
-        if max > 0 {
-            self.lease_into(handle, LeaseParams { wait, visibility: None, stop: None }, max, &mut |l| {
-                leases.push(l)
-            })?;
-        }
-        Ok(leases)
-    }
-
     /// Pushes jobs under one lock; never blocks. Jobs the queue has no room for come back `Full`.
     pub(crate) fn push_many(&self, jobs: impl IntoIterator<Item = T>) -> Vec<Result<JobId, TryPushError<T>>> {
         if self.durable.is_some() {

@@ -425,21 +425,6 @@ impl<T: Send + Sync + 'static> PgQueue<T> {
         lease.ok_or(LeaseFail::NoJob)
     }
 
-    pub(crate) fn lease_many(
-        self: &Arc<Self>,
-        handle: &Queue<T>,
-        wait: Wait,
-        max: usize,
-    ) -> Result<Vec<Lease<T>>, LeaseFail> {
-        let mut leases = Vec::with_capacity(max.min(1024));
-        if max > 0 {
-            self.lease_into(handle, LeaseParams { wait, visibility: None, stop: None }, max, &mut |l| {
-                leases.push(l)
-            })?;
-        }
-        Ok(leases)
-    }
-
     /// Leases up to `max` jobs (at least one), waiting as `params` say for the first, and hands each to
     /// `take`.
     pub(crate) fn lease_into(
