@@ -1236,6 +1236,32 @@ impl<T: Send + Sync + 'static> Queue<T> {
         }
     }
 
+    /// The first `limit` live jobs, oldest first, each with its payload where the store holds it in this
+    /// process (memory and journal; PostgreSQL: `None`). A payload is shared: drop it through the
+    /// queue's catcher, since this copy may be the last.
+    #[cfg(feature = "dashboard")]
+    pub(crate) fn jobs_with_payloads(&self, limit: usize) -> Vec<(crate::JobInfo, Option<Arc<T>>)> {
+        self.fire_schedules();
+        let clock = self.clock().clone();
+        match &*self.handle {
+            Flavor::Memory(inner) => inner.locked(|core| {
+                let listed = core.st.jobs();
+                listed
+                    .iter()
+                    .take(limit)
+                    .map(|l| {
+                        (
+                            crate::testing::job_info(l, &clock),
+                            core.jobs.get(l.slot as usize).cloned().flatten(),
+                        )
+                    })
+                    .collect()
+            }),
+            #[cfg(feature = "postgres")]
+            Flavor::Pg(pg) => pg.jobs().into_iter().take(limit).map(|job| (job, None)).collect(),
+        }
+    }
+
     /// Runs `f` on the bookkeeping, the payloads and the dead-letter store, under one lock; `None` for a
     /// store that keeps them elsewhere (PostgreSQL).
     #[cfg(feature = "serde")]

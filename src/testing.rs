@@ -143,28 +143,27 @@ impl<T: Send + Sync + 'static> Queue<T> {
     pub fn jobs(&self) -> Vec<JobInfo> {
         self.fire_schedules();
         let clock = self.clock().clone();
-        self.list_jobs(|st| {
-            st.jobs()
-                .into_iter()
-                .map(|Listed { id, phase, attempt, priority, pushed_at, due }| {
-                    use crate::core::Phase;
-                    let (state, next) = match phase {
-                        Phase::Ready => (JobState::Ready, None),
-                        Phase::Delayed => (JobState::Delayed, Some(due)),
-                        Phase::Waiting => (JobState::Waiting, (due != NEVER).then_some(due)),
-                        Phase::Leased | Phase::Free => (JobState::Leased, Some(due)),
-                    };
-                    JobInfo {
-                        id: JobId::from_u64(id),
-                        state,
-                        attempt,
-                        priority,
-                        pushed_at: clock.instant(pushed_at),
-                        next: next.map(|t| clock.instant(t)),
-                    }
-                })
-                .collect()
-        })
+        self.list_jobs(|st| st.jobs().iter().map(|listed| job_info(listed, &clock)).collect())
+    }
+}
+
+/// A live job as [`Queue::jobs`] reports it.
+pub(crate) fn job_info(listed: &Listed, clock: &crate::Clock) -> JobInfo {
+    use crate::core::Phase;
+    let due = listed.due;
+    let (state, next) = match listed.phase {
+        Phase::Ready => (JobState::Ready, None),
+        Phase::Delayed => (JobState::Delayed, Some(due)),
+        Phase::Waiting => (JobState::Waiting, (due != NEVER).then_some(due)),
+        Phase::Leased | Phase::Free => (JobState::Leased, Some(due)),
+    };
+    JobInfo {
+        id: JobId::from_u64(listed.id),
+        state,
+        attempt: listed.attempt,
+        priority: listed.priority,
+        pushed_at: clock.instant(listed.pushed_at),
+        next: next.map(|t| clock.instant(t)),
     }
 }
 

@@ -170,6 +170,9 @@ pub(crate) struct Noted {
 /// A live job as [`State::jobs`] lists it.
 pub(crate) struct Listed {
     pub id: u64,
+    /// Where its payload is (for the dashboard's list of jobs).
+    #[cfg_attr(not(feature = "dashboard"), allow(dead_code))]
+    pub slot: u32,
     pub phase: Phase,
     pub attempt: u32,
     pub priority: u8,
@@ -539,9 +542,11 @@ impl State {
         let mut jobs: Vec<Listed> = self
             .slots
             .iter()
-            .filter(|s| s.phase != Phase::Free)
-            .map(|s| Listed {
+            .enumerate()
+            .filter(|(_, s)| s.phase != Phase::Free)
+            .map(|(slot, s)| Listed {
                 id: s.id,
+                slot: slot as u32,
                 phase: s.phase,
                 attempt: s.attempt,
                 priority: s.priority,

@@ -25,7 +25,9 @@ pub(crate) struct Dead {
 pub(crate) trait Board: Send + Sync {
     fn stats(&self) -> Stats;
     fn is_paused(&self) -> bool;
-    fn jobs(&self) -> Vec<JobInfo>;
+    /// The first `limit` live jobs, oldest first, each with its `Debug` text where the store holds the
+    /// payload in this process.
+    fn jobs(&self, limit: usize) -> Vec<(JobInfo, Option<String>)>;
     fn dead_letters(&self) -> Vec<Dead>;
     fn pause(&self);
     fn resume(&self);
@@ -43,8 +45,17 @@ impl<T: Debug + Send + Sync + 'static> Board for Queue<T> {
         Queue::is_paused(self)
     }
 
-    fn jobs(&self) -> Vec<JobInfo> {
-        Queue::jobs(self)
+    fn jobs(&self, limit: usize) -> Vec<(JobInfo, Option<String>)> {
+        self.jobs_with_payloads(limit)
+            .into_iter()
+            .map(|(info, job)| {
+                let text = job.as_deref().map(text_of);
+                // The job may have left the queue meanwhile: this copy is then the last, and its `Drop`
+                // is user code.
+                self.catcher().dispose_job(job);
+                (info, text)
+            })
+            .collect()
     }
 
     fn dead_letters(&self) -> Vec<Dead> {

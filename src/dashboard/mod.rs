@@ -588,7 +588,7 @@ impl Inner {
 
     fn queue_page(&self, queue: &Named) -> DashboardResponse {
         let summary = self.summary(queue);
-        let jobs = queue.board.jobs();
+        let jobs = queue.board.jobs(page::JOBS_SHOWN);
         let dead = queue.board.dead_letters();
         DashboardResponse::html(page::queue(&self.frame(), &summary, &jobs, &dead, self.sample_every))
     }

@@ -104,7 +104,7 @@ pub(crate) fn index(frame: &Frame<'_>, queues: &[Summary<'_>]) -> String {
 pub(crate) fn queue(
     frame: &Frame<'_>,
     q: &Summary<'_>,
-    jobs: &[JobInfo],
+    jobs: &[(JobInfo, Option<String>)],
     dead: &[Dead],
     sample_every: Duration,
 ) -> String {
@@ -159,38 +159,42 @@ pub(crate) fn queue(
         body.push_str(&button(frame, &format!("{path}/purge"), "Purge every live job", "purge", &[]));
         body.push_str("</p>\n");
     }
-    jobs_table(&mut body, jobs);
+    jobs_table(&mut body, s, jobs);
     dead_table(&mut body, frame, &path, dead);
     layout(q.name, frame, &body)
 }
 
-fn jobs_table(body: &mut String, jobs: &[JobInfo]) {
-    let count = |state| jobs.iter().filter(|j| j.state == state).count();
+fn jobs_table(body: &mut String, stats: &Stats, jobs: &[(JobInfo, Option<String>)]) {
     let _ = writeln!(
         body,
         "<h2>Live jobs</h2><p id=\"jobs-by-state\">ready {}, delayed {}, waiting {}, leased {}</p>",
-        count(JobState::Ready),
-        count(JobState::Delayed),
-        count(JobState::Waiting),
-        count(JobState::Leased),
+        stats.ready,
+        stats.delayed - stats.waiting,
+        stats.waiting,
+        stats.leased,
     );
     if jobs.is_empty() {
         return;
     }
-    body.push_str("<table id=\"jobs\"><tr><th>id</th><th>state</th><th>attempt</th><th>priority</th></tr>");
-    for job in jobs.iter().take(JOBS_SHOWN) {
+    body.push_str(
+        "<table id=\"jobs\"><tr><th>id</th><th>state</th><th>attempt</th><th>priority</th><th>job</th></tr>",
+    );
+    for (job, text) in jobs {
         let _ = write!(
             body,
-            "<tr><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            "<tr><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td><code>{}</code></td></tr>",
             job.id.as_u64(),
             state_name(job.state),
             job.attempt,
             job.priority,
+            text.as_deref().map_or_else(|| "-".to_string(), escape),
         );
     }
     body.push_str("</table>");
-    if jobs.len() > JOBS_SHOWN {
-        let _ = write!(body, "<p class=\"muted\">the oldest {JOBS_SHOWN} of {} shown</p>", jobs.len());
+    let live = stats.ready + stats.delayed + stats.leased;
+    if live > jobs.len() {
+        let _ = write!(body, "<p class=\"muted\">the oldest {} of {live} shown</p>", jobs.len());
     }
     body.push('\n');
 }

@@ -111,6 +111,13 @@ fn every_page_shows_what_the_queue_says() {
         );
     }
     assert!(page.body.contains("id=\"jobs-by-state\">ready 3, delayed 0, waiting 0, leased 1</p>"));
+    assert!(
+        page.body.contains(
+            "<td>ready</td><td class=\"n\">0</td><td class=\"n\">0</td><td><code>&quot;b&quot;</code>"
+        ),
+        "a live job with its text: {}",
+        page.body
+    );
     assert!(page.body.contains("not a video"), "a failure's message");
     assert!(page.body.contains("rejected"), "a dead letter's reason");
     let metrics = get(addr, "/metrics", "");
@@ -216,8 +223,11 @@ fn read_only_shows_no_action_and_refuses_them() {
 
 #[test]
 fn job_text_is_escaped() {
-    let (_queue, server) = fixture(false);
+    let (queue, server) = fixture(false);
+    queue.push("<i>live</i>".into()).unwrap();
     let page = get(server.addr(), "/queues/emails", "").body;
+    assert!(page.contains("&quot;&lt;i&gt;live&lt;/i&gt;&quot;"), "a live job's text, escaped");
+    assert!(!page.contains("<i>"));
     assert!(!page.contains("<script>"), "{page}");
     assert!(!page.contains("<b>input"), "a failure's message is escaped too");
     assert!(page.contains("&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;"), "{page}");
@@ -265,4 +275,27 @@ fn a_dashboard_spans_queues_of_several_job_types() {
     assert!(metrics.contains("leasequeue_jobs{queue=\"numbers\",state=\"ready\"} 2\n"));
     let duplicate = Dashboard::builder().queue("q", &emails).queue("q", &numbers).build().unwrap_err();
     assert_eq!(duplicate.option(), "queue");
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn a_postgresql_queue_shows_its_counts_and_jobs() {
+    let Ok(url) = std::env::var(crate::POSTGRES_URL) else {
+        eprintln!("skipped: set {} to run the PostgreSQL tests", crate::POSTGRES_URL);
+        return;
+    };
+    let name = format!("dashboard-{}", std::process::id());
+    let queue: Queue<String> = Queue::builder().connect(&url, &name).unwrap();
+    queue.purge();
+    queue.push_batch(["one".to_string(), "two".to_string()]);
+    let dashboard = Dashboard::builder().queue("pg", &queue).build().unwrap();
+    let page = dashboard.handle(&leasequeue::DashboardRequest::new("GET", "/queues/pg"));
+    let body = String::from_utf8(page.into_body()).unwrap();
+    assert!(body.contains("id=\"stat-ready\">2</td>"), "{body}");
+    // The payloads live in the database: the list shows the jobs without their text.
+    assert!(
+        body.contains("<td>ready</td><td class=\"n\">0</td><td class=\"n\">0</td><td><code>-</code>"),
+        "{body}"
+    );
+    queue.purge();
 }
