@@ -9,7 +9,8 @@
 //! **Producers** blocked on a full queue wait on `producers`, counted in `State::waiting_producers`.
 //!
 //! **Wake-ups are owed** by whoever changes what a waiter waits for, under the lock, in
-//! [`Inner::wake`] (called by `finish` at the end of every operation): one consumer per job that became
+//! [`Inner::wake`] (called by `finish` at the end of every operation that finds someone waiting; the counts
+//! kept while nobody waits are dropped when the first waiter begins): one consumer per job that became
 //! ready (`Wakes::ready`), one producer per job that left (`Wakes::freed`); every consumer when the
 //! earliest timed event moved earlier (`Wakes::rescheduled`: their timed waits are too long), when a closed
 //! queue drains (they must return), and, on an auto-advancing test clock, when the queue goes idle (a
