@@ -32,6 +32,8 @@ enum Op {
     Extend(usize, u64),
     Drop(usize),
     Advance(u64),
+    /// `Queue::ack_and_try_lease_batch` of one held lease, refilled with up to this many.
+    AckAndLease(usize, usize),
 }
 
 fn push() -> impl Strategy<Value = Push> {
@@ -56,6 +58,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (any::<usize>(), 0..80u64).prop_map(|(i, d)| Op::Extend(i, d)),
         1 => any::<usize>().prop_map(Op::Drop),
         2 => (0..60u64).prop_map(Op::Advance),
+        2 => (any::<usize>(), 0..4usize).prop_map(|(i, n)| Op::AckAndLease(i, n)),
     ]
 }
 
@@ -255,6 +258,33 @@ fn options(p: &Push) -> PushOptions {
     o
 }
 
+/// Checks a lease just taken against the model (the highest priority, the longest-waiting job of its
+/// level, its attempt) and moves the model's job to leased.
+fn check_lease(model: &mut Model, lease: Lease<usize>) -> Held {
+    let i = *lease;
+    let State::Ready { since } = model.jobs[i].state else {
+        panic!("leased job {i} is {:?} in the model", model.jobs[i].state)
+    };
+    let ready: Vec<(u8, u64)> = model
+        .jobs
+        .iter()
+        .filter_map(|j| match j.state {
+            State::Ready { since } => Some((j.priority, since)),
+            _ => None,
+        })
+        .collect();
+    let top = ready.iter().map(|r| r.0).max();
+    assert_eq!(Some(model.jobs[i].priority), top, "not the highest priority ready job");
+    let earliest = ready.iter().filter(|r| Some(r.0) == top).map(|r| r.1).min();
+    assert_eq!(Some(since), earliest, "not the longest-waiting job of its level");
+    let job = &mut model.jobs[i];
+    job.attempt += 1;
+    job.epoch += 1;
+    job.state = State::Leased { deadline: model.now + VISIBILITY };
+    assert_eq!(lease.attempt(), job.attempt);
+    Held { lease, job: i, epoch: job.epoch }
+}
+
 fn run(ops: Vec<Op>) {
     let clock = TestClock::new();
     let queue: Queue<usize> = super::store()
@@ -289,35 +319,28 @@ fn run(ops: Vec<Op>) {
                 }
             }
             Op::Lease => match queue.try_lease() {
-                Ok(lease) => {
-                    let i = *lease;
-                    let State::Ready { since } = model.jobs[i].state else {
-                        panic!("leased job {i} is {:?} in the model", model.jobs[i].state)
-                    };
-                    let ready: Vec<(u8, u64)> = model
-                        .jobs
-                        .iter()
-                        .filter_map(|j| match j.state {
-                            State::Ready { since } => Some((j.priority, since)),
-                            _ => None,
-                        })
-                        .collect();
-                    let top = ready.iter().map(|r| r.0).max();
-                    assert_eq!(Some(model.jobs[i].priority), top, "not the highest priority ready job");
-                    let earliest = ready.iter().filter(|r| Some(r.0) == top).map(|r| r.1).min();
-                    assert_eq!(Some(since), earliest, "not the longest-waiting job of its level");
-                    let job = &mut model.jobs[i];
-                    job.attempt += 1;
-                    job.epoch += 1;
-                    job.state = State::Leased { deadline: model.now + VISIBILITY };
-                    assert_eq!(lease.attempt(), job.attempt);
-                    held.push(Held { lease, job: i, epoch: job.epoch });
-                }
+                Ok(lease) => held.push(check_lease(&mut model, lease)),
                 Err(e) => {
                     assert!(e.is_empty());
                     assert_eq!(model.count(|s| matches!(s, State::Ready { .. })), 0);
                 }
             },
+            Op::AckAndLease(i, n) => {
+                let Some(h) = pick(&mut held, i) else { continue };
+                let expected = model.current(h.job, h.epoch);
+                let mut leases = vec![h.lease];
+                assert_eq!(queue.ack_and_try_lease_batch(&mut leases, n), std::slice::from_ref(&expected));
+                if expected.is_ok() {
+                    model.acked += 1;
+                    let now = model.now;
+                    model.exit(h.job, State::Acked, now);
+                }
+                let ready = model.count(|s| matches!(s, State::Ready { .. }));
+                assert_eq!(leases.len(), n.min(ready), "refilled with what was ready, up to {n}");
+                for lease in leases {
+                    held.push(check_lease(&mut model, lease));
+                }
+            }
             Op::Ack(i) => {
                 let Some(h) = pick(&mut held, i) else { continue };
                 let expected = model.current(h.job, h.epoch);
