@@ -1245,10 +1245,9 @@ impl<T: Send + Sync + 'static> Queue<T> {
         let clock = self.clock().clone();
         match &*self.handle {
             Flavor::Memory(inner) => inner.locked(|core| {
-                let listed = core.st.jobs();
+                let listed = core.st.oldest_jobs(limit);
                 listed
                     .iter()
-                    .take(limit)
                     .map(|l| {
                         (
                             crate::testing::job_info(l, &clock),

@@ -539,23 +539,41 @@ impl State {
 
     /// Every live job, oldest first.
     pub fn jobs(&self) -> Vec<Listed> {
-        let mut jobs: Vec<Listed> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.phase != Phase::Free)
-            .map(|(slot, s)| Listed {
-                id: s.id,
-                slot: slot as u32,
-                phase: s.phase,
-                attempt: s.attempt,
-                priority: s.priority,
-                pushed_at: s.pushed_at,
-                due: s.due,
+        self.oldest_jobs(usize::MAX)
+    }
+
+    /// The `limit` oldest live jobs, oldest first: one pass over the slab, keeping the `limit` lowest ids
+    /// seen (O(n log limit), and no list of every job: the dashboard asks for a page of a large queue
+    /// under its lock).
+    pub fn oldest_jobs(&self, limit: usize) -> Vec<Listed> {
+        let live = self.slots.iter().enumerate().filter(|(_, s)| s.phase != Phase::Free);
+        let mut jobs: Vec<(u64, u32)> = if limit >= self.live() {
+            live.map(|(slot, s)| (s.id, slot as u32)).collect()
+        } else {
+            let mut kept: BinaryHeap<(u64, u32)> = BinaryHeap::with_capacity(limit + 1);
+            for (slot, s) in live {
+                kept.push((s.id, slot as u32));
+                if kept.len() > limit {
+                    kept.pop(); // the newest of them
+                }
+            }
+            kept.into_vec()
+        };
+        jobs.sort_unstable();
+        jobs.into_iter()
+            .map(|(id, slot)| {
+                let s = &self.slots[slot as usize];
+                Listed {
+                    id,
+                    slot,
+                    phase: s.phase,
+                    attempt: s.attempt,
+                    priority: s.priority,
+                    pushed_at: s.pushed_at,
+                    due: s.due,
+                }
             })
-            .collect();
-        jobs.sort_unstable_by_key(|j| j.id);
-        jobs
+            .collect()
     }
 
     /// Since when the longest-waiting ready job has been ready.
@@ -1334,6 +1352,28 @@ mod tests {
 
     fn place(ready_at: Tick) -> Placement {
         Placement { ready_at, priority: 0, group: None, expires_at: NEVER }
+    }
+
+    #[test]
+    fn the_oldest_jobs_are_the_first_of_all_jobs() {
+        let mut st = state(3);
+        for _ in 0..10 {
+            st.push(0, place(0));
+        }
+        // Free some slots and fill them again, so that slab order is not id order.
+        for _ in 0..4 {
+            let grant = st.lease(0, 10).unwrap();
+            st.ack(grant.token).unwrap();
+        }
+        for _ in 0..3 {
+            st.push(0, place(0));
+        }
+        let all: Vec<u64> = st.jobs().iter().map(|j| j.id).collect();
+        assert_eq!(all, (5..=13).collect::<Vec<_>>());
+        for limit in [0, 1, 3, 9, 20] {
+            let oldest: Vec<u64> = st.oldest_jobs(limit).iter().map(|j| j.id).collect();
+            assert_eq!(oldest, all[..limit.min(all.len())], "limit {limit}");
+        }
     }
 
     mod shrinking {
