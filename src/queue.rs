@@ -886,7 +886,13 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(queue.stats().dead, 1); // still stored
     /// ```
     pub fn dead_letters(&self) -> Vec<DeadLetter<T>> {
-        on_store!(self, q => q.dead_letters())
+        on_store!(self, q => q.dead_letters(usize::MAX))
+    }
+
+    /// Copies of the first `limit` dead letters, oldest first (a page of them, for the dashboard).
+    #[cfg(feature = "dashboard")]
+    pub(crate) fn first_dead_letters(&self, limit: usize) -> Vec<DeadLetter<T>> {
+        on_store!(self, q => q.dead_letters(limit))
     }
 
     /// Takes every dead letter out of the built-in store, oldest first.

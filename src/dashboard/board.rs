@@ -28,7 +28,8 @@ pub(crate) trait Board: Send + Sync {
     /// The first `limit` live jobs, oldest first, each with its `Debug` text where the store holds the
     /// payload in this process.
     fn jobs(&self, limit: usize) -> Vec<(JobInfo, Option<String>)>;
-    fn dead_letters(&self) -> Vec<Dead>;
+    /// The first `limit` dead letters, oldest first.
+    fn dead_letters(&self, limit: usize) -> Vec<Dead>;
     fn pause(&self);
     fn resume(&self);
     fn purge(&self) -> usize;
@@ -58,15 +59,20 @@ impl<T: Debug + Send + Sync + 'static> Board for Queue<T> {
             .collect()
     }
 
-    fn dead_letters(&self) -> Vec<Dead> {
-        Queue::dead_letters(self)
-            .iter()
-            .map(|dead| Dead {
-                id: dead.id(),
-                reason: dead.reason(),
-                attempts: dead.attempts(),
-                text: text_of(dead.job()),
-                history: dead.history().iter().map(|f| (f.attempt, f.kind, f.message.clone())).collect(),
+    fn dead_letters(&self, limit: usize) -> Vec<Dead> {
+        self.first_dead_letters(limit)
+            .into_iter()
+            .map(|dead| {
+                let shown = Dead {
+                    id: dead.id(),
+                    reason: dead.reason(),
+                    attempts: dead.attempts(),
+                    text: text_of(dead.job()),
+                    history: dead.history().iter().map(|f| (f.attempt, f.kind, f.message.clone())).collect(),
+                };
+                // Redriven or drained meanwhile, this copy is the last: its job's `Drop` is user code.
+                self.catcher().dispose(dead);
+                shown
             })
             .collect()
     }

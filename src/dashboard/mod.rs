@@ -589,7 +589,7 @@ impl Inner {
     fn queue_page(&self, queue: &Named) -> DashboardResponse {
         let summary = self.summary(queue);
         let jobs = queue.board.jobs(page::JOBS_SHOWN);
-        let dead = queue.board.dead_letters();
+        let dead = queue.board.dead_letters(page::DEAD_SHOWN);
         DashboardResponse::html(page::queue(&self.frame(), &summary, &jobs, &dead, self.sample_every))
     }
 

@@ -11,6 +11,9 @@ use crate::{JobInfo, JobState, Stats};
 /// The most live jobs a queue page lists (it counts them all).
 pub(crate) const JOBS_SHOWN: usize = 200;
 
+/// The most dead letters a queue page lists (it counts them all).
+pub(crate) const DEAD_SHOWN: usize = 200;
+
 /// What a page needs to know of the dashboard around it.
 pub(crate) struct Frame<'a> {
     /// The CSRF token every action form carries; `None` in read-only mode (no actions shown).
@@ -160,7 +163,7 @@ pub(crate) fn queue(
         body.push_str("</p>\n");
     }
     jobs_table(&mut body, s, jobs);
-    dead_table(&mut body, frame, &path, dead);
+    dead_table(&mut body, frame, &path, s.dead, dead);
     layout(q.name, frame, &body)
 }
 
@@ -199,7 +202,7 @@ fn jobs_table(body: &mut String, stats: &Stats, jobs: &[(JobInfo, Option<String>
     body.push('\n');
 }
 
-fn dead_table(body: &mut String, frame: &Frame<'_>, path: &str, dead: &[Dead]) {
+fn dead_table(body: &mut String, frame: &Frame<'_>, path: &str, count: usize, dead: &[Dead]) {
     let _ = writeln!(body, "<h2>Dead letters</h2>");
     if dead.is_empty() {
         body.push_str("<p class=\"muted\" id=\"no-dead-letters\">none</p>\n");
@@ -232,6 +235,9 @@ fn dead_table(body: &mut String, frame: &Frame<'_>, path: &str, dead: &[Dead]) {
         );
     }
     body.push_str("</table>\n");
+    if count > dead.len() {
+        let _ = writeln!(body, "<p class=\"muted\">the oldest {} of {count} shown</p>", dead.len());
+    }
 }
 
 fn state_name(state: JobState) -> &'static str {

@@ -818,10 +818,11 @@ impl<T: Send + Sync + 'static> PgQueue<T> {
 
     // ----- dead letters -----
 
-    pub(crate) fn dead_letters(&self) -> Vec<DeadLetter<T>> {
+    /// The first `limit` dead letters, oldest first.
+    pub(crate) fn dead_letters(&self, limit: usize) -> Vec<DeadLetter<T>> {
         let Ok((rows, now)) = self.store.dead_letters() else { return Vec::new() };
         let times = self.times(now);
-        rows.iter().filter_map(|row| self.letter_of(row, times)).collect()
+        rows.iter().filter_map(|row| self.letter_of(row, times)).take(limit).collect()
     }
 
     pub(crate) fn drain_dead_letters(&self) -> Vec<DeadLetter<T>> {
