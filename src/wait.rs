@@ -11,7 +11,9 @@
 //! **Wake-ups are owed** by whoever changes what a waiter waits for, under the lock, in
 //! [`Inner::wake`] (called by `finish` at the end of every operation that finds someone waiting; the counts
 //! kept while nobody waits are dropped when the first waiter begins): one consumer per job that became
-//! ready (`Wakes::ready`), one producer per job that left (`Wakes::freed`); every consumer when the
+//! ready (`Wakes::ready`), and one blocked producer at a time while a bounded queue has room (the woken
+//! one, back under the lock, is counted off `State::producers_woken`, and its operation's end wakes the
+//! next: one per freed slot would mostly wake producers that find the room taken); every consumer when the
 //! earliest timed event moved earlier (`Wakes::rescheduled`: their timed waits are too long), when a closed
 //! queue drains (they must return), and, on an auto-advancing test clock, when the queue goes idle (a
 //! blocked consumer must move the clock). `close`, `resume`, `purge` and a pool's stop flag
@@ -64,10 +66,15 @@ impl<T: Send + Sync + 'static> Inner<T> {
                 }
             }
         }
-        if st.waiting_producers() > 0 {
-            for _ in 0..(wakes.freed as usize).min(st.waiting_producers()) {
-                self.producers.notify_one();
-            }
+        // Blocked producers are woken one at a time: the one woken pushes, and its own operation's end wakes
+        // the next while there is room. Waking one per freed slot would cost a system call and a context
+        // switch each, for producers that mostly find the room taken by the first.
+        if st.waiting_producers() > 0
+            && st.producers_woken() == 0
+            && self.capacity.is_none_or(|capacity| st.live() < capacity)
+            && self.producers.notify_one()
+        {
+            st.producer_woken();
         }
     }
 

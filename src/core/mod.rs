@@ -217,8 +217,6 @@ pub(crate) struct Counts {
 pub(crate) struct Wakes {
     /// Jobs that became ready.
     pub ready: u32,
-    /// Jobs that left the queue (room for a blocked producer).
-    pub freed: u32,
     /// The earliest timed event moved earlier: waiting consumers must recompute their wake time.
     pub rescheduled: bool,
 }
@@ -305,6 +303,8 @@ pub(crate) struct State {
     hint: usize,
     waiting_consumers: usize,
     waiting_producers: usize,
+    /// Producers woken to push and not yet back under the lock (see `Inner::wake`).
+    producers_woken: usize,
     /// Frees until the next look at whether the slab should shrink.
     shrink_countdown: usize,
     /// The rate limit on leases, if any.
@@ -384,6 +384,7 @@ impl State {
             paused: false,
             waiting_consumers: 0,
             waiting_producers: 0,
+            producers_woken: 0,
             wakes: Wakes::default(),
             limit: cfg.rate.map(|(n, period)| Box::new(RateLimit { n, period, times: VecDeque::new() })),
             group_rate: cfg.group_rate,
@@ -467,9 +468,23 @@ impl State {
         self.waiting_consumers | self.waiting_producers != 0
     }
 
-    /// A consumer or producer ends a blocking wait.
+    /// A consumer or producer ends a blocking wait (woken, or at its deadline).
     pub fn wait_ends(&mut self, who: Waiter) {
         *self.waiting(who) -= 1;
+        if who == Waiter::Producer {
+            // Back under the lock: if it was the producer woken to push, the next may be woken.
+            self.producers_woken = self.producers_woken.saturating_sub(1);
+        }
+    }
+
+    /// Producers woken to push that are not back under the lock yet.
+    pub fn producers_woken(&self) -> usize {
+        self.producers_woken
+    }
+
+    /// A blocked producer was woken to push.
+    pub fn producer_woken(&mut self) {
+        self.producers_woken += 1;
     }
 
     fn waiting(&mut self, who: Waiter) -> &mut usize {
@@ -1234,7 +1249,6 @@ impl State {
         s.flags = 0;
         s.history = None;
         self.free.push(Reverse(slot));
-        self.wakes.freed = self.wakes.freed.wrapping_add(1);
         if flags & HAS_TTL != 0 {
             let slots = &self.slots;
             let gone = Timed { at: NEVER, id, slot, ticket: 0 }; // never the head: counted stale

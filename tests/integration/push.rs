@@ -117,6 +117,40 @@ fn a_bounded_queue_applies_backpressure() {
 }
 
 #[test]
+fn blocked_producers_all_get_in_as_room_appears_however_it_appears() {
+    // Blocked producers are woken one at a time, each passing the turn on while there is room: room made
+    // all at once (a purge) or one slot at a time (acks) lets every one of them in.
+    if lacks(Needs::Capacity) {
+        return;
+    }
+    let (b, _clock) = builder();
+    let q: Queue<u32> = b.capacity(2).build().unwrap();
+    q.push_batch([0, 0]);
+    let producers: Vec<_> = (1..=6)
+        .map(|i| {
+            let producer = q.clone();
+            thread::spawn(move || producer.push(i))
+        })
+        .collect();
+    until(|| q.stats().producers_waiting == 6);
+    assert_eq!(q.purge(), 2);
+    // Two get in at once; the others wait for room again.
+    until(|| q.len() == 2 && q.stats().producers_waiting == 4);
+    let mut got = Vec::new();
+    while got.len() < 6 {
+        let lease = q.lease().unwrap();
+        got.push(*lease);
+        lease.ack().unwrap();
+    }
+    for producer in producers {
+        producer.join().unwrap().unwrap();
+    }
+    got.sort_unstable();
+    assert_eq!(got, [1, 2, 3, 4, 5, 6]);
+    assert!(q.is_empty());
+}
+
+#[test]
 fn push_timeout_times_out_on_the_test_clock() {
     if lacks(Needs::Capacity) {
         return;
