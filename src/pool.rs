@@ -1155,7 +1155,9 @@ impl<T: Send + Sync + 'static> WorkerPoolBuilder<T> {
 
     /// Scaling up: a push that leaves at least `depth` jobs ready while every worker is busy, or a worker
     /// that leases a job while at least `depth` more are ready, starts another worker, up to the maximum.
-    /// Default 1. Must not be zero.
+    /// Default 1. Must not be zero. The backlog is read without the queue's lock, as the queue last
+    /// published it: exact up to 64 ready jobs, within a factor of two above (a deeper `depth` may scale a
+    /// little late or early).
     ///
     /// # Examples
     ///

@@ -14,8 +14,6 @@ use std::time::Duration;
 use leasequeue::{Dashboard, Queue};
 use serde_json::{json, Value};
 
-use super::until;
-
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// WebDriver's key for an element reference.
@@ -43,9 +41,13 @@ impl Driver {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver starts");
-        let driver = Driver { child, port };
-        // Ready once it answers its status.
-        until(|| driver.try_call("GET", "/status", None).is_some_and(|v| v["value"]["ready"] == json!(true)));
+        let mut driver = Driver { child, port };
+        // Ready once it answers its status; one that exits first fails the test rather than hang it.
+        while !driver.try_call("GET", "/status", None).is_some_and(|v| v["value"]["ready"] == json!(true)) {
+            let exited = driver.child.try_wait().expect("chromedriver's status can be read");
+            assert!(exited.is_none(), "chromedriver exited before it was ready: {exited:?}");
+            std::thread::yield_now();
+        }
         driver
     }
 
