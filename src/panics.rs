@@ -52,6 +52,9 @@ pub enum PanicSite {
     /// no job (counted in [`ScheduleInfo::skipped`](crate::ScheduleInfo::skipped)); the next tick calls
     /// it again.
     ScheduleJob,
+    /// The job's own `Debug`, when the dashboard (feature `dashboard`) shows the job: the page says it
+    /// panicked instead of the job's text.
+    PayloadDebug,
 }
 
 impl fmt::Display for PanicSite {
@@ -70,6 +73,7 @@ impl fmt::Display for PanicSite {
             PanicSite::PayloadSerialize => "job's serialize",
             PanicSite::PayloadDeserialize => "job's deserialize",
             PanicSite::ScheduleJob => "schedule's job function",
+            PanicSite::PayloadDebug => "job's debug",
         })
     }
 }
@@ -185,7 +189,7 @@ impl fmt::Debug for Catcher {
 
 /// Drops a caught panic's payload; one whose own `Drop` panics is leaked instead (a payload is user code
 /// too).
-fn discard(payload: Box<dyn Any + Send>) {
+pub(crate) fn discard(payload: Box<dyn Any + Send>) {
     if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
         std::mem::forget(again);
     }

@@ -5,7 +5,8 @@ use std::collections::VecDeque;
 use std::fmt::{self, Debug, Write as _};
 use std::panic::{self, AssertUnwindSafe};
 
-use crate::{DeadLetterReason, FailureKind, JobId, JobInfo, Queue, RedriveReport, Stats};
+use crate::panics::Catcher;
+use crate::{DeadLetterReason, FailureKind, JobId, JobInfo, PanicSite, Queue, RedriveReport, Stats};
 
 /// The longest job text a page shows; longer ones are cut, and say so.
 const TEXT_LIMIT: usize = 400;
@@ -50,7 +51,7 @@ impl<T: Debug + Send + Sync + 'static> Board for Queue<T> {
         self.jobs_with_payloads(limit)
             .into_iter()
             .map(|(info, job)| {
-                let text = job.as_deref().map(text_of);
+                let text = job.as_deref().map(|job| text_of(self.catcher(), info.id, job));
                 // The job may have left the queue meanwhile: this copy is then the last, and its `Drop`
                 // is user code.
                 self.catcher().dispose_job(job);
@@ -67,7 +68,7 @@ impl<T: Debug + Send + Sync + 'static> Board for Queue<T> {
                     id: dead.id(),
                     reason: dead.reason(),
                     attempts: dead.attempts(),
-                    text: text_of(dead.job()),
+                    text: text_of(self.catcher(), dead.id(), dead.job()),
                     history: dead.history().iter().map(|f| (f.attempt, f.kind, f.message.clone())).collect(),
                 };
                 // Redriven or drained meanwhile, this copy is the last: its job's `Drop` is user code.
@@ -97,15 +98,21 @@ impl<T: Debug + Send + Sync + 'static> Board for Queue<T> {
     }
 }
 
-/// A job's `Debug` text, at most [`TEXT_LIMIT`] characters. Its `Debug` is user code: a panic in it
-/// shows as such on the page, and reaches no one.
-fn text_of<T: Debug>(job: &T) -> String {
+/// A job's `Debug` text, at most [`TEXT_LIMIT`] characters. Its `Debug` is user code: a panic in it is
+/// reported to the queue's catcher (counted, and given to its panic hook as
+/// [`PanicSite::PayloadDebug`]) and shows as such on the page.
+fn text_of<T: Debug>(catcher: &Catcher, id: JobId, job: &T) -> String {
     let mut limited = Limited { text: String::new(), cut: false };
     let written = panic::catch_unwind(AssertUnwindSafe(|| write!(limited, "{job:?}")));
     match written {
         Ok(_) if limited.cut => limited.text + "…",
         Ok(_) => limited.text,
-        Err(payload) => format!("(its Debug panicked: {})", crate::panics::message(&*payload)),
+        Err(payload) => {
+            let text = format!("(its Debug panicked: {})", crate::panics::message(&*payload));
+            catcher.report(PanicSite::PayloadDebug, Some(id), &*payload);
+            crate::panics::discard(payload);
+            text
+        }
     }
 }
 
@@ -172,9 +179,11 @@ mod tests {
 
     #[test]
     fn a_long_or_panicking_debug_is_cut_or_reported() {
-        assert_eq!(text_of(&"<b>"), "\"<b>\"");
+        let catcher = Catcher::new(None);
+        let id = JobId::from_u64(7);
+        assert_eq!(text_of(&catcher, id, &"<b>"), "\"<b>\"");
         let long = "x".repeat(1000);
-        let text = text_of(&long);
+        let text = text_of(&catcher, id, &long);
         assert_eq!(text.chars().count(), TEXT_LIMIT + 1);
         assert!(text.ends_with('…'));
         struct Bad;
@@ -183,7 +192,8 @@ mod tests {
                 panic!("no debug for you")
             }
         }
-        assert_eq!(text_of(&Bad), "(its Debug panicked: no debug for you)");
+        assert_eq!(text_of(&catcher, id, &Bad), "(its Debug panicked: no debug for you)");
+        assert_eq!(catcher.count(), 1, "reported to the queue's catcher");
     }
 
     #[test]
