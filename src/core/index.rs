@@ -1,7 +1,7 @@
-//! Lazily cleaned indices: queues and heaps of entries that may go stale.
+//! Lazily cleaned indices: heaps of entries that may go stale.
 //!
-//! The state keeps jobs in slots and orders them through indices of small entries. Taking a job out of
-//! the middle of an index would cost O(n), so instead the job's slot changes (its ticket, or its id) and
+//! The state orders its timed jobs (delayed, out-of-order lease deadlines, times to live) through heaps of
+//! small entries. Taking a job out of the middle of a heap would cost O(n), so instead the job's slot changes (its ticket, or its id) and
 //! the entry goes stale: [`Lazy::head`] drops stale entries when they reach the front, and [`Lazy::remove`]
 //! compacts the whole index once stale entries outnumber live ones. Every operation stays O(1) or
 //! O(log n) amortised.
@@ -11,8 +11,7 @@ use std::collections::{BinaryHeap, VecDeque};
 /// Below this many stale entries an index is never compacted.
 const COMPACT_MIN: usize = 64;
 
-/// A container an index can be built on: a FIFO (`VecDeque`) or a min-heap (`BinaryHeap` of entries
-/// whose order is reversed).
+/// A container an index can be built on: a min-heap (`BinaryHeap` of entries whose order is reversed).
 pub(crate) trait Container<E>: Default + Buffer {
     fn first(&self) -> Option<&E>;
     fn pop_first(&mut self) -> Option<E>;
@@ -53,21 +52,6 @@ macro_rules! buffer {
 }
 
 buffer!(Vec, VecDeque, BinaryHeap: Ord);
-
-impl<E> Container<E> for VecDeque<E> {
-    fn first(&self) -> Option<&E> {
-        self.front()
-    }
-    fn pop_first(&mut self) -> Option<E> {
-        self.pop_front()
-    }
-    fn insert(&mut self, entry: E) {
-        self.push_back(entry);
-    }
-    fn keep(&mut self, live: impl FnMut(&E) -> bool) {
-        self.retain(live);
-    }
-}
 
 impl<E: Ord> Container<E> for BinaryHeap<E> {
     fn first(&self) -> Option<&E> {
@@ -187,33 +171,27 @@ impl<E> Lazy<BinaryHeap<E>> {
     }
 }
 
-impl<E> Lazy<VecDeque<E>> {
-    /// The last entry, stale or not.
-    pub fn back(&self) -> Option<&E> {
-        self.items.back()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cmp::Reverse;
 
     #[test]
     fn stale_entries_are_dropped_at_the_head_and_compacted() {
-        let mut index: Lazy<VecDeque<u32>> = Lazy::default();
+        let mut index: Lazy<BinaryHeap<Reverse<u32>>> = Lazy::default();
         for i in 0..1000 {
-            index.push(i);
+            index.push(Reverse(i));
         }
         // Entries go stale from the back, so none can be popped at once: compaction keeps the size down.
         let removed = std::cell::Cell::new(1000);
         for i in (400..1000).rev() {
             removed.set(i);
-            index.remove(&i, |e| *e < removed.get());
+            index.remove(&Reverse(i), |e| e.0 < removed.get());
         }
         assert!(index.len() <= 500, "not compacted: {}", index.len());
-        assert_eq!(index.pop(|e| *e < 400), Some(0));
+        assert_eq!(index.pop(|e| e.0 < 400), Some(Reverse(0)));
         // Stale entries at the head are skipped.
-        assert_eq!(index.head(|e| *e >= 7 && *e < 400), Some(&7));
+        assert_eq!(index.head(|e| e.0 >= 7 && e.0 < 400), Some(&Reverse(7)));
     }
 
     #[test]

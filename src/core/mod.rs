@@ -1,9 +1,12 @@
 //! The queue's bookkeeping, free of the job type so it is compiled once.
 //!
-//! Jobs live in a slab of [`Slot`]s addressed by a `u32` index. A slot is in one [`Phase`]; the indices
-//! that order jobs (a ready FIFO per priority level, the delayed heap, the lease-deadline FIFO and heap,
-//! the expiry heap) hold small entries and are cleaned lazily (see [`crate::core::index`]): every phase change
-//! bumps the slot's `ticket`, so an entry whose ticket no longer matches is stale and skipped.
+//! Jobs live in a slab of [`Slot`]s addressed by a `u32` index. A slot is in one [`Phase`]. The two
+//! orders every job goes through, a ready FIFO per priority level and the FIFO of lease deadlines, are
+//! lists threaded through the slots (see [`crate::core::list`]): O(1) in and out, nothing to skip. The
+//! others (the delayed heap, the heap of lease deadlines that break the FIFO's order, the expiry heap)
+//! hold small entries and are cleaned lazily (see [`crate::core::index`]): a slot's `ticket` is bumped
+//! whenever it leaves one of them other than by being popped, and on every entry made, so an entry
+//! whose ticket no longer matches is stale and skipped.
 //!
 //! Fencing uses the slot's `epoch`, bumped when a lease is handed out and when the job leaves: a lease is
 //! current exactly while the epoch it was handed out with still matches. A lapse does not bump it, so a
@@ -17,6 +20,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
 pub(crate) mod index;
+mod list;
 #[cfg(feature = "serde")]
 mod saved;
 
@@ -24,6 +28,7 @@ mod saved;
 pub(crate) use saved::{RestoredJob, SavedJob};
 
 use self::index::{fit, Lazy};
+use self::list::{Links, List, Node};
 use crate::clock::{Tick, NEVER};
 use crate::{DeadLetterReason, EventKind, FailureKind, LeaseLost};
 
@@ -74,6 +79,8 @@ const GROUPED: u8 = 1 << 2;
 const HAS_TTL: u8 = 1 << 3;
 /// The job's time to live passed while it was leased: it is not delivered again.
 const TTL_PASSED: u8 = 1 << 4;
+/// The job has a failure history (in `State::histories`).
+const HAS_HISTORY: u8 = 1 << 5;
 
 struct Slot {
     /// The job's id; 0 while the slot is free.
@@ -88,15 +95,15 @@ struct Slot {
     phase: Phase,
     priority: u8,
     flags: u8,
-    /// Boxed so that a job that never failed pays one pointer for it, not a `VecDeque`'s four words.
-    #[allow(clippy::box_collection)]
-    history: Option<Box<VecDeque<FailureRecord>>>,
+    /// Its place in its ready level's FIFO while ready, in the lease FIFO while leased in order.
+    links: Links,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Entry {
-    slot: u32,
-    ticket: u32,
+impl Node for Slot {
+    #[inline(always)]
+    fn links(&mut self) -> &mut Links {
+        &mut self.links
+    }
 }
 
 /// An index entry ordered by time, earliest first in a `BinaryHeap`; ties go to the older job.
@@ -288,8 +295,9 @@ pub(crate) struct State {
     /// Free slots, lowest first: new jobs fill the slab from the bottom, so that after a burst the live
     /// jobs gather there and the free top can be given back (see [`State::shrink`]).
     free: BinaryHeap<Reverse<u32>>,
-    /// Deadlines of leases in the order they were taken: with one visibility timeout they are sorted.
-    lease_fifo: Lazy<VecDeque<Timed>>,
+    /// Leased jobs in the order they were taken, whose deadlines are in order (with one visibility
+    /// timeout, all of them); the others are in `lease_heap`.
+    lease_fifo: List,
     /// No timed event is due before this: a lower bound of the earliest entry of the timed indices,
     /// lowered on every insertion and made exact whenever `advance` processes events.
     next_at: Tick,
@@ -313,7 +321,7 @@ pub(crate) struct State {
     /// while it holds a lease of the last period (swept every [`SWEEP_EVERY`] leases).
     group_rate: Option<(usize, Tick)>,
     wakes: Wakes,
-    /// Bit `l` is set while level `l`'s FIFO may hold live entries.
+    /// Bit `l` is set while level `l`'s FIFO holds jobs.
     ready_levels: u32,
     closed: bool,
     /// Leasing is paused: no job is handed out (pushes are still accepted).
@@ -321,7 +329,7 @@ pub(crate) struct State {
     /// Whether to record events (an observer is registered), and those recorded since the last drain.
     observing: bool,
     counters: Counters,
-    ready: [Lazy<VecDeque<Entry>>; PRIORITY_LEVELS],
+    ready: [List; PRIORITY_LEVELS],
     // ----- the rest -----
     /// Below this many slots the slab never shrinks ([`SHRINK_MIN`]; smaller in tests).
     shrink_min: usize,
@@ -341,6 +349,9 @@ pub(crate) struct State {
     /// Leases until the next sweep of the group windows.
     sweep_countdown: u32,
     events: Vec<Noted>,
+    /// The failures of the jobs that have any (flag `HAS_HISTORY`), oldest first, by slot: kept beside the
+    /// slab, so that a job that never failed pays nothing for them.
+    histories: HashMap<u32, VecDeque<FailureRecord>>,
     cfg: Config,
 }
 
@@ -364,7 +375,7 @@ impl State {
             ready: Default::default(),
             ready_levels: 0,
             delayed: Lazy::default(),
-            lease_fifo: Lazy::default(),
+            lease_fifo: List::default(),
             lease_heap: Lazy::default(),
             expiry: Lazy::default(),
             groups: HashMap::new(),
@@ -393,6 +404,7 @@ impl State {
             sweep_countdown: SWEEP_EVERY,
             observing: false,
             events: Vec::new(),
+            histories: HashMap::new(),
             cfg,
         }
     }
@@ -592,10 +604,8 @@ impl State {
     }
 
     /// Since when the longest-waiting ready job has been ready.
-    pub fn oldest_ready_since(&mut self) -> Option<Tick> {
-        let slots = &self.slots;
-        let live = |e: &Entry| slots[e.slot as usize].ticket == e.ticket;
-        self.ready.iter_mut().filter_map(|level| level.head(live)).map(|e| slots[e.slot as usize].due).min()
+    pub fn oldest_ready_since(&self) -> Option<Tick> {
+        self.ready.iter().filter_map(List::front).map(|slot| self.slots[slot as usize].due).min()
     }
 
     // ----- push -----
@@ -655,7 +665,7 @@ impl State {
                     phase: Phase::Free,
                     priority: 0,
                     flags: 0,
-                    history: None,
+                    links: Links::NONE,
                 });
                 u32::try_from(self.slots.len() - 1).expect("fewer than u32::MAX live jobs")
             }
@@ -714,8 +724,13 @@ impl State {
     #[cfg(feature = "journal")]
     pub fn requeued(&self, slot: u32) -> Option<(u64, u32, Tick, Vec<FailureRecord>)> {
         let s = self.slots.get(slot as usize).filter(|s| s.phase != Phase::Free)?;
-        let history = s.history.as_deref().map_or_else(Vec::new, |h| h.iter().cloned().collect());
-        Some((s.id, s.attempt, s.due, history))
+        Some((s.id, s.attempt, s.due, self.history(slot)))
+    }
+
+    /// The failures of the job in `slot`, oldest first.
+    #[cfg(any(feature = "journal", feature = "serde"))]
+    fn history(&self, slot: u32) -> Vec<FailureRecord> {
+        self.histories.get(&slot).map_or_else(Vec::new, |h| h.iter().cloned().collect())
     }
 
     /// The id of the job in `slot`, if one is there.
@@ -753,10 +768,8 @@ impl State {
     /// Makes room in a full queue: dead-letters the oldest ready job of the lowest priority level that
     /// has one, with reason `Overflow`.
     pub fn evict(&mut self, now: Tick) -> Option<Exit> {
-        let slots = &self.slots;
-        let live = |e: &Entry| slots[e.slot as usize].ticket == e.ticket;
-        let entry = self.ready.iter_mut().find_map(|level| level.head(live).copied())?;
-        Some(self.exit(entry.slot, DeadLetterReason::Overflow, now))
+        let slot = self.ready.iter().find_map(List::front)?;
+        Some(self.exit(slot, DeadLetterReason::Overflow, now))
     }
 
     // ----- lease -----
@@ -770,12 +783,12 @@ impl State {
             }
         }
         let slot = loop {
-            let entry = self.pop_ready()?;
+            let slot = self.pop_ready()?;
             self.n_ready -= 1;
-            match self.group_held_until(entry.slot, now) {
+            match self.group_held_until(slot, now) {
                 // Its group's limit holds it back: it waits as a delayed job, and rejoins the line then.
-                Some(until) => self.make_delayed(entry.slot, until),
-                None => break entry.slot,
+                Some(until) => self.make_delayed(slot, until),
+                None => break slot,
             }
         };
         if let Some(limit) = &mut self.limit {
@@ -827,17 +840,18 @@ impl State {
         }
     }
 
-    fn pop_ready(&mut self) -> Option<Entry> {
-        let slots = &self.slots;
-        let live = |e: &Entry| slots[e.slot as usize].ticket == e.ticket;
-        while self.ready_levels != 0 {
-            let level = (u32::BITS - 1 - self.ready_levels.leading_zeros()) as usize;
-            if let Some(entry) = self.ready[level].pop(live) {
-                return Some(entry);
-            }
+    /// Takes the oldest ready job of the highest level that has one out of its FIFO.
+    #[inline]
+    fn pop_ready(&mut self) -> Option<u32> {
+        if self.ready_levels == 0 {
+            return None;
+        }
+        let level = (u32::BITS - 1 - self.ready_levels.leading_zeros()) as usize;
+        let slot = self.ready[level].pop_front(&mut self.slots)?;
+        if self.ready[level].is_empty() {
             self.ready_levels &= !(1 << level);
         }
-        None
+        Some(slot)
     }
 
     #[inline]
@@ -985,8 +999,8 @@ impl State {
                     self.make_ready(t.slot, t.at);
                 }
                 Timer::LeaseFifo => {
-                    let Some(t) = self.lease_fifo.pop(|_: &Timed| true) else { return };
-                    self.lapse(t.slot, t.at, exits);
+                    let Some(slot) = self.lease_fifo.pop_front(&mut self.slots) else { return };
+                    self.lapse(slot, at, exits);
                 }
                 Timer::LeaseHeap => {
                     let Some(t) = self.lease_heap.pop(|_: &Timed| true) else { return };
@@ -1028,7 +1042,7 @@ impl State {
         [
             (at(self.expiry.head(by_id)), Timer::Expiry),
             (at(self.delayed.head(by_ticket)), Timer::Delayed),
-            (at(self.lease_fifo.head(by_ticket)), Timer::LeaseFifo),
+            (self.lease_fifo.front().map_or(NEVER, |slot| slots[slot as usize].due), Timer::LeaseFifo),
             (at(self.lease_heap.head(by_ticket)), Timer::LeaseHeap),
         ]
     }
@@ -1038,7 +1052,7 @@ impl State {
         self.counters.lapsed += 1;
         self.note(EventKind::Lapsed, slot, deadline);
         let s = &mut self.slots[slot as usize];
-        s.phase = Phase::Free; // unlinked: its index entry was just popped
+        s.phase = Phase::Free; // unlinked: it was just taken out of its index
         let attempt = s.attempt;
         self.record(slot, FailureRecord { attempt, at: deadline, kind: FailureKind::Lapsed, message: None });
         if self.ttl_passed(slot) {
@@ -1083,8 +1097,7 @@ impl State {
         s.phase = Phase::Ready;
         s.due = since;
         let level = s.priority as usize;
-        let ticket = self.bump_ticket(slot);
-        self.ready[level].push(Entry { slot, ticket });
+        self.ready[level].push_back(&mut self.slots, slot);
         self.ready_levels |= 1 << level;
         self.n_ready += 1;
         self.wakes.ready = self.wakes.ready.wrapping_add(1);
@@ -1112,20 +1125,17 @@ impl State {
     #[inline(always)]
     fn make_leased(&mut self, slot: u32, deadline: Tick) {
         self.schedule_event(deadline);
-        let in_order = self.lease_fifo.back_at().is_none_or(|back| back <= deadline);
+        let in_order = self.lease_fifo.back().is_none_or(|back| self.slots[back as usize].due <= deadline);
         let s = &mut self.slots[slot as usize];
         s.phase = Phase::Leased;
         s.due = deadline;
         if in_order {
             s.flags &= !IN_HEAP;
+            self.lease_fifo.push_back(&mut self.slots, slot);
         } else {
             s.flags |= IN_HEAP;
-        }
-        let id = s.id;
-        let entry = Timed { at: deadline, id, slot, ticket: self.bump_ticket(slot) };
-        if in_order {
-            self.lease_fifo.push(entry);
-        } else {
+            let id = s.id;
+            let entry = Timed { at: deadline, id, slot, ticket: self.bump_ticket(slot) };
             self.lease_heap.push(entry);
         }
         self.n_leased += 1;
@@ -1151,42 +1161,42 @@ impl State {
     /// Drops every index entry of `slot` (see [`bump_ticket`](State::bump_ticket)).
     #[cold]
     fn forget_entries(&mut self, slot: u32) {
-        let others = |e_slot: u32| e_slot != slot;
-        for level in &mut self.ready {
-            level.sweep(|e: &Entry| others(e.slot));
-        }
-        self.delayed.sweep(|t: &Timed| others(t.slot));
-        self.lease_fifo.sweep(|t: &Timed| others(t.slot));
-        self.lease_heap.sweep(|t: &Timed| others(t.slot));
+        let others = |t: &Timed| t.slot != slot;
+        self.delayed.sweep(others);
+        self.lease_heap.sweep(others);
     }
 
-    /// Takes a job out of whichever index holds it, leaving its entry there stale.
+    /// Takes a job out of whichever index holds it: out of a list at once, while a heap's entry is left
+    /// stale.
     #[inline]
     fn unlink(&mut self, slot: u32) {
         let s = &mut self.slots[slot as usize];
-        let (phase, due, id, flags) = (s.phase, s.due, s.id, s.flags);
-        let old = Timed { at: due, id, slot, ticket: s.ticket };
+        let (phase, flags, level) = (s.phase, s.flags, s.priority as usize);
         s.phase = Phase::Free;
-        self.bump_ticket(slot);
-        let slots = &self.slots;
-        let by_ticket = |t: &Timed| slots[t.slot as usize].ticket == t.ticket;
         match phase {
             Phase::Ready => {
                 self.n_ready -= 1;
-                let level = slots[slot as usize].priority as usize;
-                let entry = Entry { slot, ticket: old.ticket };
-                self.ready[level].remove(&entry, |e: &Entry| slots[e.slot as usize].ticket == e.ticket);
+                self.ready[level].unlink(&mut self.slots, slot);
+                if self.ready[level].is_empty() {
+                    self.ready_levels &= !(1 << level);
+                }
             }
-            Phase::Delayed => {
-                self.n_delayed -= 1;
-                self.delayed.remove(&old, by_ticket);
-            }
-            Phase::Leased => {
+            Phase::Leased if flags & IN_HEAP == 0 => {
                 self.n_leased -= 1;
-                if flags & IN_HEAP != 0 {
-                    self.lease_heap.remove(&old, by_ticket);
+                self.lease_fifo.unlink(&mut self.slots, slot);
+            }
+            Phase::Delayed | Phase::Leased => {
+                let s = &self.slots[slot as usize];
+                let old = Timed { at: s.due, id: s.id, slot, ticket: s.ticket };
+                self.bump_ticket(slot);
+                let slots = &self.slots;
+                let by_ticket = |t: &Timed| slots[t.slot as usize].ticket == t.ticket;
+                if phase == Phase::Delayed {
+                    self.n_delayed -= 1;
+                    self.delayed.remove(&old, by_ticket);
                 } else {
-                    self.lease_fifo.remove(&old, by_ticket);
+                    self.n_leased -= 1;
+                    self.lease_heap.remove(&old, by_ticket);
                 }
             }
             Phase::Waiting => {
@@ -1202,7 +1212,8 @@ impl State {
         if limit == 0 {
             return;
         }
-        let history = self.slots[slot as usize].history.get_or_insert_with(Default::default);
+        self.slots[slot as usize].flags |= HAS_HISTORY;
+        let history = self.histories.entry(slot).or_default();
         if history.len() >= limit {
             history.pop_front();
         }
@@ -1210,7 +1221,7 @@ impl State {
     }
 
     fn describe_last_failure(&mut self, slot: u32, message: String) {
-        if let Some(last) = self.slots[slot as usize].history.as_mut().and_then(|h| h.back_mut()) {
+        if let Some(last) = self.histories.get_mut(&slot).and_then(|h| h.back_mut()) {
             last.message = Some(message);
         }
     }
@@ -1231,7 +1242,7 @@ impl State {
             attempts: s.attempt,
             pushed_at: s.pushed_at,
             at,
-            history: s.history.take().map(|h| Vec::from(*h)).unwrap_or_default(),
+            history: self.histories.remove(&slot).map(Vec::from).unwrap_or_default(),
         };
         self.free_slot(slot, at);
         exit
@@ -1247,7 +1258,9 @@ impl State {
         s.phase = Phase::Free;
         s.epoch = s.epoch.wrapping_add(1);
         s.flags = 0;
-        s.history = None;
+        if flags & HAS_HISTORY != 0 {
+            self.histories.remove(&slot);
+        }
         self.free.push(Reverse(slot));
         if flags & HAS_TTL != 0 {
             let slots = &self.slots;
@@ -1281,26 +1294,19 @@ impl State {
             self.slots.truncate(keep);
             let kept = |slot: u32| (slot as usize) < keep;
             self.free.retain(|Reverse(slot)| kept(*slot));
-            for level in &mut self.ready {
-                level.sweep(|e: &Entry| kept(e.slot));
-            }
+            // The lists hold only live jobs, all below the cut.
             for index in [&mut self.delayed, &mut self.lease_heap, &mut self.expiry] {
                 index.sweep(|t: &Timed| kept(t.slot));
             }
-            self.lease_fifo.sweep(|t: &Timed| kept(t.slot));
             for group in self.groups.values_mut() {
                 group.waiting.retain(|(slot, _)| kept(*slot));
             }
         }
         fit(&mut self.slots);
         fit(&mut self.free);
-        for level in &mut self.ready {
-            level.fit();
-        }
         for index in [&mut self.delayed, &mut self.lease_heap, &mut self.expiry] {
             index.fit();
         }
-        self.lease_fifo.fit();
         fit(&mut self.dedup_order);
     }
 
@@ -1337,14 +1343,6 @@ impl State {
         self.n_waiting -= 1;
         let ready_at = self.slots[next as usize].due;
         self.schedule(next, at, ready_at);
-    }
-}
-
-impl Lazy<VecDeque<Timed>> {
-    /// The deadline at the back of the lease FIFO, stale or not: new deadlines keep the FIFO sorted if
-    /// they are not earlier.
-    fn back_at(&self) -> Option<Tick> {
-        self.back().map(|t| t.at)
     }
 }
 
@@ -1579,8 +1577,7 @@ mod tests {
         }
         assert!(st.slots.len() < SHRINK_MIN, "slab: {}", st.slots.len());
         assert!(st.slots.capacity() <= 2 * SHRINK_MIN, "slab capacity: {}", st.slots.capacity());
-        assert!(st.ready[0].capacity::<Entry>() < SHRINK_MIN, "ready: {}", st.ready[0].capacity::<Entry>());
-        assert!(st.lease_fifo.capacity::<Timed>() < SHRINK_MIN);
+        assert!(st.lease_heap.capacity::<Timed>() < SHRINK_MIN);
         assert_eq!(st.live(), 1);
         assert!(trickle < 16);
         // A lease of a slot that was cut away is simply gone.
@@ -1617,7 +1614,8 @@ mod tests {
         for g in grants.iter().rev() {
             st.ack(g.token).unwrap();
         }
-        assert!(st.lease_fifo.len::<Timed>() + st.lease_heap.len::<Timed>() <= 200);
+        assert!(st.lease_heap.len::<Timed>() <= 200);
+        assert!(st.lease_fifo.is_empty());
         assert_eq!(st.live(), 0);
         assert_eq!(st.next_event(), NEVER);
     }

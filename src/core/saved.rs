@@ -61,7 +61,7 @@ impl State {
                     } else {
                         expiries.get(&s.id).copied()
                     },
-                    history: s.history.as_deref().map_or_else(Vec::new, |h| h.iter().cloned().collect()),
+                    history: self.history(slot),
                     lease: (s.phase == Phase::Leased).then_some(s.due),
                 }
             })

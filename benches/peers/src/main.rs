@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo run --release --manifest-path benches/peers/Cargo.toml            # 1 million jobs
 //! cargo run --release --manifest-path benches/peers/Cargo.toml -- --quick # 20 000 jobs, a smoke run
+//! cargo run --release --manifest-path benches/peers/Cargo.toml -- --memory # memory per resident job only
 //! ```
 #![allow(clippy::disallowed_methods)] // a benchmark measures real time
 
@@ -473,6 +474,13 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let n: u64 = if quick { 20_000 } else { 1_000_000 };
     let consumers = 2;
+    if std::env::args().any(|a| a == "--memory") {
+        // Only the memory figure (seconds, not the whole run's minutes).
+        for (who, bytes) in memory(n) {
+            println!("{who}: {bytes:.1} bytes per resident job beyond the payload");
+        }
+        return;
+    }
     let mut rows: Vec<Row> = Vec::new();
     w1(n, &mut rows);
     apalis::w1_w2(n, consumers, &mut rows);

@@ -1,0 +1,137 @@
+//! First-in first-out lists threaded through the slab: each slot carries its own two links, so a list
+//! takes a job at the back, hands out the front and lets go of any job in O(1), with no buffer of its own
+//! and no stale entries to skip.
+//!
+//! A slot is in at most one list at a time; which one follows from its phase (see `State::unlink`).
+
+/// No slot: the end of a list.
+pub(crate) const NIL: u32 = u32::MAX;
+
+/// A slot's place in the list it is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Links {
+    prev: u32,
+    next: u32,
+}
+
+impl Links {
+    /// The links of a slot in no list.
+    pub const NONE: Links = Links { prev: NIL, next: NIL };
+}
+
+/// Something that can be in a [`List`]: a slab's slot.
+pub(crate) trait Node {
+    fn links(&mut self) -> &mut Links;
+}
+
+/// A list of slots, oldest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct List {
+    head: u32,
+    tail: u32,
+}
+
+impl Default for List {
+    fn default() -> Self {
+        List { head: NIL, tail: NIL }
+    }
+}
+
+impl List {
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.head == NIL
+    }
+
+    /// The oldest slot.
+    #[inline]
+    pub fn front(&self) -> Option<u32> {
+        (self.head != NIL).then_some(self.head)
+    }
+
+    /// The newest slot.
+    #[inline]
+    pub fn back(&self) -> Option<u32> {
+        (self.tail != NIL).then_some(self.tail)
+    }
+
+    /// Adds `slot`, which is in no list, at the back.
+    #[inline]
+    pub fn push_back<N: Node>(&mut self, nodes: &mut [N], slot: u32) {
+        *nodes[slot as usize].links() = Links { prev: self.tail, next: NIL };
+        match self.tail {
+            NIL => self.head = slot,
+            tail => nodes[tail as usize].links().next = slot,
+        }
+        self.tail = slot;
+    }
+
+    /// Takes the oldest slot out.
+    #[inline]
+    pub fn pop_front<N: Node>(&mut self, nodes: &mut [N]) -> Option<u32> {
+        let slot = self.front()?;
+        self.unlink(nodes, slot);
+        Some(slot)
+    }
+
+    /// Takes `slot`, which is in this list, out of it.
+    #[inline]
+    pub fn unlink<N: Node>(&mut self, nodes: &mut [N], slot: u32) {
+        let Links { prev, next } = std::mem::replace(nodes[slot as usize].links(), Links::NONE);
+        match prev {
+            NIL => self.head = next,
+            prev => nodes[prev as usize].links().next = next,
+        }
+        match next {
+            NIL => self.tail = prev,
+            next => nodes[next as usize].links().prev = prev,
+        }
+    }
+
+    /// The slots from the oldest, for tests.
+    #[cfg(test)]
+    pub fn slots<N: Node>(&self, nodes: &mut [N]) -> Vec<u32> {
+        let mut slots = Vec::new();
+        let mut at = self.head;
+        while at != NIL {
+            slots.push(at);
+            at = nodes[at as usize].links().next;
+        }
+        slots
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl Node for Links {
+        fn links(&mut self) -> &mut Links {
+            self
+        }
+    }
+
+    #[test]
+    fn slots_leave_from_the_front_and_from_anywhere() {
+        let mut nodes = vec![Links::NONE; 5];
+        let mut list = List::default();
+        assert!(list.is_empty());
+        for slot in [3, 0, 4, 1] {
+            list.push_back(&mut nodes, slot);
+        }
+        assert_eq!(list.slots(&mut nodes), [3, 0, 4, 1]);
+        list.unlink(&mut nodes, 4); // the middle
+        assert_eq!(nodes[4], Links::NONE);
+        assert_eq!(list.slots(&mut nodes), [3, 0, 1]);
+        list.unlink(&mut nodes, 1); // the back
+        assert_eq!(list.back(), Some(0));
+        assert_eq!(list.pop_front(&mut nodes), Some(3));
+        assert_eq!(list.front(), Some(0));
+        list.push_back(&mut nodes, 2);
+        assert_eq!(list.slots(&mut nodes), [0, 2]);
+        assert_eq!(list.pop_front(&mut nodes), Some(0));
+        assert_eq!(list.pop_front(&mut nodes), Some(2));
+        assert_eq!(list.pop_front(&mut nodes), None);
+        assert!(list.is_empty() && list.back().is_none());
+    }
+}
