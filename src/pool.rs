@@ -98,6 +98,30 @@ struct Taken<T: Send + Sync + 'static> {
     visibility: Option<Tick>,
     own_visibility: Duration,
     own_ticks: Tick,
+    /// Buffers kept from one batch's acks to the next, so that a warm worker allocates none: the tokens
+    /// (swapped with the slot's list of deferred acks) and the acks' outcomes.
+    spare_tokens: Vec<Token>,
+    spare_acked: Vec<Result<(), LeaseLost>>,
+}
+
+impl<T: Send + Sync + 'static> Taken<T> {
+    /// The tokens of the jobs whose acks were deferred, the slot's list left empty (with the spare
+    /// buffer's room), and as many outcomes to fill in.
+    fn deferred(&mut self, slot: &WorkerSlot) -> (Vec<Token>, Vec<Result<(), LeaseLost>>) {
+        let mut tokens = mem::take(&mut self.spare_tokens);
+        mem::swap(&mut tokens, &mut *slot.done.lock());
+        let mut acked = mem::take(&mut self.spare_acked);
+        acked.clear();
+        acked.resize(tokens.len(), Ok(()));
+        (tokens, acked)
+    }
+
+    /// Keeps the buffers of [`deferred`](Taken::deferred) for the next batch.
+    fn keep(&mut self, mut tokens: Vec<Token>, acked: Vec<Result<(), LeaseLost>>) {
+        tokens.clear();
+        self.spare_tokens = tokens;
+        self.spare_acked = acked;
+    }
 }
 
 /// The most jobs a worker of a durable queue takes at once (see `Shared::batch_size`): they share one
@@ -629,6 +653,8 @@ impl<T: Send + Sync + 'static> Shared<T> {
             visibility,
             own_visibility: Duration::from_nanos(own_ticks),
             own_ticks,
+            spare_tokens: Vec::new(),
+            spare_acked: Vec::new(),
         };
         let mut store_failures = 0;
         loop {
@@ -748,12 +774,12 @@ impl<T: Send + Sync + 'static> Shared<T> {
     /// `max` jobs in the same critical section. Counts the acks' outcomes (as busy meanwhile, for
     /// `run_until_idle`). Returns whether it took a job.
     fn flush(&self, queue: &Queue<T>, slot: &WorkerSlot, taken: &mut Taken<T>, max: usize) -> bool {
-        let tokens = mem::take(&mut *slot.done.lock());
+        let (tokens, mut acked) = taken.deferred(slot);
         if tokens.is_empty() {
+            taken.keep(tokens, acked);
             return false;
         }
         let _busy = Busy::new(&self.busy, slot);
-        let mut acked = vec![Ok(()); tokens.len()];
         taken.batch_from = queue.clock().tick();
         let leases = &mut taken.leases;
         queue.ack_many_then_lease_into(&tokens, &mut acked, max, taken.visibility, &mut |next| {
@@ -761,6 +787,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
         });
         taken.batch_len = taken.leases.len();
         self.count_acks(&acked);
+        taken.keep(tokens, acked);
         !taken.leases.is_empty()
     }
 
@@ -829,9 +856,9 @@ impl<T: Send + Sync + 'static> Shared<T> {
             };
             self.run_time.store(average, Ordering::Relaxed);
         }
-        let mut tokens = mem::take(&mut *slot.done.lock());
+        let (mut tokens, mut acked) = taken.deferred(slot);
         tokens.push(lease.disarm());
-        let mut acked = vec![Ok(()); tokens.len()];
+        acked.push(Ok(()));
         let max = self.take_size(taken);
         let (queue, leases) = (&taken.handle, &mut taken.leases);
         queue.ack_many_then_lease_into(&tokens, &mut acked, max, taken.visibility, &mut |next| {
@@ -840,6 +867,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
         (taken.batch_from, taken.batch_len) = (now, taken.leases.len());
         let last = acked.pop().unwrap_or(Err(LeaseLost::Gone));
         self.count_acks(&acked);
+        taken.keep(tokens, acked);
         last
     }
 

@@ -103,8 +103,10 @@ pub(crate) struct Few<X> {
 }
 
 impl<X> Few<X> {
-    pub(crate) fn new() -> Self {
-        Few { first: None, rest: Vec::new() }
+    /// Room for `n` values (up to 256; a larger batch grows as it must), allocated once and not at all
+    /// for one: a batch of 32 would otherwise grow its vector five times.
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Few { first: None, rest: Vec::with_capacity(n.clamp(1, 256) - 1) }
     }
 
     fn push(&mut self, value: X) {
@@ -513,7 +515,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         handle: &Queue<T>,
         params: LeaseParams<'_>,
     ) -> Result<Lease<T>, LeaseFail> {
-        let mut granted = Few::new();
+        let mut granted = Few::with_capacity(1);
         let result = self.grant(&params, 1, &mut granted);
         let lease = granted
             .first
@@ -535,7 +537,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         max: usize,
         take: &mut impl FnMut(Lease<T>),
     ) -> Result<(), LeaseFail> {
-        let mut granted = Few::new();
+        let mut granted = Few::with_capacity(max);
         let result = self.grant(&params, max, &mut granted);
         self.hand_out(handle, granted, take);
         result?;
@@ -1006,8 +1008,8 @@ impl<T: Send + Sync + 'static> Inner<T> {
         debug_assert_eq!(tokens.len(), acked.len());
         let reading = (max > 0).then(|| self.clock.tick());
         let mut out = Outbox::new();
-        let mut granted = Few::new();
-        let mut dropped = Few::new();
+        let mut granted = Few::with_capacity(max);
+        let mut dropped = Few::with_capacity(tokens.len());
         let mut core = self.core.lock();
         let mut any = tokens.is_empty();
         for (&token, result) in tokens.iter().zip(acked.iter_mut()) {
