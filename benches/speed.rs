@@ -1,6 +1,6 @@
 //! The hot path's figures as ratios against plain crossbeam-channel measured in the same run: the
 //! uncontended push -> lease -> ack cycle, two threads draining a prefilled queue through the public API
-//! (single and batched), a `WorkerPool` of 2, 4 and 8 workers draining with a no-op handler, and the cycle
+//! (single and batched, next to a `VecDeque` behind one mutex: what one lock per job allows), a `WorkerPool` of 2, 4 and 8 workers draining with a no-op handler, and the cycle
 //! with 1 000 and with 1 000 000 jobs resident.
 //!
 //! Run with `cargo bench --bench speed` (`-- --quick` for a smaller run). Each figure is the best of a few
@@ -83,6 +83,23 @@ fn crossbeam_drain(n: u64, threads: usize) -> Duration {
             let rx = rx.clone();
             s.spawn(move || {
                 while let Ok(job) = rx.recv() {
+                    black_box(job);
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+/// What one lock per job allows: a `VecDeque` behind one `parking_lot` mutex, drained by `threads`
+/// threads, one `pop_front` per lock (a short critical section: the lock mostly stays on one core).
+fn mutex_drain(n: u64, threads: usize) -> Duration {
+    let jobs = parking_lot::Mutex::new((0..n).collect::<std::collections::VecDeque<u64>>());
+    let start = Instant::now();
+    thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                while let Some(job) = jobs.lock().pop_front() {
                     black_box(job);
                 }
             });
@@ -213,6 +230,11 @@ fn main() {
             rate(took) / base
         );
     };
+    row(
+        "2 threads: a `VecDeque` behind one mutex, one `pop_front` per lock (not leasequeue: what one lock \
+         per job allows)",
+        best(|| mutex_drain(drained, 2)),
+    );
     row("2 threads: `try_lease` + `ack`", best(|| leasequeue_drain(drained, 2, Drain::Single)));
     row("2 threads: `ack_and_try_lease`", best(|| leasequeue_drain(drained, 2, Drain::AckAndLease)));
     row(

@@ -810,11 +810,18 @@ impl<T: Send + Sync + 'static> Queue<T> {
 
     /// Pushes the jobs of the schedule ticks that are due; returns when the next one is, on the queue's
     /// clock ([`NEVER`] without schedules: then this is one atomic load).
+    #[inline]
     pub(crate) fn fire_schedules(&self) -> Tick {
-        let schedules = self.schedule_list();
-        if schedules.next_nanos() == NEVER {
+        if self.schedule_list().next_nanos() == NEVER {
             return NEVER;
         }
+        self.fire_schedules_due()
+    }
+
+    /// [`fire_schedules`](Queue::fire_schedules) on a queue that has schedules.
+    #[inline(never)]
+    fn fire_schedules_due(&self) -> Tick {
+        let schedules = self.schedule_list();
         let clock = self.clock();
         let now = clock.tick();
         let wall = clock.wall(now);
