@@ -6,6 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io;
+use std::mem;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -92,6 +93,43 @@ impl<T> Core<T> {
         debug_assert!(job.is_some(), "a live slot holds its job");
         job
     }
+
+    /// Takes the job of an acked slot out, keeping its allocation for a later push if the job type has
+    /// nothing to drop and nobody else holds it (see [`spare`](Core::spare)); returns it otherwise, to
+    /// drop after the lock.
+    #[inline]
+    pub(crate) fn take_acked(&mut self, slot: u32) -> Option<Arc<T>> {
+        let mut job = self.take_job(slot)?;
+        if !mem::needs_drop::<T>() && self.spare.len() < spare_max::<T>() && Arc::get_mut(&mut job).is_some()
+        {
+            self.spare.push(job);
+            return None;
+        }
+        Some(job)
+    }
+
+    /// A job made shared for a push: in a kept allocation if there is one (see [`take_acked`](Core::take_acked)).
+    #[inline]
+    pub(crate) fn share(&mut self, job: T) -> Arc<T> {
+        if let Some(mut kept) = self.spare.pop() {
+            if let Some(old) = Arc::get_mut(&mut kept) {
+                *old = job; // the old value has nothing to drop: only such jobs are kept
+                return kept;
+            }
+        }
+        Arc::new(job)
+    }
+}
+
+/// How many acked jobs' allocations a queue keeps for later pushes: up to 16 KiB of them, and none for
+/// a job type of more than 1 KiB.
+const fn spare_max<T>() -> usize {
+    let size = mem::size_of::<T>() + 2 * mem::size_of::<usize>(); // an `Arc`'s allocation
+    if size > 1024 {
+        0
+    } else {
+        16 * 1024 / size
+    }
 }
 
 /// A few values gathered under the lock for after it: the leases granted (made into [`Lease`]s by
@@ -136,6 +174,10 @@ pub(crate) struct Core<T> {
     pub(crate) jobs: Vec<Option<Arc<T>>>,
     /// The built-in dead-letter store.
     pub(crate) dead: VecDeque<DeadLetter<T>>,
+    /// The allocations of acked jobs whose type has nothing to drop, kept for the next pushes: a job
+    /// shared by the queue and its lease costs an allocation, which the ack would free (on another
+    /// thread's cache, often) and the next push allocate again.
+    pub(crate) spare: Vec<Arc<T>>,
 }
 
 impl<T> Inner<T> {
@@ -389,7 +431,8 @@ impl<T: Send + Sync + 'static> Inner<T> {
                 return Err((job, PushFail::Store(e)));
             }
         }
-        let id = self.insert(core, now, job.into(), options);
+        let job = job.into_shared_with(|job| core.share(job));
+        let id = self.insert(core, now, job, options);
         if let Some(key) = options.dedup() {
             core.st.reserve(now, Arc::clone(key), id.as_u64());
         }
@@ -676,7 +719,8 @@ impl<T: Send + Sync + 'static> Inner<T> {
                         return Err(TryPushError::Store(job, e));
                     }
                 }
-                Ok(self.insert(&mut core, now, Arc::new(job), &options))
+                let job = core.share(job);
+                Ok(self.insert(&mut core, now, job, &options))
             })
             .collect();
         if let Some(durable) = &self.durable {
@@ -1017,7 +1061,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
             if result.is_ok() {
                 any = true;
                 self.record(|| Change::Ack(token.id));
-                dropped.push(core.take_job(token.slot));
+                dropped.push(core.take_acked(token.slot));
             }
         }
         let mut taken = false;
@@ -1047,7 +1091,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         let job = match result {
             Ok(()) => {
                 self.record(|| Change::Ack(token.id));
-                core.take_job(token.slot)
+                core.take_acked(token.slot)
             }
             Err(_) => None,
         };
@@ -1177,6 +1221,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
                 raised: vec![false; parts.alarms.len()],
                 jobs: Vec::new(),
                 dead: VecDeque::new(),
+                spare: Vec::new(),
             })),
             consumers: Condvar::new(),
             producers: Condvar::new(),
@@ -1237,4 +1282,41 @@ fn record_cold<T>(durable: &dyn Durable<T>, change: Change<'_>) {
 #[inline(never)]
 fn after_cold<'a, T>(durable: &'a dyn Durable<T>, core: &Core<T>) -> Option<Pending<'a>> {
     durable.after(core)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::{Queue, TestClock};
+
+    #[test]
+    fn an_acked_jobs_allocation_is_reused_when_it_has_nothing_to_drop() {
+        let queue = Queue::new();
+        queue.push(1u64).unwrap();
+        let lease = queue.try_lease().unwrap();
+        let first: *const u64 = &*lease;
+        lease.ack().unwrap();
+        // An allocation of the same size, which a freed one would be handed to.
+        let other = Box::new([0u64; 3]);
+        queue.push(2u64).unwrap();
+        let lease = queue.try_lease().unwrap();
+        assert_eq!(&*lease as *const u64, first, "the allocation was kept for the next push");
+        drop(other);
+        assert_eq!(*lease, 2);
+    }
+
+    #[test]
+    fn a_job_a_stale_lease_still_reads_is_not_reused() {
+        let clock = TestClock::new();
+        let queue = Queue::builder().clock(clock.clone()).build().unwrap();
+        queue.push(1u64).unwrap();
+        let stale = queue.try_lease().unwrap();
+        clock.advance(Duration::from_secs(31)); // lapses: redelivered while `stale` still holds the job
+        queue.try_lease().unwrap().ack().unwrap();
+        queue.push(2u64).unwrap();
+        let lease = queue.try_lease().unwrap();
+        assert_eq!((*stale, *lease), (1, 2), "the stale lease's job was not overwritten");
+        assert_ne!(&*stale as *const u64, &*lease as *const u64);
+    }
 }

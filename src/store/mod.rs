@@ -106,17 +106,29 @@ pub(crate) struct Parts<T> {
 /// one else holds it.
 pub(crate) trait Payload<T>: Into<Arc<T>> + Borrow<T> + Sized {
     fn from_shared(job: Arc<T>) -> Result<Self, Arc<T>>;
+
+    /// The job shared, by `share` if it is owned (the memory store reuses allocations that way).
+    fn into_shared_with(self, share: impl FnOnce(T) -> Arc<T>) -> Arc<T>;
 }
 
 impl<T> Payload<T> for T {
     fn from_shared(job: Arc<T>) -> Result<T, Arc<T>> {
         Arc::try_unwrap(job)
     }
+
+    #[inline]
+    fn into_shared_with(self, share: impl FnOnce(T) -> Arc<T>) -> Arc<T> {
+        share(self)
+    }
 }
 
 impl<T> Payload<T> for Arc<T> {
     fn from_shared(job: Arc<T>) -> Result<Arc<T>, Arc<T>> {
         Ok(job)
+    }
+
+    fn into_shared_with(self, _: impl FnOnce(T) -> Arc<T>) -> Arc<T> {
+        self
     }
 }
 
