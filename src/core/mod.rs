@@ -1307,6 +1307,9 @@ impl State {
         for index in [&mut self.delayed, &mut self.lease_heap, &mut self.expiry] {
             index.fit();
         }
+        if self.histories.capacity() > 4 * self.histories.len() + 64 {
+            self.histories.shrink_to(2 * self.histories.len());
+        }
         fit(&mut self.dedup_order);
     }
 
@@ -1648,6 +1651,31 @@ mod tests {
         assert_eq!(exit.history.len(), 4);
         assert_eq!(exit.history[0].message.as_deref(), Some("7"));
         assert_eq!(exit.attempts, 11);
+    }
+
+    #[test]
+    fn failure_histories_give_their_memory_back_after_a_burst() {
+        let mut st = state(5);
+        st.shrink_min = 64;
+        for _ in 0..1000 {
+            st.push(0, place(0));
+        }
+        for _ in 0..1000 {
+            let g = st.lease(0, 10).unwrap();
+            st.nack(g.token, 0, 0, FailureKind::Nacked, None).unwrap();
+        }
+        assert_eq!(st.histories.len(), 1000);
+        for _ in 0..1000 {
+            let g = st.lease(0, 10).unwrap();
+            st.ack(g.token).unwrap();
+        }
+        assert!(st.histories.is_empty(), "a job's history leaves with it");
+        for _ in 0..1000 {
+            st.push(0, place(0));
+            let g = st.lease(0, 10).unwrap();
+            st.ack(g.token).unwrap();
+        }
+        assert!(st.histories.capacity() < 256, "histories: {}", st.histories.capacity());
     }
 
     #[test]

@@ -108,9 +108,10 @@ impl<T> Core<T> {
         Some(job)
     }
 
-    /// A job made shared for a push: in a kept allocation if there is one (see [`take_acked`](Core::take_acked)).
+    /// A job made shared for a push: in a kept allocation if there is one (see
+    /// [`take_acked`](Core::take_acked)).
     #[inline]
-    pub(crate) fn share(&mut self, job: T) -> Arc<T> {
+    pub(crate) fn make_shared(&mut self, job: T) -> Arc<T> {
         if let Some(mut kept) = self.spare.pop() {
             if let Some(old) = Arc::get_mut(&mut kept) {
                 *old = job; // the old value has nothing to drop: only such jobs are kept
@@ -431,7 +432,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
                 return Err((job, PushFail::Store(e)));
             }
         }
-        let job = job.into_shared_with(|job| core.share(job));
+        let job = job.into_shared_with(|job| core.make_shared(job));
         let id = self.insert(core, now, job, options);
         if let Some(key) = options.dedup() {
             core.st.reserve(now, Arc::clone(key), id.as_u64());
@@ -719,7 +720,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
                         return Err(TryPushError::Store(job, e));
                     }
                 }
-                let job = core.share(job);
+                let job = core.make_shared(job);
                 Ok(self.insert(&mut core, now, job, &options))
             })
             .collect();
