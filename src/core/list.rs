@@ -134,4 +134,65 @@ mod tests {
         assert_eq!(list.pop_front(&mut nodes), None);
         assert!(list.is_empty() && list.back().is_none());
     }
+
+    mod model {
+        //! A list behaves as a `Vec` of its slots under any sequence of pushes, pops and unlinks, and a
+        //! slot out of the list keeps no links.
+
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Clone, Debug)]
+        enum Op {
+            Push(u8),
+            Pop,
+            Unlink(u8),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                3 => any::<u8>().prop_map(Op::Push),
+                1 => Just(Op::Pop),
+                2 => any::<u8>().prop_map(Op::Unlink),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn a_list_is_a_vec_of_its_slots(ops in prop::collection::vec(op(), 0..200)) {
+                const SLOTS: u32 = 16;
+                let mut nodes = vec![Links::NONE; SLOTS as usize];
+                let mut list = List::default();
+                let mut model: Vec<u32> = Vec::new();
+                for op in ops {
+                    match op {
+                        Op::Push(slot) => {
+                            let slot = u32::from(slot) % SLOTS;
+                            if !model.contains(&slot) {
+                                list.push_back(&mut nodes, slot);
+                                model.push(slot);
+                            }
+                        }
+                        Op::Pop => {
+                            let expected = (!model.is_empty()).then(|| model.remove(0));
+                            prop_assert_eq!(list.pop_front(&mut nodes), expected);
+                        }
+                        Op::Unlink(at) => {
+                            if !model.is_empty() {
+                                let slot = model.remove(usize::from(at) % model.len());
+                                list.unlink(&mut nodes, slot);
+                            }
+                        }
+                    }
+                    prop_assert_eq!(list.slots(&mut nodes), model.clone());
+                    prop_assert_eq!(list.front(), model.first().copied());
+                    prop_assert_eq!(list.back(), model.last().copied());
+                    prop_assert_eq!(list.is_empty(), model.is_empty());
+                    for slot in (0..SLOTS).filter(|slot| !model.contains(slot)) {
+                        prop_assert_eq!(nodes[slot as usize], Links::NONE);
+                    }
+                }
+            }
+        }
+    }
 }
