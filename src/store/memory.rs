@@ -167,6 +167,27 @@ impl<X> Few<X> {
     }
 }
 
+/// Where the leases granted in one critical section go, to be made into [`Lease`]s after it: one
+/// (`Option`, for a single lease) or a few ([`Few`]).
+pub(crate) trait Granted<T> {
+    fn add(&mut self, grant: Grant, job: Arc<T>);
+}
+
+impl<T> Granted<T> for Option<(Grant, Arc<T>)> {
+    #[inline]
+    fn add(&mut self, grant: Grant, job: Arc<T>) {
+        debug_assert!(self.is_none(), "one lease at most");
+        *self = Some((grant, job));
+    }
+}
+
+impl<T> Granted<T> for Few<(Grant, Arc<T>)> {
+    #[inline]
+    fn add(&mut self, grant: Grant, job: Arc<T>) {
+        self.push((grant, job));
+    }
+}
+
 pub(crate) struct Core<T> {
     pub(crate) st: State,
     /// Which alarms are raised, in the order of `Inner::alarms`.
@@ -559,10 +580,9 @@ impl<T: Send + Sync + 'static> Inner<T> {
         handle: &Queue<T>,
         params: LeaseParams<'_>,
     ) -> Result<Lease<T>, LeaseFail> {
-        let mut granted = Few::with_capacity(1);
+        let mut granted = None;
         let result = self.grant(&params, 1, &mut granted);
         let lease = granted
-            .first
             .map(|(grant, job)| Lease::new(handle.share(), job, grant.token, grant.attempt, grant.deadline));
         result?;
         // A lease's record must be durable before its holder runs the job: a job that crashes the process
@@ -595,7 +615,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         self: &Arc<Self>,
         params: &LeaseParams<'_>,
         max: usize,
-        granted: &mut Few<(Grant, Arc<T>)>,
+        granted: &mut impl Granted<T>,
     ) -> Result<(), LeaseFail> {
         let reading = self.clock.tick();
         let mut out = Outbox::new();
@@ -619,7 +639,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         out: &mut Outbox<T>,
         params: &LeaseParams<'_>,
         max: usize,
-        granted: &mut Few<(Grant, Arc<T>)>,
+        granted: &mut impl Granted<T>,
         now: Tick,
     ) -> Result<(), LeaseFail> {
         if params.stop.is_some_and(|stop| stop.load(Ordering::Acquire)) {
@@ -633,7 +653,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
             let (id, attempt, deadline) = (grant.token.id, grant.attempt, grant.deadline);
             self.record(|| Change::Lease { id, attempt, deadline });
             if let Some(job) = core.job(grant.token.slot) {
-                granted.push((grant, Arc::clone(job)));
+                granted.add(grant, Arc::clone(job));
                 taken += 1;
             }
         }
@@ -657,7 +677,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         out: &mut Outbox<T>,
         params: &LeaseParams<'_>,
         max: usize,
-        granted: &mut Few<(Grant, Arc<T>)>,
+        granted: &mut impl Granted<T>,
     ) -> Result<(), LeaseFail> {
         let Wait::Until(until) = params.wait else { return Err(LeaseFail::NoJob) };
         let mut round = 0;
