@@ -843,7 +843,9 @@ impl<T: Send + Sync + 'static> Shared<T> {
         taken: &mut Taken<T>,
     ) -> Result<(), LeaseLost> {
         if !taken.leases.is_empty() {
-            slot.done.lock().push(lease.disarm());
+            // Disarmed before the slot's lock: dropping the lease's share of the job may drop the job.
+            let token = lease.disarm();
+            slot.done.lock().push(token);
             taken.deferred_now = true;
             return Ok(());
         }

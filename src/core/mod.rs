@@ -1244,6 +1244,7 @@ impl State {
             at,
             history: self.histories.remove(&slot).map(Vec::from).unwrap_or_default(),
         };
+        s.flags &= !HAS_HISTORY; // taken: `free_slot` need not look for it
         self.free_slot(slot, at);
         exit
     }

@@ -992,7 +992,6 @@ impl<T: Send + Sync + 'static> Inner<T> {
         })
     }
 
-    /// Copies of the built-in store's dead letters, oldest first.
     /// Copies of the first `limit` dead letters of the built-in store, oldest first.
     pub(crate) fn dead_letters(&self, limit: usize) -> Vec<DeadLetter<T>> {
         self.core.lock().dead.iter().take(limit).cloned().collect()
