@@ -6,6 +6,9 @@
 //! Run with `cargo bench --bench speed` (`-- --quick` for a smaller run). Each figure is the best of a few
 //! runs; compare the ratios, not the absolute times, which depend on the machine and its load.
 //!
+//! `-- --scaling` prints the drain rates for 1, 2, 4, ... threads up to twice the machine's cores
+//! (for a machine with more than 2), each next to crossbeam-channel with as many threads.
+//!
 //! `-- --cycles N` runs only the cycle, N times after a warm-up, in [`cycles`], for an instruction count
 //! that the machine's noise does not move (see the README, "Performance"):
 //! `valgrind --tool=callgrind --toggle-collect='speed::cycles' <the bench binary> --cycles 100000`
@@ -202,6 +205,9 @@ fn main() {
         crossbeam_cycles(&tx, &rx, n);
         return;
     }
+    if args.iter().any(|a| a == "--scaling") {
+        return scaling(if args.iter().any(|a| a == "--quick") { 200_000 } else { 1_000_000 });
+    }
     let quick = args.iter().any(|a| a == "--quick");
     // Cargo passes `--bench` to every bench target; nothing else is taken.
     let (cycles, drained, resident) =
@@ -255,6 +261,32 @@ fn main() {
          {:.2}x the time |",
         large / small
     );
+}
+
+/// `-- --scaling`: the drain rates for 1, 2, 4, ... threads up to the machine's cores (and twice
+/// that), each next to crossbeam-channel with as many threads, for a machine with more than 2 cores.
+fn scaling(drained: u64) {
+    let cores = cores();
+    println!("leasequeue drain rates by thread count, {cores} cores, {drained} jobs, best of {RUNS} runs\n");
+    println!(
+        "| threads | crossbeam `recv` | mutex `VecDeque` | `try_lease` + `ack` | \
+         `ack_and_try_lease_batch` of 32 | `WorkerPool`, no-op | pool / crossbeam |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let rate = |took: Duration| drained as f64 / took.as_secs_f64() / 1e6;
+    let counts = std::iter::successors(Some(1), |n| Some(n * 2)).take_while(|&n| n <= cores * 2);
+    for threads in counts {
+        let crossbeam = rate(best(|| crossbeam_drain(drained, threads)));
+        let mutex = rate(best(|| mutex_drain(drained, threads)));
+        let single = rate(best(|| leasequeue_drain(drained, threads, Drain::Single)));
+        let batch = rate(best(|| leasequeue_drain(drained, threads, Drain::Batch(32))));
+        let pool = rate(best(|| pool_drain(drained, threads)));
+        println!(
+            "| {threads} | {crossbeam:.1} M/s | {mutex:.1} M/s | {single:.1} M/s | {batch:.1} M/s | \
+             {pool:.1} M/s | {:.2}x |",
+            pool / crossbeam
+        );
+    }
 }
 
 fn cores() -> usize {
