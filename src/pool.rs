@@ -38,10 +38,12 @@ type WorkerHook = Box<dyn Fn(usize) + Send + Sync>;
 ///
 /// **Batches.** A worker settles the job it ran and takes the next in one critical section. Under a
 /// backlog it takes several at once, its share of the backlog and no more than it runs in half a
-/// visibility timeout at the handler's average run time: on a durable queue they share one sync, and in
-/// memory on the system clock the acks of a batch's jobs wait for the batch's last, which acks them all
-/// and takes the next batch under one lock. A job's lease is then taken when its batch is (its deadline
-/// counts from there), and [`PoolStats::succeeded`] counts its ack when it lands, at most a batch later.
+/// visibility timeout at the handler's average run time: on a durable queue up to 16, which share one
+/// sync; in memory on the system clock up to 256 and no more than it runs in about a millisecond, whose
+/// acks wait for the batch's last, which acks them all and takes the next batch under one lock (a handler
+/// that runs a millisecond or longer takes its jobs one at a time). A job's lease is then taken when its
+/// batch is (its deadline counts from there), and [`PoolStats::succeeded`] counts its ack when it lands,
+/// at most a batch later.
 /// A failed job is settled at once, and [`shutdown`](WorkerPool::shutdown) acks the jobs a worker
 /// finished and had not acked yet. On a test clock every job is settled on its own, as it ends.
 ///
@@ -129,7 +131,12 @@ impl<T: Send + Sync + 'static> Taken<T> {
 const MAX_TAKEN: usize = 16;
 
 /// The most jobs a worker of an in-memory queue takes at once (see `Taken::deferring`).
-const MAX_DEFERRED: usize = 32;
+const MAX_DEFERRED: usize = 256;
+
+/// How long a batch of a worker of an in-memory queue runs at most, at the handler's average run time:
+/// the acks of its jobs wait for its last, and a job pushed meanwhile (a more urgent one too) waits for
+/// a worker to end its batch. A handler that runs this long or longer takes its jobs one at a time.
+const DEFERRED_SPAN: Duration = Duration::from_millis(1);
 
 /// How long a worker waits after the store failed before it leases again: doubled after each failure in
 /// a row (a database that is down is not asked hundreds of times a second), up to [`STORE_RETRY_MAX`].
@@ -761,10 +768,12 @@ impl<T: Send + Sync + 'static> Shared<T> {
     /// How many jobs a worker takes at its next lease: one, or a batch (see
     /// [`batch_size`](Shared::batch_size)).
     fn take_size(&self, taken: &Taken<T>) -> usize {
+        // The last job of a batch starts within half its lease.
+        let in_lease = taken.own_ticks / 2;
         if taken.batched {
-            self.batch_size(taken.own_ticks, MAX_TAKEN)
+            self.batch_size(in_lease, MAX_TAKEN)
         } else if taken.deferring {
-            self.batch_size(taken.own_ticks, MAX_DEFERRED)
+            self.batch_size(in_lease.min(ticks(DEFERRED_SPAN)), MAX_DEFERRED)
         } else {
             1
         }
@@ -851,12 +860,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
         }
         let now = self.queue.clock().tick();
         if taken.batch_len > 0 {
-            let took = now.saturating_sub(taken.batch_from) / taken.batch_len as Tick;
-            let average = match self.run_time.load(Ordering::Relaxed) {
-                NEVER => took,
-                average => average - average / 8 + took / 8,
-            };
-            self.run_time.store(average, Ordering::Relaxed);
+            self.note_run_time(now.saturating_sub(taken.batch_from) / taken.batch_len as Tick);
         }
         let (mut tokens, mut acked) = taken.deferred(slot);
         tokens.push(lease.disarm());
@@ -873,17 +877,19 @@ impl<T: Send + Sync + 'static> Shared<T> {
         last
     }
 
-    /// How many jobs a worker takes at once when it takes batches: its share of the backlog, at most
-    /// `most`, and no more than it runs in half a visibility timeout at the handler's average run time
-    /// (one before the first run), so that the last of them does not wait past its lease.
-    fn batch_size(&self, visibility: Tick, most: usize) -> usize {
-        let workers = self.state.lock().workers.max(1);
-        let share = self.queue.ready_hint() / workers;
-        let in_time = match self.run_time.load(Ordering::Relaxed) {
-            NEVER => 1,
-            run_time => usize::try_from(visibility / 2 / run_time.max(1)).unwrap_or(usize::MAX),
+    /// Counts a handler's run of `took` ticks into the moving average of [`run_time`](Shared::run_time).
+    fn note_run_time(&self, took: Tick) {
+        let average = match self.run_time.load(Ordering::Relaxed) {
+            NEVER => took,
+            average => average - average / 8 + took / 8,
         };
-        share.min(in_time).clamp(1, most)
+        self.run_time.store(average, Ordering::Relaxed);
+    }
+
+    /// How many jobs a worker takes at once when it takes batches (see [`batch_len`]).
+    fn batch_size(&self, span: Tick, most: usize) -> usize {
+        let workers = self.state.lock().workers.max(1);
+        batch_len(self.queue.ready_hint() / workers, span, self.run_time.load(Ordering::Relaxed), most)
     }
 
     /// Starts a worker if the pool may grow and the backlog has reached `scale_up_depth`: after a push only
@@ -928,12 +934,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
         // its outcome is counted (`run_until_idle` waits for that).
         *slot.running.lock() = None;
         if let Some(started) = started {
-            let took = clock.tick().saturating_sub(started);
-            let average = match self.run_time.load(Ordering::Relaxed) {
-                NEVER => took,
-                average => average - average / 8 + took / 8,
-            };
-            self.run_time.store(average, Ordering::Relaxed);
+            self.note_run_time(clock.tick().saturating_sub(started));
         }
         let recorded = at.map(|at| (at, handler::outcome_of(&ran)));
         let c = &self.counters;
@@ -1355,9 +1356,38 @@ impl<T: Send + Sync + 'static> fmt::Debug for WorkerPoolBuilder<T> {
     }
 }
 
+/// How many jobs a worker takes at once when it takes batches: its `share` of the backlog, at most
+/// `most`, and no more than it runs within `span` at the handler's average `run_time` (one before the
+/// first run, when `run_time` is [`NEVER`]); one at least.
+fn batch_len(share: usize, span: Tick, run_time: Tick, most: usize) -> usize {
+    let in_time = match run_time {
+        NEVER => 1,
+        run_time => usize::try_from(span / run_time.max(1)).unwrap_or(usize::MAX),
+    };
+    share.min(in_time).clamp(1, most)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_is_the_workers_share_of_the_backlog_within_its_span_and_cap() {
+        let span = ticks(DEFERRED_SPAN); // 1 ms
+                                         // A quick handler under a deep backlog: the cap.
+        assert_eq!(batch_len(1_000_000, span, 100, MAX_DEFERRED), 256);
+        // A shallow backlog: the worker's share of it.
+        assert_eq!(batch_len(40, span, 100, MAX_DEFERRED), 40);
+        // A 10 us handler: what runs in the span.
+        assert_eq!(batch_len(1_000_000, span, 10_000, MAX_DEFERRED), 100);
+        // A handler as slow as the span or slower, before any run, or no backlog: one at a time.
+        assert_eq!(batch_len(1_000_000, span, 1_000_000, MAX_DEFERRED), 1);
+        assert_eq!(batch_len(1_000_000, span, 5_000_000, MAX_DEFERRED), 1);
+        assert_eq!(batch_len(1_000_000, span, NEVER, MAX_DEFERRED), 1);
+        assert_eq!(batch_len(0, span, 100, MAX_DEFERRED), 1);
+        // A run time of 0 ticks (a test clock) divides by one.
+        assert_eq!(batch_len(1_000_000, span, 0, MAX_DEFERRED), 256);
+    }
 
     #[test]
     fn the_wait_after_store_failures_doubles_up_to_its_cap() {
