@@ -97,11 +97,16 @@ impl<T> Core<T> {
     /// Takes the job of an acked slot out, keeping its allocation for a later push if the job type has
     /// nothing to drop and nobody else holds it (see [`spare`](Core::spare)); returns it otherwise, to
     /// drop after the lock.
+    ///
+    /// Whether nobody else holds it is read from the counts with plain loads rather than `Arc::get_mut`
+    /// (an atomic read-modify-write): no `Weak` of a job is ever made, and with one strong count left
+    /// nobody can make another, so the count cannot rise again; a job kept on a stale reading is only
+    /// reused once [`make_shared`](Core::make_shared)'s `Arc::get_mut` finds it unique.
     #[inline]
     pub(crate) fn take_acked(&mut self, slot: u32) -> Option<Arc<T>> {
-        let mut job = self.take_job(slot)?;
-        if !mem::needs_drop::<T>() && self.spare.len() < spare_max::<T>() && Arc::get_mut(&mut job).is_some()
-        {
+        let job = self.take_job(slot)?;
+        let unique = Arc::strong_count(&job) == 1 && Arc::weak_count(&job) == 0;
+        if !mem::needs_drop::<T>() && self.spare.len() < spare_max::<T>() && unique {
             self.spare.push(job);
             return None;
         }
