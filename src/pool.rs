@@ -1373,8 +1373,9 @@ mod tests {
 
     #[test]
     fn a_batch_is_the_workers_share_of_the_backlog_within_its_span_and_cap() {
-        let span = ticks(DEFERRED_SPAN); // 1 ms
-                                         // A quick handler under a deep backlog: the cap.
+        let span = ticks(DEFERRED_SPAN);
+        assert_eq!(span, 1_000_000, "a millisecond, in ticks");
+        // A quick handler under a deep backlog: the cap.
         assert_eq!(batch_len(1_000_000, span, 100, MAX_DEFERRED), 256);
         // A shallow backlog: the worker's share of it.
         assert_eq!(batch_len(40, span, 100, MAX_DEFERRED), 40);
