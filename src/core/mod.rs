@@ -647,6 +647,7 @@ impl State {
 
     /// Adds a job. The caller has checked capacity, closing and [`ids_exhausted`](State::ids_exhausted), and has called
     /// [`advance`](State::advance) at `now`.
+    #[inline(always)]
     pub fn push(&mut self, now: Tick, place: Placement) -> (u32, u64) {
         debug_assert!(!self.ids_exhausted(), "the caller checks ids_exhausted before a push");
         let id = self.next_id;
