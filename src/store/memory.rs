@@ -580,6 +580,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         self.lease_with(handle, LeaseParams { wait, visibility: None, stop: None })
     }
 
+    #[inline(always)]
     pub(crate) fn lease_with(
         self: &Arc<Self>,
         handle: &Queue<T>,
