@@ -15,10 +15,11 @@
 //! Groups keep only their head job in the indices; later jobs of the group wait in the group's own FIFO
 //! (phase `Waiting`) until the head leaves the queue.
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
+mod free;
 pub(crate) mod index;
 mod list;
 #[cfg(feature = "serde")]
@@ -27,6 +28,7 @@ mod saved;
 #[cfg(feature = "serde")]
 pub(crate) use saved::{RestoredJob, SavedJob};
 
+use self::free::FreeSlots;
 use self::index::{fit, Lazy};
 use self::list::{Links, List, Node};
 use crate::clock::{Tick, NEVER};
@@ -294,7 +296,7 @@ pub(crate) struct State {
     slots: Vec<Slot>,
     /// Free slots, lowest first: new jobs fill the slab from the bottom, so that after a burst the live
     /// jobs gather there and the free top can be given back (see [`State::shrink`]).
-    free: BinaryHeap<Reverse<u32>>,
+    free: FreeSlots,
     /// Leased jobs in the order they were taken, whose deadlines are in order (with one visibility
     /// timeout, all of them); the others are in `lease_heap`.
     lease_fifo: List,
@@ -369,7 +371,7 @@ impl State {
     pub fn new(cfg: Config) -> Self {
         State {
             slots: Vec::new(),
-            free: BinaryHeap::new(),
+            free: FreeSlots::default(),
             shrink_countdown: 0,
             shrink_min: SHRINK_MIN,
             ready: Default::default(),
@@ -654,7 +656,7 @@ impl State {
         self.next_id = self.next_id.saturating_add(1);
         self.counters.pushed += 1;
         let slot = match self.free.pop() {
-            Some(Reverse(slot)) => slot,
+            Some(slot) => slot,
             None => {
                 self.slots.push(Slot {
                     id: 0,
@@ -1263,7 +1265,7 @@ impl State {
         if flags & HAS_HISTORY != 0 {
             self.histories.remove(&slot);
         }
-        self.free.push(Reverse(slot));
+        self.free.push(slot);
         if flags & HAS_TTL != 0 {
             let slots = &self.slots;
             let gone = Timed { at: NEVER, id, slot, ticket: 0 }; // never the head: counted stale
@@ -1295,7 +1297,7 @@ impl State {
         if keep <= len / 2 {
             self.slots.truncate(keep);
             let kept = |slot: u32| (slot as usize) < keep;
-            self.free.retain(|Reverse(slot)| kept(*slot));
+            self.free.retain(kept);
             // The lists hold only live jobs, all below the cut.
             for index in [&mut self.delayed, &mut self.lease_heap, &mut self.expiry] {
                 index.sweep(|t: &Timed| kept(t.slot));
@@ -1305,7 +1307,7 @@ impl State {
             }
         }
         fit(&mut self.slots);
-        fit(&mut self.free);
+        self.free.fit();
         for index in [&mut self.delayed, &mut self.lease_heap, &mut self.expiry] {
             index.fit();
         }
