@@ -186,6 +186,7 @@ impl<T: Send + Sync + 'static> Lease<T> {
     /// queue.try_lease().unwrap().ack().unwrap();
     /// assert_eq!(queue.stats().acked, 1);
     /// ```
+    #[inline]
     pub fn ack(mut self) -> Result<(), LeaseLost> {
         self.put_down();
         self.queue.ack_lease(self.token)
