@@ -1,23 +1,16 @@
 //! Lazily cleaned indices: heaps of entries that may go stale.
 //!
-//! The state orders its timed jobs (delayed, out-of-order lease deadlines, times to live) through heaps of
-//! small entries. Taking a job out of the middle of a heap would cost O(n), so instead the job's slot changes (its ticket, or its id) and
-//! the entry goes stale: [`Lazy::head`] drops stale entries when they reach the front, and [`Lazy::remove`]
-//! compacts the whole index once stale entries outnumber live ones. Every operation stays O(1) or
-//! O(log n) amortised.
+//! The state orders its timed jobs (delayed, out-of-order lease deadlines, times to live) through heaps
+//! of small entries. Taking a job out of the middle of a heap would cost O(n), so instead the job's slot
+//! changes (its ticket, or its id) and the entry goes stale: [`Lazy::head`] drops stale entries when they
+//! reach the front, and [`Lazy::remove`] compacts the whole index once stale entries outnumber live ones.
+//! Every operation stays O(1) or O(log n) amortised.
 
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::Hash;
 
 /// Below this many stale entries an index is never compacted.
 const COMPACT_MIN: usize = 64;
-
-/// A container an index can be built on: a min-heap (`BinaryHeap` of entries whose order is reversed).
-pub(crate) trait Container<E>: Default + Buffer {
-    fn first(&self) -> Option<&E>;
-    fn pop_first(&mut self) -> Option<E>;
-    fn insert(&mut self, entry: E);
-    fn keep(&mut self, live: impl FnMut(&E) -> bool);
-}
 
 /// A growable buffer, for [`fit`].
 pub(crate) trait Buffer {
@@ -53,117 +46,92 @@ macro_rules! buffer {
 
 buffer!(Vec, VecDeque, BinaryHeap: Ord);
 
-impl<E: Ord> Container<E> for BinaryHeap<E> {
-    fn first(&self) -> Option<&E> {
-        self.peek()
+impl<K: Eq + Hash, V> Buffer for HashMap<K, V> {
+    fn len(&self) -> usize {
+        HashMap::len(self)
     }
-    fn pop_first(&mut self) -> Option<E> {
-        self.pop()
+    fn capacity(&self) -> usize {
+        HashMap::capacity(self)
     }
-    fn insert(&mut self, entry: E) {
-        self.push(entry);
-    }
-    fn keep(&mut self, live: impl FnMut(&E) -> bool) {
-        self.retain(live);
+    fn shrink_to(&mut self, capacity: usize) {
+        HashMap::shrink_to(self, capacity);
     }
 }
 
-/// An index whose stale entries are dropped lazily. `live` tells a current entry from a stale one.
-#[derive(Default)]
-pub(crate) struct Lazy<C> {
-    items: C,
+/// A min-heap index (of entries whose order is reversed) whose stale entries are dropped lazily. `live`
+/// tells a current entry from a stale one.
+pub(crate) struct Lazy<E> {
+    items: BinaryHeap<E>,
     stale: usize,
 }
 
-impl<C> Lazy<C> {
+impl<E: Ord> Default for Lazy<E> {
+    fn default() -> Self {
+        Lazy { items: BinaryHeap::new(), stale: 0 }
+    }
+}
+
+impl<E: Ord> Lazy<E> {
     /// The first live entry, dropping the stale ones before it.
-    pub fn head<E>(&mut self, live: impl Fn(&E) -> bool) -> Option<&E>
-    where
-        C: Container<E>,
-    {
-        while let Some(first) = self.items.first() {
+    pub fn head(&mut self, live: impl Fn(&E) -> bool) -> Option<&E> {
+        while let Some(first) = self.items.peek() {
             if live(first) {
                 break;
             }
-            self.items.pop_first();
+            self.items.pop();
             // The count is a hint for compaction: an entry may go stale without being counted.
             self.stale = self.stale.saturating_sub(1);
         }
-        self.items.first()
+        self.items.peek()
     }
 
     /// Removes and returns the first live entry.
-    pub fn pop<E>(&mut self, live: impl Fn(&E) -> bool) -> Option<E>
-    where
-        C: Container<E>,
-    {
+    pub fn pop(&mut self, live: impl Fn(&E) -> bool) -> Option<E> {
         self.head(&live)?;
-        self.items.pop_first()
+        self.items.pop()
     }
 
-    pub fn push<E>(&mut self, entry: E)
-    where
-        C: Container<E>,
-    {
-        self.items.insert(entry);
+    pub fn push(&mut self, entry: E) {
+        self.items.push(entry);
     }
 
     /// Entries, stale ones included.
     #[cfg(test)]
-    pub fn capacity<E>(&self) -> usize
-    where
-        C: Container<E>,
-    {
+    pub fn capacity(&self) -> usize {
         self.items.capacity()
     }
 
     #[cfg(test)]
-    pub fn len<E>(&self) -> usize
-    where
-        C: Container<E>,
-    {
+    pub fn len(&self) -> usize {
         self.items.len()
     }
 
     /// Accounts for `entry`, which was live until now and is stale from now on: popped at once when it is
     /// first, otherwise left for later and the index compacted when stale entries outnumber live ones.
     /// `live` must already call `entry` stale.
-    pub fn remove<E: PartialEq>(&mut self, entry: &E, live: impl Fn(&E) -> bool)
-    where
-        C: Container<E>,
-    {
-        if self.items.first() == Some(entry) {
-            self.items.pop_first();
+    pub fn remove(&mut self, entry: &E, live: impl Fn(&E) -> bool) {
+        if self.items.peek() == Some(entry) {
+            self.items.pop();
             return;
         }
         self.stale += 1;
         if self.stale >= COMPACT_MIN && self.stale * 2 > self.items.len() {
-            self.items.keep(|e| live(e));
+            self.items.retain(|e| live(e));
             self.stale = 0;
         }
     }
-}
 
-impl<C> Lazy<C> {
     /// Gives memory back after a burst (see [`fit`]).
-    pub fn fit<E>(&mut self)
-    where
-        C: Container<E>,
-    {
+    pub fn fit(&mut self) {
         fit(&mut self.items);
     }
 
     /// Keeps only the entries `keep` says to, now (O(n)).
-    pub fn sweep<E>(&mut self, keep: impl FnMut(&E) -> bool)
-    where
-        C: Container<E>,
-    {
-        self.items.keep(keep);
+    pub fn sweep(&mut self, keep: impl FnMut(&E) -> bool) {
+        self.items.retain(keep);
         self.stale = self.stale.min(self.items.len());
     }
-}
 
-impl<E> Lazy<BinaryHeap<E>> {
     /// Every entry, stale ones included, in no order.
     #[cfg(feature = "serde")]
     pub fn iter(&self) -> impl Iterator<Item = &E> {
@@ -178,7 +146,7 @@ mod tests {
 
     #[test]
     fn stale_entries_are_dropped_at_the_head_and_compacted() {
-        let mut index: Lazy<BinaryHeap<Reverse<u32>>> = Lazy::default();
+        let mut index: Lazy<Reverse<u32>> = Lazy::default();
         for i in 0..1000 {
             index.push(Reverse(i));
         }
@@ -196,12 +164,12 @@ mod tests {
 
     #[test]
     fn removing_the_head_pops_it() {
-        let mut index: Lazy<BinaryHeap<std::cmp::Reverse<u32>>> = Lazy::default();
+        let mut index: Lazy<Reverse<u32>> = Lazy::default();
         for i in [3, 1, 2] {
-            index.push(std::cmp::Reverse(i));
+            index.push(Reverse(i));
         }
-        index.remove(&std::cmp::Reverse(1), |e| e.0 != 1);
+        index.remove(&Reverse(1), |e| e.0 != 1);
         assert_eq!(index.len(), 2);
-        assert_eq!(index.head(|_| true), Some(&std::cmp::Reverse(2)));
+        assert_eq!(index.head(|_| true), Some(&Reverse(2)));
     }
 }

@@ -335,11 +335,11 @@ pub(crate) struct State {
     // ----- the rest -----
     /// Below this many slots the slab never shrinks ([`SHRINK_MIN`]; smaller in tests).
     shrink_min: usize,
-    delayed: Lazy<BinaryHeap<Timed>>,
+    delayed: Lazy<Timed>,
     /// Deadlines that would break the FIFO's order (extended or shortened leases).
-    lease_heap: Lazy<BinaryHeap<Timed>>,
+    lease_heap: Lazy<Timed>,
     /// Times to live, keyed by job id (an entry is live while its job is).
-    expiry: Lazy<BinaryHeap<Timed>>,
+    expiry: Lazy<Timed>,
     groups: HashMap<Arc<str>, Group>,
     slot_groups: HashMap<u32, Arc<str>>,
     /// Dedup keys reserved, with the job id and when the reservation ends.
@@ -1311,9 +1311,7 @@ impl State {
         for index in [&mut self.delayed, &mut self.lease_heap, &mut self.expiry] {
             index.fit();
         }
-        if self.histories.capacity() > 4 * self.histories.len() + 64 {
-            self.histories.shrink_to(2 * self.histories.len());
-        }
+        fit(&mut self.histories);
         fit(&mut self.dedup_order);
     }
 
@@ -1584,7 +1582,7 @@ mod tests {
         }
         assert!(st.slots.len() < SHRINK_MIN, "slab: {}", st.slots.len());
         assert!(st.slots.capacity() <= 2 * SHRINK_MIN, "slab capacity: {}", st.slots.capacity());
-        assert!(st.lease_heap.capacity::<Timed>() < SHRINK_MIN);
+        assert!(st.lease_heap.capacity() < SHRINK_MIN);
         assert_eq!(st.live(), 1);
         assert!(trickle < 16);
         // A lease of a slot that was cut away is simply gone.
@@ -1621,7 +1619,7 @@ mod tests {
         for g in grants.iter().rev() {
             st.ack(g.token).unwrap();
         }
-        assert!(st.lease_heap.len::<Timed>() <= 200);
+        assert!(st.lease_heap.len() <= 200);
         assert!(st.lease_fifo.is_empty());
         assert_eq!(st.live(), 0);
         assert_eq!(st.next_event(), NEVER);
