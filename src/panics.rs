@@ -136,14 +136,22 @@ impl Catcher {
 
     /// Runs `f`; `None` if it panicked (then counted and reported).
     pub(crate) fn call<R>(&self, site: PanicSite, job: Option<JobId>, f: impl FnOnce() -> R) -> Option<R> {
-        match panic::catch_unwind(AssertUnwindSafe(f)) {
-            Ok(value) => Some(value),
-            Err(payload) => {
-                self.report(site, job, &*payload);
-                discard(payload);
-                None
-            }
-        }
+        self.try_call(site, job, f).ok()
+    }
+
+    /// Runs `f`; the panic's message if it panicked (then counted and reported).
+    pub(crate) fn try_call<R>(
+        &self,
+        site: PanicSite,
+        job: Option<JobId>,
+        f: impl FnOnce() -> R,
+    ) -> Result<R, String> {
+        panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+            self.report(site, job, &*payload);
+            let text = message(&*payload);
+            discard(payload);
+            text
+        })
     }
 
     /// Drops `value` (a dead letter, a batch of jobs, anything whose `Drop` may run a job's), catching a
@@ -189,7 +197,7 @@ impl fmt::Debug for Catcher {
 
 /// Drops a caught panic's payload; one whose own `Drop` panics is leaked instead (a payload is user code
 /// too).
-pub(crate) fn discard(payload: Box<dyn Any + Send>) {
+fn discard(payload: Box<dyn Any + Send>) {
     if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
         std::mem::forget(again);
     }

@@ -3,7 +3,6 @@
 
 use std::collections::VecDeque;
 use std::fmt::{self, Debug, Write as _};
-use std::panic::{self, AssertUnwindSafe};
 
 use crate::panics::Catcher;
 use crate::{DeadLetterReason, FailureKind, JobId, JobInfo, PanicSite, Queue, RedriveReport, Stats};
@@ -103,16 +102,10 @@ impl<T: Debug + Send + Sync + 'static> Board for Queue<T> {
 /// [`PanicSite::PayloadDebug`]) and shows as such on the page.
 fn text_of<T: Debug>(catcher: &Catcher, id: JobId, job: &T) -> String {
     let mut limited = Limited { text: String::new(), cut: false };
-    let written = panic::catch_unwind(AssertUnwindSafe(|| write!(limited, "{job:?}")));
-    match written {
+    match catcher.try_call(PanicSite::PayloadDebug, Some(id), || write!(limited, "{job:?}")) {
         Ok(_) if limited.cut => limited.text + "…",
         Ok(_) => limited.text,
-        Err(payload) => {
-            let text = format!("(its Debug panicked: {})", crate::panics::message(&*payload));
-            catcher.report(PanicSite::PayloadDebug, Some(id), &*payload);
-            crate::panics::discard(payload);
-            text
-        }
+        Err(message) => format!("(its Debug panicked: {message})"),
     }
 }
 
