@@ -1317,6 +1317,7 @@ impl<T: Send + Sync + 'static> WorkerPoolBuilder<T> {
             runs: Mutex::new(Vec::new()),
         });
         shared.recording.store(shared.queue.clock().is_manual(), Ordering::Release);
+        shared.queue.want_ready_hint(); // batches are sized by it
         let listener: Arc<dyn Listener> = shared.clone();
         shared.queue.clock().register(Arc::downgrade(&listener) as Weak<dyn Listener>);
         if cfg_scales(&shared.cfg) {

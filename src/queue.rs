@@ -1161,7 +1161,17 @@ impl<T: Send + Sync + 'static> Queue<T> {
         on_store!(self, q => q.interrupt());
     }
 
-    /// The number of ready jobs as of the last operation: a cheap hint, without the lock.
+    /// Keeps the ready hint current from now on (a worker pool sizes its batches by it).
+    pub(crate) fn want_ready_hint(&self) {
+        match &*self.handle {
+            Flavor::Memory(inner) => inner.want_ready_hint(),
+            #[cfg(feature = "postgres")]
+            Flavor::Pg(_) => {} // kept current always (see `PgQueue::ready_hint`)
+        }
+    }
+
+    /// The number of ready jobs as of the last operation, without the lock (exact up to 64, then within a
+    /// factor of two), once [`want_ready_hint`](Queue::want_ready_hint) was called.
     pub(crate) fn ready_hint(&self) -> usize {
         on_store!(self, q => q.ready_hint())
     }

@@ -47,8 +47,9 @@ pub(crate) struct Inner<T> {
     /// What makes the queue durable (a journal), if anything does: told of every change.
     pub(crate) durable: Option<Box<dyn Durable<T>>>,
     /// The number of ready jobs as of the last operation (exact up to 64, then within a factor of two:
-    /// see `State::hint_due`): read without the lock by consumers that spin a little before they block,
-    /// and by a pool that scales and sizes its batches by it.
+    /// see `State::hint_due`), once something reads it (see [`want_ready_hint`](Inner::want_ready_hint)):
+    /// read without the lock by a worker pool, which sizes its batches and scales by it, and by consumers
+    /// that spin a little before they block.
     pub(crate) ready_hint: Padded<AtomicUsize>,
     /// Runs user code: catches, counts and reports its panics.
     pub(crate) catcher: Catcher,
@@ -59,9 +60,6 @@ pub(crate) struct Inner<T> {
     pub(crate) schedules: crate::schedule::Schedules<T>,
     /// Whether the clock is a test clock (read on every operation; the clock's kind never changes).
     pub(crate) manual: bool,
-    /// Whether the queue has alarms, a durable store or a test clock (see
-    /// [`finish_extras`](Inner::finish_extras)).
-    pub(crate) extras: bool,
     /// On an auto-advancing test clock, as of the last operation: [`BUSY`](crate::wait::BUSY) while a job is ready or leased,
     /// else the tick of the next timed event (see [`Listener::quiet_until`]).
     pub(crate) quiet: AtomicU64,
@@ -205,6 +203,11 @@ pub(crate) struct Core<T> {
     /// shared by the queue and its lease costs an allocation, which the ack would free (on another
     /// thread's cache, often) and the next push allocate again.
     pub(crate) spare: Vec<Arc<T>>,
+    /// Whether the queue has alarms, a durable store, a test clock or a reader of the ready hint (see
+    /// [`finish_extras`](Inner::finish_extras)): under the lock, as a pool may start reading the hint.
+    pub(crate) extras: bool,
+    /// Whether anything reads [`Inner::ready_hint`] (a worker pool): kept current only then.
+    pub(crate) hinted: bool,
 }
 
 impl<T> Inner<T> {
@@ -280,13 +283,10 @@ impl<T: Send + Sync + 'static> Inner<T> {
         if core.st.has_waiters() {
             self.wake(&mut core.st);
         }
-        if let Some(ready) = core.st.hint_due() {
-            self.ready_hint.store(ready, Ordering::Relaxed);
-        }
         if core.jobs.len() > core.st.slot_count() {
             shrink_jobs(&mut core);
         }
-        if self.extras {
+        if core.extras {
             return self.finish_extras(core, out);
         }
         drop(core);
@@ -296,10 +296,16 @@ impl<T: Send + Sync + 'static> Inner<T> {
     }
 
     /// [`finish`](Inner::finish)'s end for the features a queue may not have (alarms, a durable store,
-    /// a test clock), behind one test: alarms checked, a durable store's compaction started (and written
-    /// after the lock), and on a test clock the quiet hint kept current.
+    /// a test clock, a reader of the ready hint), behind one test: the ready hint kept current, alarms
+    /// checked, a durable store's compaction started (and written after the lock), and on a test clock
+    /// the quiet hint kept current.
     #[inline(never)]
     fn finish_extras(&self, mut core: MutexGuard<'_, Core<T>>, mut out: Outbox<T>) {
+        if core.hinted {
+            if let Some(ready) = core.st.hint_due() {
+                self.ready_hint.store(ready, Ordering::Relaxed);
+            }
+        }
         if !self.alarms.is_empty() {
             self.check_alarms(&mut core, &mut out);
         }
@@ -686,6 +692,9 @@ impl<T: Send + Sync + 'static> Inner<T> {
         granted: &mut impl Granted<T>,
     ) -> Result<(), LeaseFail> {
         let Wait::Until(until) = params.wait else { return Err(LeaseFail::NoJob) };
+        if !core.hinted {
+            self.keep_ready_hint(core); // the spin watches it
+        }
         let mut round = 0;
         loop {
             if round < SPIN_ROUNDS + YIELD_ROUNDS && out.is_empty() {
@@ -909,7 +918,24 @@ impl<T: Send + Sync + 'static> Inner<T> {
         }
     }
 
-    /// The number of ready jobs, without processing what fell due (a cheap hint for scaling).
+    /// Keeps [`ready_hint`](Inner::ready_hint) current from now on (a worker pool reads it); until then
+    /// no operation spends time on it.
+    pub(crate) fn want_ready_hint(&self) {
+        self.keep_ready_hint(&mut self.core.lock());
+    }
+
+    /// [`want_ready_hint`](Inner::want_ready_hint) under the lock.
+    #[cold]
+    fn keep_ready_hint(&self, core: &mut Core<T>) {
+        core.extras = true;
+        core.hinted = true;
+        if let Some(ready) = core.st.hint_due() {
+            self.ready_hint.store(ready, Ordering::Relaxed);
+        }
+    }
+
+    /// The number of ready jobs, without processing what fell due (a cheap hint for scaling), once
+    /// [`want_ready_hint`](Inner::want_ready_hint) was called.
     pub(crate) fn ready_hint(&self) -> usize {
         self.ready_hint.load(Ordering::Relaxed)
     }
@@ -1248,6 +1274,8 @@ impl<T: Send + Sync + 'static> Inner<T> {
                 jobs: Vec::new(),
                 dead: VecDeque::new(),
                 spare: Vec::new(),
+                extras,
+                hinted: false,
             })),
             consumers: Condvar::new(),
             producers: Condvar::new(),
@@ -1265,7 +1293,6 @@ impl<T: Send + Sync + 'static> Inner<T> {
             watchers: Mutex::new(Vec::new()),
             watched: AtomicBool::new(false),
             quiet: AtomicU64::new(NEVER),
-            extras,
             manual,
         });
         let listener: Arc<dyn Listener> = inner.clone();
