@@ -66,8 +66,21 @@ pub struct Clock {
 
 #[derive(Clone)]
 enum Kind {
-    System { origin: Instant, counter: quanta::Clock, counter_origin: u64 },
+    /// `counter` read at `counter_origin` and `Instant::now()` at `origin` together; `scale` is nanoseconds
+    /// per 2^32 of the counter's units, from `quanta`'s calibration (see [`scale_of`]).
+    System {
+        origin: Instant,
+        counter: quanta::Clock,
+        counter_origin: u64,
+        scale: u64,
+    },
     Test(Arc<TestShared>),
+}
+
+/// Nanoseconds per 2^32 units of `counter` (exact to about one part in a billion): `quanta` scales a
+/// reading by a multiply and a shift, so scaling by this is the same up to rounding.
+fn scale_of(counter: &quanta::Clock) -> u64 {
+    counter.delta_as_nanos(0, 1 << 32)
 }
 
 impl Clock {
@@ -88,8 +101,9 @@ impl Clock {
     /// ```
     pub fn system() -> Self {
         let counter = quanta::Clock::new();
+        let scale = scale_of(&counter);
         let counter_origin = counter.raw();
-        Clock { kind: Kind::System { origin: Instant::now(), counter, counter_origin } }
+        Clock { kind: Kind::System { origin: Instant::now(), counter, counter_origin, scale } }
     }
 
     /// The current time on this clock.
@@ -154,8 +168,12 @@ impl Clock {
     #[inline]
     pub(crate) fn tick(&self) -> Tick {
         match &self.kind {
-            Kind::System { counter, counter_origin, .. } => {
-                EPOCH.saturating_add(counter.delta_as_nanos(*counter_origin, counter.raw())).min(NEVER - 1)
+            Kind::System { counter, counter_origin, scale, .. } => {
+                // `quanta`'s own conversion, less its checks of which counter it reads (on every push
+                // and lease): a counter behind its origin (another core's) reads as the origin.
+                let units = counter.raw().saturating_sub(*counter_origin);
+                let nanos = (u128::from(units) * u128::from(*scale)) >> 32;
+                EPOCH.saturating_add(u64::try_from(nanos).unwrap_or(u64::MAX)).min(NEVER - 1)
             }
             Kind::Test(shared) => shared.offset.load(Ordering::Acquire),
         }
@@ -595,6 +613,18 @@ mod tests {
                 t.join().unwrap();
             }
             assert_eq!(clock.now(), target);
+        }
+    }
+
+    #[test]
+    fn the_system_clock_scales_the_counter_as_quanta_does() {
+        let counter = quanta::Clock::new();
+        let scale = scale_of(&counter);
+        for units in [1_u64, 999, 1 << 20, 3_000_000_007, 1 << 40, 86_400 * 5_000_000_000] {
+            let theirs = counter.delta_as_nanos(0, units);
+            let ours = u64::try_from((u128::from(units) * u128::from(scale)) >> 32).unwrap();
+            // Both round down; the scale's own rounding costs at most one nanosecond per 2^32 units.
+            assert!(ours.abs_diff(theirs) <= 1 + (units >> 32), "{units}: {ours} vs {theirs}");
         }
     }
 
