@@ -788,7 +788,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
             taken.keep(tokens, acked);
             return false;
         }
-        let _busy = Busy::new(&self.busy, slot);
+        let _busy = Busy::new(&self.busy, slot, false);
         taken.batch_from = queue.clock().tick();
         let leases = &mut taken.leases;
         queue.ack_many_then_lease_into(&tokens, &mut acked, max, taken.visibility, &mut |next| {
@@ -921,7 +921,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
         if taken.deferring && !recording {
             hold_busy(&self.busy, slot); // for the whole batch (see `Taken::deferring`)
         }
-        let _busy = Busy::new(&self.busy, slot);
+        let mut busy = Busy::new(&self.busy, slot, true);
         let clock = self.queue.clock();
         let timeout_at = self.cfg.job_timeout.map_or(NEVER, |d| clock.tick().saturating_add(ticks(d)));
         let (attempt, at) = (lease.attempt(), recording.then(|| clock.now()));
@@ -932,7 +932,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
         // take it back, nor count the worker as one still running a handler (another worker may run the
         // job's retry, and succeed, before this one reaches its bookkeeping). It counts as busy until
         // its outcome is counted (`run_until_idle` waits for that).
-        *slot.running.lock() = None;
+        busy.ran();
         if let Some(started) = started {
             self.note_run_time(clock.tick().saturating_sub(started));
         }
@@ -979,26 +979,38 @@ impl<T: Send + Sync + 'static> Shared<T> {
     }
 }
 
-/// A worker busy with a job: counted in `busy` and its lease in its slot, until dropped (also while
-/// unwinding).
+/// A worker busy with a job: counted in `busy` and, while its handler runs, its lease in its slot, until
+/// dropped (also while unwinding).
 struct Busy<'a> {
     busy: &'a AtomicUsize,
     slot: &'a WorkerSlot,
+    /// Whether the slot may still show a job as running (cleared on drop, unless already).
+    running: bool,
 }
 
 impl<'a> Busy<'a> {
-    /// Counts the worker busy, unless it is for its whole batch already (see [`hold_busy`]).
-    fn new(busy: &'a AtomicUsize, slot: &'a WorkerSlot) -> Self {
+    /// Counts the worker busy, unless it is for its whole batch already (see [`hold_busy`]); `running`:
+    /// the slot shows a job running, which the drop clears unless [`ran`](Busy::ran) did.
+    fn new(busy: &'a AtomicUsize, slot: &'a WorkerSlot, running: bool) -> Self {
         if !slot.holding_busy.load(Ordering::Relaxed) {
             busy.fetch_add(1, Ordering::AcqRel);
         }
-        Busy { busy, slot }
+        Busy { busy, slot, running }
+    }
+
+    /// The handler has returned: the slot no longer shows the job running, so that a shutdown does not
+    /// take it back (the worker settles it itself).
+    fn ran(&mut self) {
+        *self.slot.running.lock() = None;
+        self.running = false;
     }
 }
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
-        *self.slot.running.lock() = None;
+        if self.running {
+            *self.slot.running.lock() = None;
+        }
         if !self.slot.holding_busy.load(Ordering::Relaxed) {
             self.busy.fetch_sub(1, Ordering::AcqRel);
         }
