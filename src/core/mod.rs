@@ -48,6 +48,12 @@ const SWEEP_EVERY: u32 = 1024;
 /// Up to this many ready jobs, the ready hint is exact (see [`State::hint_due`]).
 pub(crate) const HINT_EXACT: usize = 64;
 
+/// [`State::owed`] bits: events recorded, a thread blocked, the slab shrank, upkeep at every end.
+const OWE_EVENTS: u8 = 1;
+const OWE_WAITERS: u8 = 2;
+const OWE_SHRUNK: u8 = 4;
+const OWE_ALWAYS: u8 = 8;
+
 /// Priority levels: 0 (the default, lowest) to `PRIORITY_LEVELS - 1` (highest).
 pub(crate) const PRIORITY_LEVELS: usize = 8;
 
@@ -330,6 +336,8 @@ pub(crate) struct State {
     paused: bool,
     /// Whether to record events (an observer is registered), and those recorded since the last drain.
     observing: bool,
+    /// What an operation's end owes beyond releasing the lock (see [`owes`](State::owes)): `OWE_*` bits.
+    owed: u8,
     counters: Counters,
     ready: [List; PRIORITY_LEVELS],
     // ----- the rest -----
@@ -405,6 +413,7 @@ impl State {
             group_limits: HashMap::new(),
             sweep_countdown: SWEEP_EVERY,
             observing: false,
+            owed: 0,
             events: Vec::new(),
             histories: HashMap::new(),
             cfg,
@@ -424,6 +433,7 @@ impl State {
     fn record_event(&mut self, kind: EventKind, slot: u32, at: Tick) {
         let s = &self.slots[slot as usize];
         self.events.push(Noted { kind, id: s.id, attempt: s.attempt, at });
+        self.owed |= OWE_EVENTS;
     }
 
     /// Records events from now on (an observer is registered).
@@ -439,7 +449,34 @@ impl State {
 
     /// The events recorded since the last call, oldest first.
     pub fn take_events(&mut self) -> std::vec::Drain<'_, Noted> {
+        self.owed &= !OWE_EVENTS;
         self.events.drain(..)
+    }
+
+    /// Whether an operation's end has more to do than release the lock: events to hand out, blocked
+    /// threads to wake, a slab that shrank, or what [`owe_always`](State::owe_always) asked for. One test
+    /// on the hot path for all of them.
+    #[inline(always)]
+    pub fn owes(&self) -> bool {
+        self.owed != 0
+    }
+
+    /// Makes [`owes`](State::owes) true from now on: the queue has features whose upkeep runs at every
+    /// operation's end (alarms, a durable store, a test clock, a reader of the ready hint).
+    pub fn owe_always(&mut self) {
+        self.owed |= OWE_ALWAYS;
+    }
+
+    /// Whether [`owe_always`](State::owe_always) was called.
+    pub fn owes_always(&self) -> bool {
+        self.owed & OWE_ALWAYS != 0
+    }
+
+    /// Whether the slab shrank since the last call (the payloads beside it shrink then too).
+    pub fn take_shrunk(&mut self) -> bool {
+        let shrunk = self.owed & OWE_SHRUNK != 0;
+        self.owed &= !OWE_SHRUNK;
+        shrunk
     }
 
     /// The wake-ups owed since the last call, or since the first waiter began waiting (see `crate::wait`).
@@ -474,6 +511,7 @@ impl State {
             self.wakes = Wakes::default();
         }
         *self.waiting(who) += 1;
+        self.owed |= OWE_WAITERS;
     }
 
     /// Whether a consumer or producer is blocked (only then are wake-ups handed out).
@@ -485,6 +523,9 @@ impl State {
     /// A consumer or producer ends a blocking wait (woken, or at its deadline).
     pub fn wait_ends(&mut self, who: Waiter) {
         *self.waiting(who) -= 1;
+        if !self.has_waiters() {
+            self.owed &= !OWE_WAITERS;
+        }
         if who == Waiter::Producer {
             // Back under the lock: if it was the producer woken to push, the next may be woken.
             self.producers_woken = self.producers_woken.saturating_sub(1);
@@ -629,6 +670,7 @@ impl State {
             self.counters.deduplicated += 1;
             if self.observing {
                 self.events.push(Noted { kind: EventKind::Deduplicated, id, attempt: 0, at: now });
+                self.owed |= OWE_EVENTS;
             }
         }
         id
@@ -1296,6 +1338,7 @@ impl State {
         let keep = self.slots.iter().rposition(|s| s.phase != Phase::Free).map_or(0, |last| last + 1);
         if keep <= len / 2 {
             self.slots.truncate(keep);
+            self.owed |= OWE_SHRUNK;
             let kept = |slot: u32| (slot as usize) < keep;
             self.free.retain(kept);
             // The lists hold only live jobs, all below the cut.

@@ -203,9 +203,6 @@ pub(crate) struct Core<T> {
     /// shared by the queue and its lease costs an allocation, which the ack would free (on another
     /// thread's cache, often) and the next push allocate again.
     pub(crate) spare: Vec<Arc<T>>,
-    /// Whether the queue has alarms, a durable store, a test clock or a reader of the ready hint (see
-    /// [`finish_extras`](Inner::finish_extras)): under the lock, as a pool may start reading the hint.
-    pub(crate) extras: bool,
     /// Whether anything reads [`Inner::ready_hint`] (a worker pool): kept current only then.
     pub(crate) hinted: bool,
 }
@@ -275,18 +272,30 @@ impl<T: Send + Sync + 'static> Inner<T> {
     /// letters to the sink. Inlined into each operation (a call here cost the cycle 8 %); what is rare
     /// is out of line.
     #[inline(always)]
-    pub(crate) fn finish(&self, mut core: MutexGuard<'_, Core<T>>, mut out: Outbox<T>) {
-        // Checked here rather than in the callees: nearly every operation has nothing to hand out.
+    pub(crate) fn finish(&self, core: MutexGuard<'_, Core<T>>, out: Outbox<T>) {
+        // One test: nearly every operation owes nothing but the lock's release.
+        if core.st.owes() {
+            return self.finish_owed(core, out);
+        }
+        drop(core);
+        if !out.is_empty() {
+            self.deliver(out);
+        }
+    }
+
+    /// [`finish`](Inner::finish) when the state owes more (see `State::owes`).
+    #[inline(never)]
+    fn finish_owed(&self, mut core: MutexGuard<'_, Core<T>>, mut out: Outbox<T>) {
         if core.st.has_events() {
             self.collect_events(&mut core.st, &mut out);
         }
         if core.st.has_waiters() {
             self.wake(&mut core.st);
         }
-        if core.jobs.len() > core.st.slot_count() {
+        if core.st.take_shrunk() && core.jobs.len() > core.st.slot_count() {
             shrink_jobs(&mut core);
         }
-        if core.extras {
+        if core.st.owes_always() {
             return self.finish_extras(core, out);
         }
         drop(core);
@@ -927,7 +936,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
     /// [`want_ready_hint`](Inner::want_ready_hint) under the lock.
     #[cold]
     fn keep_ready_hint(&self, core: &mut Core<T>) {
-        core.extras = true;
+        core.st.owe_always();
         core.hinted = true;
         if let Some(ready) = core.st.hint_due() {
             self.ready_hint.store(ready, Ordering::Relaxed);
@@ -1265,7 +1274,9 @@ impl<T: Send + Sync + 'static> Inner<T> {
             st.observe_events();
         }
         let manual = parts.clock.is_manual();
-        let extras = manual || !parts.alarms.is_empty() || parts.durable.is_some();
+        if manual || !parts.alarms.is_empty() || parts.durable.is_some() {
+            st.owe_always(); // see `finish_extras`
+        }
         let inner = Arc::new(Inner {
             schedules: crate::schedule::Schedules::new(),
             core: Padded(Mutex::new(Core {
@@ -1274,7 +1285,6 @@ impl<T: Send + Sync + 'static> Inner<T> {
                 jobs: Vec::new(),
                 dead: VecDeque::new(),
                 spare: Vec::new(),
-                extras,
                 hinted: false,
             })),
             consumers: Condvar::new(),
