@@ -384,17 +384,20 @@ impl<T: Send + Sync + 'static> Inner<T> {
     ) -> Result<Pushed, (J, PushFail)> {
         let reading = self.clock.tick();
         let mut out = Outbox::new();
+        let mut duplicate = None;
         let mut core = self.core.lock();
         let now = core.st.catch_up(reading);
-        let result = match self.push_once(&mut core, &mut out, job, payload, options, now) {
+        let result = match self.push_once(&mut core, &mut out, job, &mut duplicate, payload, options, now) {
             Err((job, PushFail::NoRoom)) if matches!(wait, Wait::Until(until) if now < until) => {
-                self.push_waiting(&mut core, &mut out, job, payload, options, wait)
+                self.push_waiting(&mut core, &mut out, job, &mut duplicate, payload, options, wait)
             }
             result => result,
         };
         self.finish(core, out);
-        let (pushed, duplicate) = result?;
-        self.catcher.dispose(duplicate); // a duplicate is dropped here, outside the lock
+        if duplicate.is_some() {
+            self.catcher.dispose(duplicate); // a duplicate is dropped here, outside the lock
+        }
+        let pushed = result?;
         if let Err(e) = self.commit() {
             return self.unpush(pushed, e);
         }
@@ -446,24 +449,27 @@ impl<T: Send + Sync + 'static> Inner<T> {
         }
     }
 
-    /// One try at a push at `now`, under the lock: a duplicate comes back to be dropped after the lock.
-    /// Inlined into the quick try and the waiting loop alike (a call here costs the cycle 5 %).
+    /// One try at a push at `now`, under the lock: a duplicate goes to `duplicate`, to be dropped after
+    /// the lock. Inlined into the quick try and the waiting loop alike (a call here costs the cycle 5 %).
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)] // the push's parts, passed through from its one caller
     pub(crate) fn push_once<J: Payload<T>>(
         &self,
         core: &mut Core<T>,
         out: &mut Outbox<T>,
         job: J,
+        duplicate: &mut Option<J>,
         payload: Option<&[u8]>,
         options: &PushOptions,
         now: Tick,
-    ) -> Result<(Pushed, Option<J>), (J, PushFail)> {
+    ) -> Result<Pushed, (J, PushFail)> {
         if core.st.is_closed() || core.st.ids_exhausted() {
             return Err((job, PushFail::Closed));
         }
         self.advance(core, now, out);
         if let Some(id) = options.dedup().and_then(|key| core.st.deduplicate(now, key)) {
-            return Ok((Pushed::Duplicate(JobId::from_u64(id)), Some(job)));
+            *duplicate = Some(job);
+            return Ok(Pushed::Duplicate(JobId::from_u64(id)));
         }
         if let Err(fail) = self.room(core, now, out) {
             return Err((job, fail));
@@ -478,25 +484,27 @@ impl<T: Send + Sync + 'static> Inner<T> {
         if let Some(key) = options.dedup() {
             core.st.reserve(now, Arc::clone(key), id.as_u64());
         }
-        Ok((Pushed::Enqueued(id), None))
+        Ok(Pushed::Enqueued(id))
     }
 
     /// A push that waits for room (a bounded queue under [`Overflow::Block`]) until `wait` ends.
     #[cold]
+    #[allow(clippy::too_many_arguments)] // as `push_once`
     pub(crate) fn push_waiting<J: Payload<T>>(
         &self,
         core: &mut MutexGuard<'_, Core<T>>,
         out: &mut Outbox<T>,
         mut job: J,
+        duplicate: &mut Option<J>,
         payload: Option<&[u8]>,
         options: &PushOptions,
         wait: Wait,
-    ) -> Result<(Pushed, Option<J>), (J, PushFail)> {
+    ) -> Result<Pushed, (J, PushFail)> {
         let Wait::Until(until) = wait else { return Err((job, PushFail::NoRoom)) };
         loop {
             self.block(core, out, Waiter::Producer, until);
             let now = core.st.catch_up(self.clock.tick());
-            match self.push_once(core, out, job, payload, options, now) {
+            match self.push_once(core, out, job, duplicate, payload, options, now) {
                 Err((back, PushFail::NoRoom)) if now < until => job = back,
                 result => return result,
             }
