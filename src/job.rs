@@ -150,6 +150,10 @@ impl PushOptions {
     /// The highest priority level; the lowest, and the default, is 0.
     pub const MAX_PRIORITY: u8 = PRIORITY_LEVELS as u8 - 1;
 
+    /// [`new`](PushOptions::new)'s options, for a plain push to pass by reference.
+    pub(crate) const PLAIN: PushOptions =
+        PushOptions { ready: Ready::Now, priority: 0, group: None, dedup: None, ttl: None };
+
     /// Ready at once, priority 0, no group, no dedup key, no time to live of its own: a plain push.
     ///
     /// # Examples
@@ -160,7 +164,7 @@ impl PushOptions {
     /// assert_eq!(queue.stats().ready, 1);
     /// ```
     pub fn new() -> Self {
-        PushOptions::default()
+        PushOptions::PLAIN
     }
 
     /// The job becomes ready `delay` after the push (SQS `DelaySeconds`). Replaces any `ready_at`.
@@ -300,5 +304,15 @@ impl PushOptions {
             group: self.group.clone(),
             expires_at: ttl.map_or(NEVER, |ttl| now.saturating_add(ticks(ttl))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plain_options_are_the_defaults() {
+        assert_eq!(PushOptions::PLAIN, PushOptions::default());
     }
 }

@@ -144,7 +144,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(queue.try_lease().unwrap().id(), id);
     /// ```
     pub fn push(&self, job: T) -> Result<JobId, PushError<T>> {
-        self.push_with(job, PushOptions::new()).map(Pushed::id)
+        self.push_options(job, &PushOptions::PLAIN).map(Pushed::id)
     }
 
     /// Pushes a job with options: a delay or a ready time, a priority, a group, a dedup key, a time to
@@ -165,7 +165,14 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert!(queue.try_lease().is_err());
     /// ```
     pub fn push_with(&self, job: T, options: PushOptions) -> Result<Pushed, PushError<T>> {
-        on_store!(self, q => q.push(job, &options, Wait::Until(NEVER))).map_err(|(job, fail)| match fail {
+        self.push_options(job, &options)
+    }
+
+    /// [`push_with`](Queue::push_with) by reference: a plain push passes a static, which costs neither
+    /// building nor dropping.
+    #[inline(always)]
+    fn push_options(&self, job: T, options: &PushOptions) -> Result<Pushed, PushError<T>> {
+        on_store!(self, q => q.push(job, options, Wait::Until(NEVER))).map_err(|(job, fail)| match fail {
             PushFail::Closed => PushError::Closed(job),
             // A wait that never ends ends only when there is room: `NoRoom` is the policy's refusal too.
             PushFail::Rejected | PushFail::NoRoom => PushError::Full(job),
@@ -187,7 +194,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert!(queue.try_push("b").unwrap_err().is_full());
     /// ```
     pub fn try_push(&self, job: T) -> Result<JobId, TryPushError<T>> {
-        self.try_push_with(job, PushOptions::new()).map(Pushed::id)
+        self.try_push_options(job, &PushOptions::PLAIN).map(Pushed::id)
     }
 
     /// Pushes a job with options (see [`push_with`](Queue::push_with)) if there is room now; never
@@ -206,7 +213,13 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// queue.try_push_with("later", opts).unwrap();
     /// ```
     pub fn try_push_with(&self, job: T, options: PushOptions) -> Result<Pushed, TryPushError<T>> {
-        on_store!(self, q => q.push(job, &options, Wait::No)).map_err(|(job, fail)| match fail {
+        self.try_push_options(job, &options)
+    }
+
+    /// [`try_push_with`](Queue::try_push_with) by reference (see [`push_options`](Queue::push_options)).
+    #[inline(always)]
+    fn try_push_options(&self, job: T, options: &PushOptions) -> Result<Pushed, TryPushError<T>> {
+        on_store!(self, q => q.push(job, options, Wait::No)).map_err(|(job, fail)| match fail {
             PushFail::Closed => TryPushError::Closed(job),
             PushFail::Rejected | PushFail::NoRoom => TryPushError::Full(job),
             PushFail::Store(e) => TryPushError::Store(job, e),
