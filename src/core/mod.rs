@@ -1304,10 +1304,23 @@ impl State {
         s.phase = Phase::Free;
         s.epoch = s.epoch.wrapping_add(1);
         s.flags = 0;
+        self.free.push(slot);
+        if flags & (HAS_HISTORY | HAS_TTL | GROUPED) != 0 {
+            self.free_extras(slot, id, flags, at);
+        }
+        if self.shrink_countdown == 0 {
+            self.shrink();
+        } else {
+            self.shrink_countdown -= 1;
+        }
+    }
+
+    /// [`free_slot`](State::free_slot) of a job that had a failure history, a time to live or a group.
+    #[inline(never)]
+    fn free_extras(&mut self, slot: u32, id: u64, flags: u8, at: Tick) {
         if flags & HAS_HISTORY != 0 {
             self.histories.remove(&slot);
         }
-        self.free.push(slot);
         if flags & HAS_TTL != 0 {
             let slots = &self.slots;
             let gone = Timed { at: NEVER, id, slot, ticket: 0 }; // never the head: counted stale
@@ -1315,11 +1328,6 @@ impl State {
         }
         if flags & GROUPED != 0 {
             self.leave_group(slot, at);
-        }
-        if self.shrink_countdown == 0 {
-            self.shrink();
-        } else {
-            self.shrink_countdown -= 1;
         }
     }
 
