@@ -227,8 +227,12 @@ struct Worker {
 
 struct WorkerSlot {
     index: usize,
-    /// The lease of the job this worker is running, for shutdown to take back.
+    /// The lease of the job this worker is running, for shutdown to take back unless `ran`.
     running: Mutex<Option<Token>>,
+    /// Whether the job in `running` has returned from its handler: the worker settles it itself, and
+    /// shutdown leaves it alone. Set without the lock (one store per job instead of a lock), cleared
+    /// under it with `running`.
+    ran: AtomicBool,
     /// The leases of jobs this worker ran to success whose acks wait for the end of its batch (see
     /// `Taken::deferring`): acked by the worker, or by shutdown if the worker is still running then.
     done: Mutex<Vec<Token>>,
@@ -435,7 +439,11 @@ impl<T: Send + Sync + 'static> WorkerPool<T> {
                 shared.queue.ack_many_then_lease_into(&done, &mut acked, 0, None, &mut |_| {});
                 shared.count_acks(&acked);
             }
-            let token = worker.slot.running.lock().take();
+            let token = {
+                let mut running = worker.slot.running.lock();
+                let token = running.take();
+                token.filter(|_| !worker.slot.ran.load(Ordering::Acquire))
+            };
             if let Some(token) = token {
                 if shared.queue.revoke_lease(token).is_ok() {
                     released += 1;
@@ -616,6 +624,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
         let slot = Arc::new(WorkerSlot {
             index: state.next_index,
             running: Mutex::new(None),
+            ran: AtomicBool::new(false),
             done: Mutex::new(Vec::new()),
             holding_busy: AtomicBool::new(false),
             finished: AtomicBool::new(false),
@@ -737,7 +746,11 @@ impl<T: Send + Sync + 'static> Shared<T> {
     /// Runs a job this worker leased, unless the pool is stopping (it goes back unrun then). Returns
     /// whether the worker goes on.
     fn start(self: &Arc<Self>, slot: &WorkerSlot, lease: Lease<T>, taken: &mut Taken<T>) -> bool {
-        *slot.running.lock() = Some(lease.token());
+        {
+            let mut running = slot.running.lock();
+            *running = Some(lease.token());
+            slot.ran.store(false, Ordering::Relaxed); // published with `running` by the lock
+        }
         if self.stopping.load(Ordering::Acquire) {
             // Shutdown began while this job was being leased: give it back unrun.
             let _ = lease.release();
@@ -1001,7 +1014,7 @@ impl<'a> Busy<'a> {
     /// The handler has returned: the slot no longer shows the job running, so that a shutdown does not
     /// take it back (the worker settles it itself).
     fn ran(&mut self) {
-        *self.slot.running.lock() = None;
+        self.slot.ran.store(true, Ordering::Release);
         self.running = false;
     }
 }
