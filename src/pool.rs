@@ -93,6 +93,10 @@ struct Taken<T: Send + Sync + 'static> {
     deferring: bool,
     /// The ack just made was deferred (its outcome is counted when the batch's acks land).
     deferred_now: bool,
+    /// The token of the job whose ack was deferred last, until the next job's start moves it to the
+    /// slot's `done` under the lock it takes anyway (no user code runs in between), or the batch's end
+    /// acks it with the others.
+    done_now: Option<Token>,
     /// When the batch now running was taken, and how many jobs it had (to time the handler).
     batch_from: Tick,
     batch_len: usize,
@@ -111,7 +115,8 @@ impl<T: Send + Sync + 'static> Taken<T> {
     /// buffer's room), and as many outcomes to fill in.
     fn deferred(&mut self, slot: &WorkerSlot) -> (Vec<Token>, Vec<Result<(), LeaseLost>>) {
         let mut tokens = mem::take(&mut self.spare_tokens);
-        mem::swap(&mut tokens, &mut *slot.done.lock());
+        mem::swap(&mut tokens, &mut slot.jobs.lock().done);
+        tokens.extend(self.done_now.take());
         let mut acked = mem::take(&mut self.spare_acked);
         acked.clear();
         acked.resize(tokens.len(), Ok(()));
@@ -227,19 +232,26 @@ struct Worker {
 
 struct WorkerSlot {
     index: usize,
-    /// The lease of the job this worker is running, for shutdown to take back unless `ran`.
-    running: Mutex<Option<Token>>,
-    /// Whether the job in `running` has returned from its handler: the worker settles it itself, and
-    /// shutdown leaves it alone. Set without the lock (one store per job instead of a lock), cleared
+    /// The worker's jobs that shutdown may have to settle: one lock a job (see [`Shared::start`]).
+    jobs: Mutex<SlotJobs>,
+    /// Whether the job in `jobs.running` has returned from its handler: the worker settles it itself,
+    /// and shutdown leaves it alone. Set without the lock (one store a job instead of a lock), cleared
     /// under it with `running`.
     ran: AtomicBool,
-    /// The leases of jobs this worker ran to success whose acks wait for the end of its batch (see
-    /// `Taken::deferring`): acked by the worker, or by shutdown if the worker is still running then.
-    done: Mutex<Vec<Token>>,
     /// Whether the worker counts as busy for its whole batch (see [`hold_busy`]); only the worker's own
     /// thread reads and writes it.
     holding_busy: AtomicBool,
     finished: AtomicBool,
+}
+
+/// What a worker's slot shows shutdown.
+#[derive(Default)]
+struct SlotJobs {
+    /// The lease of the job this worker is running, for shutdown to take back unless `WorkerSlot::ran`.
+    running: Option<Token>,
+    /// The leases of jobs this worker ran to success whose acks wait for the end of its batch (see
+    /// `Taken::deferring`): acked by the worker, or by shutdown if the worker is still running then.
+    done: Vec<Token>,
 }
 
 #[derive(Default)]
@@ -433,17 +445,16 @@ impl<T: Send + Sync + 'static> WorkerPool<T> {
         let mut running = Vec::with_capacity(threads.len());
         for worker in &threads {
             // Jobs the worker ran to success and has not acked yet (see `Taken::deferring`).
-            let done = mem::take(&mut *worker.slot.done.lock());
+            let (done, token) = {
+                let mut jobs = worker.slot.jobs.lock();
+                let token = jobs.running.take().filter(|_| !worker.slot.ran.load(Ordering::Acquire));
+                (mem::take(&mut jobs.done), token)
+            };
             if !done.is_empty() {
                 let mut acked = vec![Ok(()); done.len()];
                 shared.queue.ack_many_then_lease_into(&done, &mut acked, 0, None, &mut |_| {});
                 shared.count_acks(&acked);
             }
-            let token = {
-                let mut running = worker.slot.running.lock();
-                let token = running.take();
-                token.filter(|_| !worker.slot.ran.load(Ordering::Acquire))
-            };
             if let Some(token) = token {
                 if shared.queue.revoke_lease(token).is_ok() {
                     released += 1;
@@ -623,9 +634,8 @@ impl<T: Send + Sync + 'static> Shared<T> {
     fn spawn(self: &Arc<Self>, state: &mut PoolState) -> std::io::Result<()> {
         let slot = Arc::new(WorkerSlot {
             index: state.next_index,
-            running: Mutex::new(None),
+            jobs: Mutex::new(SlotJobs::default()),
             ran: AtomicBool::new(false),
-            done: Mutex::new(Vec::new()),
             holding_busy: AtomicBool::new(false),
             finished: AtomicBool::new(false),
         });
@@ -664,6 +674,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
             batched: queue.is_durable(),
             deferring: !queue.is_durable() && !queue.clock().is_manual(),
             deferred_now: false,
+            done_now: None,
             batch_from: 0,
             batch_len: 0,
             visibility,
@@ -747,14 +758,15 @@ impl<T: Send + Sync + 'static> Shared<T> {
     /// whether the worker goes on.
     fn start(self: &Arc<Self>, slot: &WorkerSlot, lease: Lease<T>, taken: &mut Taken<T>) -> bool {
         {
-            let mut running = slot.running.lock();
-            *running = Some(lease.token());
+            let mut jobs = slot.jobs.lock();
+            jobs.done.extend(taken.done_now.take());
+            jobs.running = Some(lease.token());
             slot.ran.store(false, Ordering::Relaxed); // published with `running` by the lock
         }
         if self.stopping.load(Ordering::Acquire) {
             // Shutdown began while this job was being leased: give it back unrun.
             let _ = lease.release();
-            *slot.running.lock() = None;
+            slot.jobs.lock().running = None;
             return false;
         }
         self.scale_up(Growth::Lease);
@@ -865,9 +877,8 @@ impl<T: Send + Sync + 'static> Shared<T> {
         taken: &mut Taken<T>,
     ) -> Result<(), LeaseLost> {
         if !taken.leases.is_empty() {
-            // Disarmed before the slot's lock: dropping the lease's share of the job may drop the job.
-            let token = lease.disarm();
-            slot.done.lock().push(token);
+            // The next job's start shows it to shutdown (see `Taken::done_now`).
+            taken.done_now = Some(lease.disarm());
             taken.deferred_now = true;
             return Ok(());
         }
@@ -1022,7 +1033,7 @@ impl<'a> Busy<'a> {
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
         if self.running {
-            *self.slot.running.lock() = None;
+            self.slot.jobs.lock().running = None;
         }
         if !self.slot.holding_busy.load(Ordering::Relaxed) {
             self.busy.fetch_sub(1, Ordering::AcqRel);
