@@ -48,11 +48,13 @@ const SWEEP_EVERY: u32 = 1024;
 /// Up to this many ready jobs, the ready hint is exact (see [`State::hint_due`]).
 pub(crate) const HINT_EXACT: usize = 64;
 
-/// [`State::owed`] bits: events recorded, a thread blocked, the slab shrank, upkeep at every end.
+/// [`State::owed`] bits: events recorded, a thread blocked, the slab shrank, the ready hint read, upkeep
+/// at every end.
 const OWE_EVENTS: u8 = 1;
 const OWE_WAITERS: u8 = 2;
 const OWE_SHRUNK: u8 = 4;
-const OWE_ALWAYS: u8 = 8;
+const OWE_HINT: u8 = 8;
+const OWE_ALWAYS: u8 = 16;
 
 /// Priority levels: 0 (the default, lowest) to `PRIORITY_LEVELS - 1` (highest).
 pub(crate) const PRIORITY_LEVELS: usize = 8;
@@ -454,15 +456,26 @@ impl State {
     }
 
     /// Whether an operation's end has more to do than release the lock: events to hand out, blocked
-    /// threads to wake, a slab that shrank, or what [`owe_always`](State::owe_always) asked for. One test
-    /// on the hot path for all of them.
+    /// threads to wake, a slab that shrank, the ready hint to keep (see [`owe_hint`](State::owe_hint)),
+    /// or what [`owe_always`](State::owe_always) asked for. One test on the hot path for all of them.
     #[inline(always)]
     pub fn owes(&self) -> bool {
         self.owed != 0
     }
 
+    /// Makes every operation's end bring the ready hint up to date (see [`hint_due`](State::hint_due)) from
+    /// now on: something reads it.
+    pub fn owe_hint(&mut self) {
+        self.owed |= OWE_HINT;
+    }
+
+    /// Whether [`owe_hint`](State::owe_hint) was called.
+    pub fn owes_hint(&self) -> bool {
+        self.owed & OWE_HINT != 0
+    }
+
     /// Makes [`owes`](State::owes) true from now on: the queue has features whose upkeep runs at every
-    /// operation's end (alarms, a durable store, a test clock, a reader of the ready hint).
+    /// operation's end (alarms, a durable store, a test clock).
     pub fn owe_always(&mut self) {
         self.owed |= OWE_ALWAYS;
     }

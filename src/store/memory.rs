@@ -203,8 +203,6 @@ pub(crate) struct Core<T> {
     /// shared by the queue and its lease costs an allocation, which the ack would free (on another
     /// thread's cache, often) and the next push allocate again.
     pub(crate) spare: Vec<Arc<T>>,
-    /// Whether anything reads [`Inner::ready_hint`] (a worker pool): kept current only then.
-    pub(crate) hinted: bool,
 }
 
 impl<T> Inner<T> {
@@ -295,6 +293,11 @@ impl<T: Send + Sync + 'static> Inner<T> {
         if core.st.take_shrunk() && core.jobs.len() > core.st.slot_count() {
             shrink_jobs(&mut core);
         }
+        if core.st.owes_hint() {
+            if let Some(ready) = core.st.hint_due() {
+                self.ready_hint.store(ready, Ordering::Relaxed);
+            }
+        }
         if core.st.owes_always() {
             return self.finish_extras(core, out);
         }
@@ -305,16 +308,10 @@ impl<T: Send + Sync + 'static> Inner<T> {
     }
 
     /// [`finish`](Inner::finish)'s end for the features a queue may not have (alarms, a durable store,
-    /// a test clock, a reader of the ready hint), behind one test: the ready hint kept current, alarms
-    /// checked, a durable store's compaction started (and written after the lock), and on a test clock
-    /// the quiet hint kept current.
+    /// a test clock), behind one test: alarms checked, a durable store's compaction started (and written
+    /// after the lock), and on a test clock the quiet hint kept current.
     #[inline(never)]
     fn finish_extras(&self, mut core: MutexGuard<'_, Core<T>>, mut out: Outbox<T>) {
-        if core.hinted {
-            if let Some(ready) = core.st.hint_due() {
-                self.ready_hint.store(ready, Ordering::Relaxed);
-            }
-        }
         if !self.alarms.is_empty() {
             self.check_alarms(&mut core, &mut out);
         }
@@ -709,7 +706,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         granted: &mut impl Granted<T>,
     ) -> Result<(), LeaseFail> {
         let Wait::Until(until) = params.wait else { return Err(LeaseFail::NoJob) };
-        if !core.hinted {
+        if !core.st.owes_hint() {
             self.keep_ready_hint(core); // the spin watches it
         }
         let mut round = 0;
@@ -944,8 +941,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
     /// [`want_ready_hint`](Inner::want_ready_hint) under the lock.
     #[cold]
     fn keep_ready_hint(&self, core: &mut Core<T>) {
-        core.st.owe_always();
-        core.hinted = true;
+        core.st.owe_hint();
         if let Some(ready) = core.st.hint_due() {
             self.ready_hint.store(ready, Ordering::Relaxed);
         }
@@ -1293,7 +1289,6 @@ impl<T: Send + Sync + 'static> Inner<T> {
                 jobs: Vec::new(),
                 dead: VecDeque::new(),
                 spare: Vec::new(),
-                hinted: false,
             })),
             consumers: Condvar::new(),
             producers: Condvar::new(),
