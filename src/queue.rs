@@ -168,8 +168,8 @@ impl<T: Send + Sync + 'static> Queue<T> {
         self.push_options(job, &options)
     }
 
-    /// [`push_with`](Queue::push_with) by reference: a plain push passes a static, which costs neither
-    /// building nor dropping.
+    /// [`push_with`](Queue::push_with) by reference: a plain push passes a reference to a constant, which
+    /// costs neither building nor dropping.
     #[inline(always)]
     fn push_options(&self, job: T, options: &PushOptions) -> Result<Pushed, PushError<T>> {
         on_store!(self, q => q.push(job, options, Wait::Until(NEVER))).map_err(|(job, fail)| match fail {

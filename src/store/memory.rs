@@ -266,9 +266,9 @@ impl<T: Send + Sync + 'static> Inner<T> {
         self.bury_all(core, exits, out);
     }
 
-    /// Wakes the threads owed a wake-up, releases the lock, then hands events to the observer and dead
-    /// letters to the sink. Inlined into each operation (a call here cost the cycle 8 %); what is rare
-    /// is out of line.
+    /// Wakes the threads owed a wake-up, keeps the ready hint and the features' upkeep, releases the lock,
+    /// then hands events to the observer and dead letters to the sink. Inlined into each operation (a call
+    /// here cost the cycle 8 %); all but the lock's release is out of line, behind one test.
     #[inline(always)]
     pub(crate) fn finish(&self, core: MutexGuard<'_, Core<T>>, out: Outbox<T>) {
         // One test: nearly every operation owes nothing but the lock's release.
