@@ -853,7 +853,36 @@ impl State {
             limit.take(now);
         }
         self.take_group_token(slot, now);
+        Some(self.lease_slot(slot, now, now.saturating_add(visibility)))
+    }
+
+    /// Leases up to `max` ready jobs at `now`, as as many calls of [`lease`](State::lease) would, handing
+    /// each grant to `each`; returns how many. Without rate limits the loop only takes jobs off the
+    /// ready lines (one deadline for all, no limit checked per job): a pool worker's batch.
+    pub fn lease_many(&mut self, now: Tick, visibility: Tick, max: usize, mut each: impl FnMut(Grant)) -> usize {
+        let mut taken = 0;
+        if self.limit.is_some() || self.group_rate.is_some() {
+            while taken < max {
+                let Some(grant) = self.lease(now, visibility) else { break };
+                each(grant);
+                taken += 1;
+            }
+            return taken;
+        }
         let deadline = now.saturating_add(visibility);
+        while taken < max {
+            let Some(slot) = self.pop_ready() else { break };
+            self.n_ready -= 1;
+            each(self.lease_slot(slot, now, deadline));
+            taken += 1;
+        }
+        taken
+    }
+
+    /// Leases the job in `slot`, just taken off its ready line (and counted against its limits), until
+    /// `deadline`.
+    #[inline(always)]
+    fn lease_slot(&mut self, slot: u32, now: Tick, deadline: Tick) -> Grant {
         let s = &mut self.slots[slot as usize];
         s.attempt = s.attempt.saturating_add(1);
         s.epoch = s.epoch.wrapping_add(1);
@@ -861,7 +890,7 @@ impl State {
         let grant = Grant { token: Token { slot, epoch: s.epoch, id: s.id }, attempt: s.attempt, deadline };
         self.make_leased(slot, deadline);
         self.note(EventKind::Leased, slot, now);
-        Some(grant)
+        grant
     }
 
     /// When the rate limit of `slot`'s group lets it be leased, if that is after `now`.

@@ -80,9 +80,7 @@ impl<T> Core<T> {
     /// The job in a live slot. Every live slot holds its job (pushed with it, emptied only as it leaves):
     /// a debug build checks it; a release build reports a broken invariant as `None`, never a panic.
     pub(crate) fn job(&self, slot: u32) -> Option<&Arc<T>> {
-        let job = self.jobs.get(slot as usize).and_then(Option::as_ref);
-        debug_assert!(job.is_some(), "a live slot holds its job");
-        job
+        job_in(&self.jobs, slot)
     }
 
     /// Takes the job out of a slot whose job leaves the queue (see [`job`](Core::job)).
@@ -173,10 +171,15 @@ impl<X> Few<X> {
 /// Where the leases granted in one critical section go, to be made into [`Lease`]s after it: one
 /// (`Option`, for a single lease) or a few ([`Few`]).
 pub(crate) trait Granted<T> {
+    /// Whether it takes many (then the state leases them in one loop; see `State::lease_many`).
+    const MANY: bool;
+
     fn add(&mut self, grant: Grant, job: Arc<T>);
 }
 
 impl<T> Granted<T> for Option<(Grant, Arc<T>)> {
+    const MANY: bool = false;
+
     #[inline]
     fn add(&mut self, grant: Grant, job: Arc<T>) {
         debug_assert!(self.is_none(), "one lease at most");
@@ -185,6 +188,8 @@ impl<T> Granted<T> for Option<(Grant, Arc<T>)> {
 }
 
 impl<T> Granted<T> for Few<(Grant, Arc<T>)> {
+    const MANY: bool = true;
+
     #[inline]
     fn add(&mut self, grant: Grant, job: Arc<T>) {
         self.push((grant, job));
@@ -659,13 +664,13 @@ impl<T: Send + Sync + 'static> Inner<T> {
 
     /// One try at leasing at `now`, under the lock. Inlined, as [`push_once`](Inner::push_once).
     #[inline(always)]
-    pub(crate) fn lease_once(
+    pub(crate) fn lease_once<G: Granted<T>>(
         self: &Arc<Self>,
         core: &mut Core<T>,
         out: &mut Outbox<T>,
         params: &LeaseParams<'_>,
         max: usize,
-        granted: &mut impl Granted<T>,
+        granted: &mut G,
         now: Tick,
     ) -> Result<(), LeaseFail> {
         if params.stop.is_some_and(|stop| stop.load(Ordering::Acquire)) {
@@ -674,7 +679,18 @@ impl<T: Send + Sync + 'static> Inner<T> {
         self.advance(core, now, out);
         let visibility = params.visibility.unwrap_or_else(|| core.st.default_visibility());
         let mut taken = 0;
-        while taken < max && !core.st.is_paused() {
+        if G::MANY && !core.st.is_paused() {
+            let Core { st, jobs, .. } = core;
+            st.lease_many(now, visibility, max, |grant| {
+                let (id, attempt, deadline) = (grant.token.id, grant.attempt, grant.deadline);
+                self.record(|| Change::Lease { id, attempt, deadline });
+                if let Some(job) = job_in(jobs, grant.token.slot) {
+                    granted.add(grant, Arc::clone(job));
+                    taken += 1;
+                }
+            });
+        }
+        while !G::MANY && taken < max && !core.st.is_paused() {
             let Some(grant) = core.st.lease(now, visibility) else { break };
             let (id, attempt, deadline) = (grant.token.id, grant.attempt, grant.deadline);
             self.record(|| Change::Lease { id, attempt, deadline });
@@ -1312,6 +1328,13 @@ impl<T: Send + Sync + 'static> Inner<T> {
         inner.clock.register(Arc::downgrade(&listener));
         inner
     }
+}
+
+/// [`Core::job`] on the payloads alone (for a caller that holds the state apart).
+fn job_in<T>(jobs: &[Option<Arc<T>>], slot: u32) -> Option<&Arc<T>> {
+    let job = jobs.get(slot as usize).and_then(Option::as_ref);
+    debug_assert!(job.is_some(), "a live slot holds its job");
+    job
 }
 
 /// The slab shrank after a burst: the payloads' slots beyond it are free (`None`), and go too.
