@@ -853,7 +853,9 @@ impl State {
             limit.take(now);
         }
         self.take_group_token(slot, now);
-        Some(self.lease_slot(slot, now, now.saturating_add(visibility)))
+        let deadline = now.saturating_add(visibility);
+        self.schedule_event(deadline);
+        Some(self.lease_slot(slot, now, deadline))
     }
 
     /// Leases up to `max` ready jobs at `now`, as as many calls of [`lease`](State::lease) would, handing
@@ -873,6 +875,9 @@ impl State {
         while taken < max {
             let Some(slot) = self.pop_ready() else { break };
             self.n_ready -= 1;
+            if taken == 0 {
+                self.schedule_event(deadline); // one deadline for all
+            }
             each(self.lease_slot(slot, now, deadline));
             taken += 1;
         }
@@ -880,7 +885,7 @@ impl State {
     }
 
     /// Leases the job in `slot`, just taken off its ready line (and counted against its limits), until
-    /// `deadline`.
+    /// `deadline`, which the caller has scheduled (see [`schedule_event`](State::schedule_event)).
     #[inline(always)]
     fn lease_slot(&mut self, slot: u32, now: Tick, deadline: Tick) -> Grant {
         let s = &mut self.slots[slot as usize];
@@ -888,7 +893,7 @@ impl State {
         s.epoch = s.epoch.wrapping_add(1);
         s.flags &= !REVOKED;
         let grant = Grant { token: Token { slot, epoch: s.epoch, id: s.id }, attempt: s.attempt, deadline };
-        self.make_leased(slot, deadline);
+        self.link_leased(slot, deadline);
         self.note(EventKind::Leased, slot, now);
         grant
     }
@@ -1209,9 +1214,14 @@ impl State {
         self.n_delayed += 1;
     }
 
-    #[inline(always)]
     fn make_leased(&mut self, slot: u32, deadline: Tick) {
         self.schedule_event(deadline);
+        self.link_leased(slot, deadline);
+    }
+
+    /// [`make_leased`](State::make_leased) once its deadline is scheduled.
+    #[inline(always)]
+    fn link_leased(&mut self, slot: u32, deadline: Tick) {
         let in_order = self.lease_fifo.back().is_none_or(|back| self.slots[back as usize].due <= deadline);
         let s = &mut self.slots[slot as usize];
         s.phase = Phase::Leased;
