@@ -919,10 +919,16 @@ impl<T: Send + Sync + 'static> Shared<T> {
     /// Starts a worker if the pool may grow and the backlog has reached `scale_up_depth`: after a push only
     /// when every worker is busy (an idle one will take the job); after a lease whatever the others do
     /// (the worker that leased leaves the backlog to others).
+    #[inline]
     fn scale_up(self: &Arc<Self>, after: Growth) {
-        if !cfg_scales(&self.cfg) || self.queue.ready_hint() < self.cfg.scale_up_depth {
-            return;
+        if cfg_scales(&self.cfg) && self.queue.ready_hint() >= self.cfg.scale_up_depth {
+            self.grow(after);
         }
+    }
+
+    /// [`scale_up`](Shared::scale_up) once the backlog calls for it.
+    #[inline(never)]
+    fn grow(self: &Arc<Self>, after: Growth) {
         let mut state = self.state.lock();
         let all_busy = self.busy.load(Ordering::Acquire) >= state.workers;
         if state.workers < self.cfg.workers.max
