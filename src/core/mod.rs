@@ -858,10 +858,16 @@ impl State {
         Some(self.lease_slot(slot, now, deadline))
     }
 
-    /// Leases up to `max` ready jobs at `now`, as as many calls of [`lease`](State::lease) would, handing
+    /// Leases up to `max` ready jobs at `now`, as that many calls of [`lease`](State::lease) would, handing
     /// each grant to `each`; returns how many. Without rate limits the loop only takes jobs off the
     /// ready lines (one deadline for all, no limit checked per job): a pool worker's batch.
-    pub fn lease_many(&mut self, now: Tick, visibility: Tick, max: usize, mut each: impl FnMut(Grant)) -> usize {
+    pub fn lease_many(
+        &mut self,
+        now: Tick,
+        visibility: Tick,
+        max: usize,
+        mut each: impl FnMut(Grant),
+    ) -> usize {
         let mut taken = 0;
         if self.limit.is_some() || self.group_rate.is_some() {
             while taken < max {
