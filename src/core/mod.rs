@@ -1481,6 +1481,31 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_of_leases_grants_what_as_many_single_leases_would() {
+        for rate in [None, Some((3, 100))] {
+            let (mut one, mut many) = (state(3), state(3));
+            for st in [&mut one, &mut many] {
+                st.limit = rate.map(|(n, period)| Box::new(RateLimit { n, period, times: VecDeque::new() }));
+                for i in 0..10u8 {
+                    st.push(0, Placement { priority: i % 3, ..place(0) });
+                }
+            }
+            let singles: Vec<_> = (0..6).map_while(|_| one.lease(5, 10)).collect();
+            let mut batch = Vec::new();
+            let taken = many.lease_many(5, 10, 6, |grant| batch.push(grant));
+            assert_eq!(taken, batch.len());
+            assert_eq!(singles.len(), if rate.is_some() { 3 } else { 6 }, "{rate:?}");
+            let key = |g: &Grant| (g.token, g.attempt, g.deadline);
+            assert_eq!(
+                singles.iter().map(key).collect::<Vec<_>>(),
+                batch.iter().map(key).collect::<Vec<_>>()
+            );
+            assert_eq!(one.counts(), many.counts());
+            assert_eq!((one.next_event(), one.n_leased), (many.next_event(), many.n_leased));
+        }
+    }
+
+    #[test]
     fn the_oldest_jobs_are_the_first_of_all_jobs() {
         let mut st = state(3);
         for _ in 0..10 {

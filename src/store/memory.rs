@@ -679,6 +679,8 @@ impl<T: Send + Sync + 'static> Inner<T> {
         self.advance(core, now, out);
         let visibility = params.visibility.unwrap_or_else(|| core.st.default_visibility());
         let mut taken = 0;
+        // A batch in one loop of the state; a single lease through `State::lease` alone (the loop would
+        // cost the push -> lease -> ack cycle 33 instructions).
         if G::MANY && !core.st.is_paused() {
             let Core { st, jobs, .. } = core;
             st.lease_many(now, visibility, max, |grant| {
