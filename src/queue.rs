@@ -75,6 +75,27 @@ macro_rules! on_store {
     };
 }
 
+impl PushFail {
+    /// As a push that waits for room reports it, with its job.
+    fn blocking<T>(self, job: T) -> PushError<T> {
+        match self {
+            PushFail::Closed => PushError::Closed(job),
+            // A wait that never ends ends only when there is room: `NoRoom` is the policy's refusal too.
+            PushFail::Rejected | PushFail::NoRoom => PushError::Full(job),
+            PushFail::Store(e) => PushError::Store(job, e),
+        }
+    }
+
+    /// As a `try_` push reports it, with its job.
+    fn trying<T>(self, job: T) -> TryPushError<T> {
+        match self {
+            PushFail::Closed => TryPushError::Closed(job),
+            PushFail::Rejected | PushFail::NoRoom => TryPushError::Full(job),
+            PushFail::Store(e) => TryPushError::Store(job, e),
+        }
+    }
+}
+
 impl LeaseFail {
     /// As a `try_` lease reports it (no wait, and no stop flag: `Stopped` cannot happen, and is "empty").
     fn into_try(self, clock: &Clock) -> TryLeaseError {
@@ -144,7 +165,12 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(queue.try_lease().unwrap().id(), id);
     /// ```
     pub fn push(&self, job: T) -> Result<JobId, PushError<T>> {
-        self.push_options(job, &PushOptions::PLAIN).map(Pushed::id)
+        let pushed = match &*self.handle {
+            Flavor::Memory(q) => q.push_plain(job, Wait::Until(NEVER)),
+            #[cfg(feature = "postgres")]
+            Flavor::Pg(q) => q.push(job, &PushOptions::PLAIN, Wait::Until(NEVER)),
+        };
+        pushed.map(Pushed::id).map_err(|(job, fail)| fail.blocking(job))
     }
 
     /// Pushes a job with options: a delay or a ready time, a priority, a group, a dedup key, a time to
@@ -172,12 +198,8 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// costs neither building nor dropping.
     #[inline(always)]
     fn push_options(&self, job: T, options: &PushOptions) -> Result<Pushed, PushError<T>> {
-        on_store!(self, q => q.push(job, options, Wait::Until(NEVER))).map_err(|(job, fail)| match fail {
-            PushFail::Closed => PushError::Closed(job),
-            // A wait that never ends ends only when there is room: `NoRoom` is the policy's refusal too.
-            PushFail::Rejected | PushFail::NoRoom => PushError::Full(job),
-            PushFail::Store(e) => PushError::Store(job, e),
-        })
+        on_store!(self, q => q.push(job, options, Wait::Until(NEVER)))
+            .map_err(|(job, fail)| fail.blocking(job))
     }
 
     /// Pushes a job if there is room now; never blocks.
@@ -194,7 +216,12 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert!(queue.try_push("b").unwrap_err().is_full());
     /// ```
     pub fn try_push(&self, job: T) -> Result<JobId, TryPushError<T>> {
-        self.try_push_options(job, &PushOptions::PLAIN).map(Pushed::id)
+        let pushed = match &*self.handle {
+            Flavor::Memory(q) => q.push_plain(job, Wait::No),
+            #[cfg(feature = "postgres")]
+            Flavor::Pg(q) => q.push(job, &PushOptions::PLAIN, Wait::No),
+        };
+        pushed.map(Pushed::id).map_err(|(job, fail)| fail.trying(job))
     }
 
     /// Pushes a job with options (see [`push_with`](Queue::push_with)) if there is room now; never
@@ -219,11 +246,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// [`try_push_with`](Queue::try_push_with) by reference (see [`push_options`](Queue::push_options)).
     #[inline(always)]
     fn try_push_options(&self, job: T, options: &PushOptions) -> Result<Pushed, TryPushError<T>> {
-        on_store!(self, q => q.push(job, options, Wait::No)).map_err(|(job, fail)| match fail {
-            PushFail::Closed => TryPushError::Closed(job),
-            PushFail::Rejected | PushFail::NoRoom => TryPushError::Full(job),
-            PushFail::Store(e) => TryPushError::Store(job, e),
-        })
+        on_store!(self, q => q.push(job, options, Wait::No)).map_err(|(job, fail)| fail.trying(job))
     }
 
     /// Pushes a job, waiting up to `timeout` (on the queue's clock) for room in a bounded queue.
@@ -321,7 +344,12 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// ```
     pub fn try_lease(&self) -> Result<Lease<T>, TryLeaseError> {
         self.fire_schedules();
-        on_store!(self, q => q.lease(self, Wait::No)).map_err(|fail| fail.into_try(self.clock()))
+        let leased = match &*self.handle {
+            Flavor::Memory(q) => q.try_lease(self),
+            #[cfg(feature = "postgres")]
+            Flavor::Pg(q) => q.lease(self, Wait::No),
+        };
+        leased.map_err(|fail| fail.into_try(self.clock()))
     }
 
     /// Leases the next ready job, waiting up to `timeout` on the queue's clock. `Duration::MAX` waits

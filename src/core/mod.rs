@@ -207,6 +207,14 @@ pub(crate) struct Placement {
     pub expires_at: Tick,
 }
 
+impl Placement {
+    /// A plain push's: ready at `now`, priority 0, no group, no time to live.
+    #[inline(always)]
+    pub fn now(now: Tick) -> Placement {
+        Placement { ready_at: now, priority: 0, group: None, expires_at: NEVER }
+    }
+}
+
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub(crate) struct Counters {
     pub pushed: u64,
@@ -834,7 +842,21 @@ impl State {
 
     /// Hands out the oldest ready job of the highest priority level that has one. The caller has called
     /// `advance` at `now`.
+    #[inline(always)]
     pub fn lease(&mut self, now: Tick, visibility: Tick) -> Option<Grant> {
+        if self.limit.is_some() || self.group_rate.is_some() {
+            return self.lease_limited(now, visibility);
+        }
+        let slot = self.pop_ready()?;
+        self.n_ready -= 1;
+        let deadline = now.saturating_add(visibility);
+        self.schedule_event(deadline);
+        Some(self.lease_slot(slot, now, deadline))
+    }
+
+    /// [`lease`](State::lease) under a rate limit, of the queue or of groups.
+    #[inline(never)]
+    fn lease_limited(&mut self, now: Tick, visibility: Tick) -> Option<Grant> {
         if let Some(limit) = &self.limit {
             if limit.next_allowed(now) > now || self.n_ready == 0 {
                 return None;
@@ -939,7 +961,7 @@ impl State {
     }
 
     /// Takes the oldest ready job of the highest level that has one out of its FIFO.
-    #[inline]
+    #[inline(always)]
     fn pop_ready(&mut self) -> Option<u32> {
         if self.ready_levels == 0 {
             return None;
@@ -977,7 +999,7 @@ impl State {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn ack(&mut self, token: Token) -> Result<(), LeaseLost> {
         self.current(token)?;
         self.counters.acked += 1;
@@ -1202,6 +1224,7 @@ impl State {
     }
 
     /// Blocked consumers wait until the earliest timed event: one that comes earlier must wake them.
+    #[inline]
     fn schedule_event(&mut self, at: Tick) {
         if self.waiting_consumers > 0 && at < self.next_event() {
             self.wakes.rescheduled = true;

@@ -15,7 +15,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::clock::{address, ticks, Listener, Tick, NEVER};
 use crate::core::index::fit;
-use crate::core::{Exit, Grant, Nacked, State, Token, Waiter};
+use crate::core::{Exit, Grant, Nacked, Placement, State, Token, Waiter};
 use crate::deliver::Outbox;
 use crate::lease::Lease;
 use crate::panics::Catcher;
@@ -60,6 +60,9 @@ pub(crate) struct Inner<T> {
     pub(crate) schedules: crate::schedule::Schedules<T>,
     /// Whether the clock is a test clock (read on every operation; the clock's kind never changes).
     pub(crate) manual: bool,
+    /// Whether a push with the default options is only that: no capacity to check, no time to live to
+    /// set, no durable store to tell (see [`push_plain`](Inner::push_plain)).
+    pub(crate) plain: bool,
     /// On an auto-advancing test clock, as of the last operation: [`BUSY`](crate::wait::BUSY) while a job is ready or leased,
     /// else the tick of the next timed event (see [`Listener::quiet_until`]).
     pub(crate) quiet: AtomicU64,
@@ -342,6 +345,28 @@ impl<T: Send + Sync + 'static> Inner<T> {
         self.push_shared(job, options, wait)
     }
 
+    /// A push with the default options ([`PushOptions::new`]): on a queue with no capacity, time to live
+    /// or durable store (see [`plain`](Inner::plain)) the hot path, which does only what such a push
+    /// does; anything else, and a push that finds an event due or the queue closed, goes the general way.
+    #[inline]
+    pub(crate) fn push_plain(&self, job: T, wait: Wait) -> Result<Pushed, (T, PushFail)> {
+        if !self.plain {
+            return self.push_shared(job, &PushOptions::PLAIN, wait);
+        }
+        let reading = self.clock.tick();
+        let mut core = self.core.lock();
+        let now = core.st.catch_up(reading);
+        if core.st.is_due(now) || core.st.is_closed() || core.st.ids_exhausted() {
+            drop(core); // nothing changed: the general path processes the events or says why not
+            return self.push_shared(job, &PushOptions::PLAIN, wait);
+        }
+        let job = core.make_shared(job);
+        let id = self.insert_at(&mut core, now, job, Placement::now(now));
+        self.finish(core, Outbox::new());
+        self.pushed();
+        Ok(Pushed::Enqueued(id))
+    }
+
     /// Pushes a job, or one that is already shared (a redriven dead letter's): it becomes an `Arc` only
     /// once it is in, so a refused job comes back exactly as it was given.
     pub(crate) fn push_shared<J: Payload<T>>(
@@ -551,7 +576,13 @@ impl<T: Send + Sync + 'static> Inner<T> {
     /// Puts a job in: the one place the payloads grow. The caller checked closing, ids and room.
     #[inline(always)]
     pub(crate) fn insert(&self, core: &mut Core<T>, now: Tick, job: Arc<T>, options: &PushOptions) -> JobId {
-        let (slot, id) = core.st.push(now, options.placement(now, &self.clock, self.ttl));
+        self.insert_at(core, now, job, options.placement(now, &self.clock, self.ttl))
+    }
+
+    /// [`insert`](Inner::insert) where `place` says.
+    #[inline(always)]
+    fn insert_at(&self, core: &mut Core<T>, now: Tick, job: Arc<T>, place: Placement) -> JobId {
+        let (slot, id) = core.st.push(now, place);
         let slot = slot as usize;
         if slot == core.jobs.len() {
             core.jobs.push(None);
@@ -603,6 +634,34 @@ impl<T: Send + Sync + 'static> Inner<T> {
 
     pub(crate) fn lease(self: &Arc<Self>, handle: &Queue<T>, wait: Wait) -> Result<Lease<T>, LeaseFail> {
         self.lease_with(handle, LeaseParams { wait, visibility: None, stop: None })
+    }
+
+    /// A single lease that does not wait, at the queue's visibility timeout ([`Queue::try_lease`]): on a
+    /// queue with no durable store the hot path, which does only what such a lease does; anything else,
+    /// and a lease that finds an event due or leasing paused, goes the general way.
+    #[inline]
+    pub(crate) fn try_lease(self: &Arc<Self>, handle: &Queue<T>) -> Result<Lease<T>, LeaseFail> {
+        if self.durable.is_some() {
+            return self.lease(handle, Wait::No);
+        }
+        let reading = self.clock.tick();
+        let mut core = self.core.lock();
+        let now = core.st.catch_up(reading);
+        if core.st.is_due(now) || core.st.is_paused() {
+            drop(core); // nothing changed: the general path processes the events or says why not
+            return self.lease(handle, Wait::No);
+        }
+        let visibility = core.st.default_visibility();
+        let Some(grant) = core.st.lease(now, visibility) else {
+            let fail = Self::none_granted(&core.st);
+            self.finish(core, Outbox::new());
+            return Err(fail);
+        };
+        // None: a broken invariant (see `Core::job`), never a panic.
+        let job = core.job(grant.token.slot).map(Arc::clone);
+        self.finish(core, Outbox::new());
+        let job = job.ok_or(LeaseFail::NoJob)?;
+        Ok(Lease::new(handle.share(), job, grant.token, grant.attempt, grant.deadline))
     }
 
     #[inline(always)]
@@ -703,12 +762,20 @@ impl<T: Send + Sync + 'static> Inner<T> {
         }
         if taken > 0 {
             Ok(())
-        } else if core.st.is_closed() && core.st.live() == 0 {
-            Err(LeaseFail::Closed)
-        } else if let Some(until) = core.st.limited_until().filter(|_| !core.st.is_paused()) {
-            Err(LeaseFail::Limited(until))
         } else {
-            Err(LeaseFail::NoJob)
+            Err(Self::none_granted(&core.st))
+        }
+    }
+
+    /// Why a lease found no job to grant.
+    #[cold]
+    fn none_granted(st: &State) -> LeaseFail {
+        if st.is_closed() && st.live() == 0 {
+            LeaseFail::Closed
+        } else if let Some(until) = st.limited_until().filter(|_| !st.is_paused()) {
+            LeaseFail::Limited(until)
+        } else {
+            LeaseFail::NoJob
         }
     }
 
@@ -1296,6 +1363,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
             st.observe_events();
         }
         let manual = parts.clock.is_manual();
+        let plain = parts.capacity.is_none() && parts.ttl.is_none() && parts.durable.is_none();
         if manual || !parts.alarms.is_empty() || parts.durable.is_some() {
             st.owe_always(); // see `finish_extras`
         }
@@ -1325,6 +1393,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
             watched: AtomicBool::new(false),
             quiet: AtomicU64::new(NEVER),
             manual,
+            plain,
         });
         let listener: Arc<dyn Listener> = inner.clone();
         inner.clock.register(Arc::downgrade(&listener));
