@@ -56,7 +56,7 @@ impl List {
     }
 
     /// Adds `slot`, which is in no list, at the back.
-    #[inline]
+    #[inline(always)]
     pub fn push_back<N: Node>(&mut self, nodes: &mut [N], slot: u32) {
         *nodes[slot as usize].links() = Links { prev: self.tail, next: NIL };
         match self.tail {
@@ -67,7 +67,7 @@ impl List {
     }
 
     /// Takes the oldest slot out.
-    #[inline]
+    #[inline(always)]
     pub fn pop_front<N: Node>(&mut self, nodes: &mut [N]) -> Option<u32> {
         let slot = self.front()?;
         self.unlink(nodes, slot);
@@ -75,7 +75,7 @@ impl List {
     }
 
     /// Takes `slot`, which is in this list, out of it.
-    #[inline]
+    #[inline(always)]
     pub fn unlink<N: Node>(&mut self, nodes: &mut [N], slot: u32) {
         let Links { prev, next } = std::mem::replace(nodes[slot as usize].links(), Links::NONE);
         match prev {

@@ -1004,7 +1004,15 @@ impl State {
         self.current(token)?;
         self.counters.acked += 1;
         self.note(EventKind::Acked, token.slot, self.now);
-        self.unlink(token.slot);
+        let s = &mut self.slots[token.slot as usize];
+        if s.phase == Phase::Leased && s.flags & IN_HEAP == 0 {
+            // The common case, inline: a lease in the FIFO of leases in deadline order.
+            s.phase = Phase::Free;
+            self.n_leased -= 1;
+            self.lease_fifo.unlink(&mut self.slots, token.slot);
+        } else {
+            self.unlink(token.slot);
+        }
         // No clock reading: the state's time is the latest any operation observed.
         self.free_slot(token.slot, self.now);
         Ok(())
