@@ -286,6 +286,18 @@ impl PushOptions {
         self.dedup.as_ref()
     }
 
+    /// Whether these options only set a priority, if that: the job is ready at once, with no group, dedup
+    /// key or time to live of its own (a push the hot path can take).
+    #[inline]
+    pub(crate) fn at_most_priority(&self) -> bool {
+        self.ready == Ready::Now && self.group.is_none() && self.dedup.is_none() && self.ttl.is_none()
+    }
+
+    #[inline]
+    pub(crate) fn priority_level(&self) -> u8 {
+        self.priority
+    }
+
     /// Where and when the job goes, pushed at `now` on a queue whose own time to live is `queue_ttl`.
     #[inline]
     pub(crate) fn placement(&self, now: Tick, clock: &Clock, queue_ttl: Option<Duration>) -> Placement {

@@ -166,7 +166,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// ```
     pub fn push(&self, job: T) -> Result<JobId, PushError<T>> {
         let pushed = match &*self.handle {
-            Flavor::Memory(q) => q.push_plain(job, Wait::Until(NEVER)),
+            Flavor::Memory(q) => q.push_plain(job, &PushOptions::PLAIN, Wait::Until(NEVER)),
             #[cfg(feature = "postgres")]
             Flavor::Pg(q) => q.push(job, &PushOptions::PLAIN, Wait::Until(NEVER)),
         };
@@ -217,7 +217,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// ```
     pub fn try_push(&self, job: T) -> Result<JobId, TryPushError<T>> {
         let pushed = match &*self.handle {
-            Flavor::Memory(q) => q.push_plain(job, Wait::No),
+            Flavor::Memory(q) => q.push_plain(job, &PushOptions::PLAIN, Wait::No),
             #[cfg(feature = "postgres")]
             Flavor::Pg(q) => q.push(job, &PushOptions::PLAIN, Wait::No),
         };

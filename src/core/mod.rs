@@ -208,10 +208,10 @@ pub(crate) struct Placement {
 }
 
 impl Placement {
-    /// A plain push's: ready at `now`, priority 0, no group, no time to live.
+    /// A plain push's: ready at `now` at `priority`, no group, no time to live.
     #[inline(always)]
-    pub fn now(now: Tick) -> Placement {
-        Placement { ready_at: now, priority: 0, group: None, expires_at: NEVER }
+    pub fn now(now: Tick, priority: u8) -> Placement {
+        Placement { ready_at: now, priority, group: None, expires_at: NEVER }
     }
 }
 

@@ -341,27 +341,38 @@ impl<T: Send + Sync + 'static> Inner<T> {
         }
     }
 
+    /// A push: options that set at most a priority take the hot path (see [`push_plain`](Inner::push_plain)).
+    #[inline(always)]
     pub(crate) fn push(&self, job: T, options: &PushOptions, wait: Wait) -> Result<Pushed, (T, PushFail)> {
+        if options.at_most_priority() {
+            return self.push_plain(job, options, wait);
+        }
         self.push_shared(job, options, wait)
     }
 
-    /// A push with the default options ([`PushOptions::new`]): on a queue with no capacity, time to live
-    /// or durable store (see [`plain`](Inner::plain)) the hot path, which does only what such a push
-    /// does; anything else, and a push that finds an event due or the queue closed, goes the general way.
+    /// A push whose `options` set at most a priority (see [`PushOptions::at_most_priority`]): on a queue
+    /// with no capacity, time to live or durable store (see [`plain`](Inner::plain)) the hot path, which
+    /// does only what such a push does; anything else, and a push that finds an event due or the queue
+    /// closed, goes the general way.
     #[inline]
-    pub(crate) fn push_plain(&self, job: T, wait: Wait) -> Result<Pushed, (T, PushFail)> {
+    pub(crate) fn push_plain(
+        &self,
+        job: T,
+        options: &PushOptions,
+        wait: Wait,
+    ) -> Result<Pushed, (T, PushFail)> {
         if !self.plain {
-            return self.push_shared(job, &PushOptions::PLAIN, wait);
+            return self.push_shared(job, options, wait);
         }
         let reading = self.clock.tick();
         let mut core = self.core.lock();
         let now = core.st.catch_up(reading);
         if core.st.is_due(now) || core.st.is_closed() || core.st.ids_exhausted() {
             drop(core); // nothing changed: the general path processes the events or says why not
-            return self.push_shared(job, &PushOptions::PLAIN, wait);
+            return self.push_shared(job, options, wait);
         }
         let job = core.make_shared(job);
-        let id = self.insert_at(&mut core, now, job, Placement::now(now));
+        let id = self.insert_at(&mut core, now, job, Placement::now(now, options.priority_level()));
         self.finish(core, Outbox::new());
         self.pushed();
         Ok(Pushed::Enqueued(id))
