@@ -505,6 +505,13 @@ impl TestClock {
         self.notify_listeners();
     }
 
+    /// Moves the clock forward by `by` without telling the queues on it, as time passes on the system
+    /// clock: what falls due meanwhile waits for the next operation to find it (for the queues' tests).
+    #[cfg(test)]
+    pub(crate) fn advance_unheard(&self, by: Duration) {
+        self.shared.offset.fetch_add(ticks(by), Ordering::AcqRel);
+    }
+
     /// Has every queue on this clock process what fell due and wake its blocked consumers and producers.
     fn notify_listeners(&self) {
         // Snapshot the listeners so that none is called under the registry lock.

@@ -402,9 +402,7 @@ impl<T: Send + Sync + 'static> Lease<T> {
     /// ```
     pub fn ack_and_try_lease(mut self) -> Result<Option<Lease<T>>, LeaseLost> {
         self.put_down();
-        let mut next = None;
-        self.queue.ack_then_lease_into(self.token, 1, None, true, &mut |lease| next = Some(lease))?;
-        Ok(next)
+        self.queue.ack_and_try_lease(self.token)
     }
 
     /// Acks the job and leases up to `max` ready jobs under one lock, handed to `take` (a pool worker

@@ -1042,6 +1042,19 @@ impl<T: Send + Sync + 'static> Queue<T> {
         }
     }
 
+    /// Acks and leases the next ready job, if any, under one lock ([`Lease::ack_and_try_lease`]).
+    pub(crate) fn ack_and_try_lease(&self, token: Token) -> Result<Option<Lease<T>>, LeaseLost> {
+        match &*self.handle {
+            Flavor::Memory(inner) => inner.ack_and_try_lease(self, token),
+            #[cfg(feature = "postgres")]
+            Flavor::Pg(_) => {
+                let mut next = None;
+                self.ack_then_lease_into(token, 1, None, true, &mut |lease| next = Some(lease))?;
+                Ok(next)
+            }
+        }
+    }
+
     /// Acks and leases up to `max` ready jobs under one lock (see `Inner::ack_then_lease_into`).
     pub(crate) fn ack_then_lease_into(
         &self,

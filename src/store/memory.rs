@@ -1193,6 +1193,46 @@ impl<T: Send + Sync + 'static> Inner<T> {
         acked
     }
 
+    /// Acks the job of `token` and, if that succeeded, leases the next ready job (without waiting) at the
+    /// queue's visibility timeout, under one lock ([`Lease::ack_and_try_lease`]): on a queue with no
+    /// durable store the hot path, an ack and a plain lease (see [`try_lease`](Inner::try_lease));
+    /// otherwise, or when an event is due or leasing is paused, the general way.
+    pub(crate) fn ack_and_try_lease(
+        self: &Arc<Self>,
+        handle: &Queue<T>,
+        token: Token,
+    ) -> Result<Option<Lease<T>>, LeaseLost> {
+        let general = || {
+            let mut next = None;
+            self.ack_then_lease_into(handle, token, 1, None, true, &mut |lease| next = Some(lease))?;
+            Ok(next)
+        };
+        if self.durable.is_some() {
+            return general();
+        }
+        let reading = self.clock.tick();
+        let mut core = self.core.lock();
+        let now = core.st.catch_up(reading);
+        if core.st.is_due(now) || core.st.is_paused() {
+            drop(core); // nothing changed: the general path processes the events first
+            return general();
+        }
+        if let Err(lost) = core.st.ack(token) {
+            self.finish(core, Outbox::new());
+            return Err(lost);
+        }
+        let acked = core.take_acked(token.slot);
+        let visibility = core.st.default_visibility();
+        let next = core.st.lease(now, visibility);
+        // None: a broken invariant (see `Core::job`), never a panic.
+        let job = next.as_ref().and_then(|grant| core.job(grant.token.slot)).map(Arc::clone);
+        self.finish(core, Outbox::new());
+        self.catcher.dispose_job(acked); // the job's destructor runs outside the lock
+        Ok(next
+            .zip(job)
+            .map(|(grant, job)| Lease::new(handle.share(), job, grant.token, grant.attempt, grant.deadline)))
+    }
+
     /// Acks the jobs of `tokens`, each result written to its place in `acked` (as long as `tokens`), and
     /// leases up to `max` ready jobs (without waiting), handed to `take`, all under one lock. Leases
     /// unless every ack failed, or whatever the acks did with `always`. With `synced`, returns once a
@@ -1475,6 +1515,49 @@ mod tests {
         assert_eq!(&*lease as *const u64, first, "the allocation was kept for the next push");
         drop(other);
         assert_eq!(*lease, 2);
+    }
+
+    // The lean push, `try_lease` and `ack_and_try_lease` leave an operation that finds a timed event due
+    // to the general path, which processes it first. On a test clock events are processed as it advances;
+    // `advance_unheard` moves it as the system clock moves, unannounced.
+
+    #[test]
+    fn a_push_that_finds_a_lapse_due_processes_it_first() {
+        let clock = TestClock::new();
+        let queue = Queue::builder().clock(clock.clone()).build().unwrap();
+        queue.push(1u32).unwrap();
+        let lapsing = queue.try_lease().unwrap();
+        clock.advance_unheard(Duration::from_secs(31));
+        queue.push(2).unwrap();
+        let again = queue.try_lease().unwrap();
+        assert_eq!((*again, again.attempt()), (1, 2), "redelivered ahead of the job pushed after its lapse");
+        drop(lapsing);
+    }
+
+    #[test]
+    fn a_try_lease_that_finds_a_lapse_due_takes_the_lapsed_job() {
+        let clock = TestClock::new();
+        let queue = Queue::builder().clock(clock.clone()).build().unwrap();
+        queue.push(1u32).unwrap();
+        let lapsing = queue.try_lease().unwrap();
+        clock.advance_unheard(Duration::from_secs(31));
+        let again = queue.try_lease().expect("the lapse is processed before the lease");
+        assert_eq!((*again, again.attempt()), (1, 2));
+        assert!(lapsing.ack().is_err(), "the lapsed lease is fenced");
+    }
+
+    #[test]
+    fn an_ack_and_try_lease_that_finds_a_lapse_due_takes_the_lapsed_job() {
+        let clock = TestClock::new();
+        let queue = Queue::builder().clock(clock.clone()).build().unwrap();
+        queue.push_batch([1u32, 2]);
+        let lapsing = queue.try_lease().unwrap(); // deadline 30 s
+        clock.advance_unheard(Duration::from_secs(10));
+        let second = queue.try_lease().unwrap(); // deadline 40 s
+        clock.advance_unheard(Duration::from_secs(25));
+        let next = second.ack_and_try_lease().unwrap().expect("job 1's lapse is processed first");
+        assert_eq!((*next, next.attempt(), queue.stats().acked), (1, 2, 1));
+        drop(lapsing);
     }
 
     #[test]

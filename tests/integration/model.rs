@@ -34,6 +34,8 @@ enum Op {
     Advance(u64),
     /// `Queue::ack_and_try_lease_batch` of one held lease, refilled with up to this many.
     AckAndLease(usize, usize),
+    /// `Lease::ack_and_try_lease` of one held lease.
+    AckAndTryLease(usize),
 }
 
 fn push() -> impl Strategy<Value = Push> {
@@ -59,6 +61,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(Op::Drop),
         2 => (0..60u64).prop_map(Op::Advance),
         2 => (any::<usize>(), 0..4usize).prop_map(|(i, n)| Op::AckAndLease(i, n)),
+        2 => any::<usize>().prop_map(Op::AckAndTryLease),
     ]
 }
 
@@ -339,6 +342,22 @@ fn run(ops: Vec<Op>) {
                 assert_eq!(leases.len(), n.min(ready), "refilled with what was ready, up to {n}");
                 for lease in leases {
                     held.push(check_lease(&mut model, lease));
+                }
+            }
+            Op::AckAndTryLease(i) => {
+                let Some(h) = pick(&mut held, i) else { continue };
+                let expected = model.current(h.job, h.epoch);
+                match (h.lease.ack_and_try_lease(), expected) {
+                    (Ok(next), Ok(())) => {
+                        model.acked += 1;
+                        let now = model.now;
+                        model.exit(h.job, State::Acked, now);
+                        let ready = model.count(|s| matches!(s, State::Ready { .. }));
+                        assert_eq!(next.is_some(), ready > 0, "the next job leased if one was ready");
+                        held.extend(next.map(|lease| check_lease(&mut model, lease)));
+                    }
+                    (Err(lost), Err(expected)) => assert_eq!(lost, expected, "a stale lease takes nothing"),
+                    (got, expected) => panic!("ack_and_try_lease gave {got:?}, the model {expected:?}"),
                 }
             }
             Op::Ack(i) => {

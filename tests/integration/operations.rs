@@ -30,6 +30,19 @@ fn pause_stops_leasing_but_not_pushing_or_time() {
 }
 
 #[test]
+fn a_paused_queue_takes_acks_and_hands_out_nothing() {
+    let (q, _clock) = queue::<u8>();
+    q.push_batch([1, 2]);
+    let first = q.try_lease().unwrap();
+    q.pause();
+    assert!(q.try_lease().unwrap_err().is_empty());
+    assert!(first.ack_and_try_lease().unwrap().is_none(), "acked, and nothing leased while paused");
+    assert_eq!((q.stats().acked, q.stats().ready, q.stats().leased), (1, 1, 0));
+    q.resume();
+    assert_eq!(*q.try_lease().unwrap(), 2);
+}
+
+#[test]
 fn purge_removes_every_live_job_and_fences_their_leases() {
     let (q, _clock) = queue::<u8>();
     q.push(1).unwrap();
