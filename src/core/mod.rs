@@ -20,6 +20,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
 mod free;
+mod groups;
 pub(crate) mod index;
 mod list;
 #[cfg(feature = "serde")]
@@ -29,6 +30,7 @@ mod saved;
 pub(crate) use saved::{RestoredJob, SavedJob};
 
 use self::free::FreeSlots;
+use self::groups::Groups;
 use self::index::{fit, Lazy};
 use self::list::{Links, List, Node};
 use crate::clock::{Tick, NEVER};
@@ -83,7 +85,7 @@ pub(crate) struct FailureRecord {
 const REVOKED: u8 = 1;
 /// The lease deadline is in the lease heap, not the FIFO.
 const IN_HEAP: u8 = 1 << 1;
-/// The job belongs to a group (see `State::slot_groups`).
+/// The job belongs to a group (see `State::groups`).
 const GROUPED: u8 = 1 << 2;
 /// The job has an entry in the expiry heap.
 const HAS_TTL: u8 = 1 << 3;
@@ -294,15 +296,6 @@ impl RateLimit {
     }
 }
 
-#[derive(Default)]
-struct Group {
-    /// The jobs of the group now in the queue's indices (ready, delayed or leased): at most
-    /// `Config::group_concurrency`, the earliest pushed of the group's jobs still in the queue.
-    heads: Vec<u32>,
-    /// Later jobs, in push order, as `(slot, id)`; entries of jobs that left are skipped.
-    waiting: VecDeque<(u32, u64)>,
-}
-
 /// Laid out in declaration order (`repr(C)`), the fields every push, lease and ack touch first, so that
 /// they share a few cache lines: under contention each line the lock's holder touches is a transfer
 /// from the core that held it before.
@@ -358,8 +351,7 @@ pub(crate) struct State {
     lease_heap: Lazy<Timed>,
     /// Times to live, keyed by job id (an entry is live while its job is).
     expiry: Lazy<Timed>,
-    groups: HashMap<Arc<str>, Group>,
-    slot_groups: HashMap<u32, Arc<str>>,
+    groups: Groups,
     /// Dedup keys reserved, with the job id and when the reservation ends.
     dedup: HashMap<Arc<str>, (u64, Tick)>,
     dedup_order: VecDeque<(Tick, Arc<str>)>,
@@ -398,8 +390,7 @@ impl State {
             lease_fifo: List::default(),
             lease_heap: Lazy::default(),
             expiry: Lazy::default(),
-            groups: HashMap::new(),
-            slot_groups: HashMap::new(),
+            groups: Groups::default(),
             dedup: HashMap::new(),
             dedup_order: VecDeque::new(),
             next_at: NEVER,
@@ -751,8 +742,7 @@ impl State {
         }
         if let Some(key) = place.group {
             self.slots[slot as usize].flags |= GROUPED;
-            let group = self.groups.entry(Arc::clone(&key)).or_default();
-            self.slot_groups.insert(slot, key);
+            let group = self.groups.join(slot, key);
             if group.heads.len() >= self.group_concurrency {
                 group.waiting.push_back((slot, id));
                 let s = &mut self.slots[slot as usize];
@@ -932,7 +922,7 @@ impl State {
         if self.slots[slot as usize].flags & GROUPED == 0 {
             return None;
         }
-        let limit = self.group_limits.get(self.slot_groups.get(&slot)?)?;
+        let limit = self.group_limits.get(&self.groups.of(slot)?.key)?;
         let at = limit.next_allowed(now);
         (at > now).then_some(at)
     }
@@ -943,8 +933,8 @@ impl State {
         if self.slots[slot as usize].flags & GROUPED == 0 {
             return;
         }
-        let Some(key) = self.slot_groups.get(&slot) else { return };
-        let limit = self.group_limits.entry(Arc::clone(key)).or_insert_with(|| RateLimit {
+        let Some(group) = self.groups.of(slot) else { return };
+        let limit = self.group_limits.entry(Arc::clone(&group.key)).or_insert_with(|| RateLimit {
             n,
             period,
             times: VecDeque::new(),
@@ -1442,9 +1432,7 @@ impl State {
             for index in [&mut self.delayed, &mut self.lease_heap, &mut self.expiry] {
                 index.sweep(|t: &Timed| kept(t.slot));
             }
-            for group in self.groups.values_mut() {
-                group.waiting.retain(|(slot, _)| kept(*slot));
-            }
+            self.groups.cut(keep);
         }
         fit(&mut self.slots);
         self.free.fit();
@@ -1453,6 +1441,7 @@ impl State {
         }
         fit(&mut self.histories);
         fit(&mut self.dedup_order);
+        self.groups.fit();
     }
 
     /// The number of slots in the slab (the payload vector beside it follows it).
@@ -1464,8 +1453,8 @@ impl State {
     /// A job of a group left the queue at `at`: if it was one of the group's heads, the next waiting job
     /// takes its place, ready from `at` (or later, if it was pushed with a later ready time).
     fn leave_group(&mut self, slot: u32, at: Tick) {
-        let Some(key) = self.slot_groups.remove(&slot) else { return };
-        let Some(group) = self.groups.get_mut(&key) else { return };
+        let Some(index) = self.groups.leave(slot) else { return };
+        let Some(group) = self.groups.get_mut(index) else { return };
         let Some(head) = group.heads.iter().position(|&h| h == slot) else {
             return; // a waiting job left (its time to live ran out): skipped when the group moves on
         };
@@ -1480,7 +1469,7 @@ impl State {
         }
         let Some(next) = promoted else {
             if group.heads.is_empty() {
-                self.groups.remove(&key);
+                self.groups.remove(index);
             }
             return;
         };

@@ -55,7 +55,7 @@ impl State {
                         Phase::Delayed | Phase::Waiting => s.due,
                         _ => 0, // ready now; a leased job is saved as ready, its attempt counted
                     },
-                    group: self.slot_groups.get(&slot).cloned(),
+                    group: self.groups.of(slot).map(|group| Arc::clone(&group.key)),
                     expires_at: if s.flags & TTL_PASSED != 0 {
                         Some(self.now)
                     } else {
