@@ -286,16 +286,25 @@ impl PushOptions {
         self.dedup.as_ref()
     }
 
-    /// Whether these options only set a priority, if that: the job is ready at once, with no group, dedup
-    /// key or time to live of its own (a push the hot path can take).
+    /// Whether the job is ready at once, with no dedup key or time to live of its own (a push the hot
+    /// path can take, at any priority, in a group or not).
     #[inline]
-    pub(crate) fn at_most_priority(&self) -> bool {
-        self.ready == Ready::Now && self.group.is_none() && self.dedup.is_none() && self.ttl.is_none()
+    pub(crate) fn is_immediate(&self) -> bool {
+        self.ready == Ready::Now && self.dedup.is_none() && self.ttl.is_none()
     }
 
-    #[inline]
-    pub(crate) fn priority_level(&self) -> u8 {
-        self.priority
+    /// Whether the job goes in a group.
+    #[inline(always)]
+    pub(crate) fn is_grouped(&self) -> bool {
+        self.group.is_some()
+    }
+
+    /// Where an immediate job goes (see [`is_immediate`](PushOptions::is_immediate)), pushed at `now`;
+    /// `grouped` is [`is_grouped`](PushOptions::is_grouped), for the caller to make it a constant.
+    #[inline(always)]
+    pub(crate) fn immediate_placement(&self, now: Tick, grouped: bool) -> Placement {
+        let group = if grouped { self.group.clone() } else { None };
+        Placement { ready_at: now, priority: self.priority, group, expires_at: NEVER }
     }
 
     /// Where and when the job goes, pushed at `now` on a queue whose own time to live is `queue_ttl`.

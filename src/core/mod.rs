@@ -209,14 +209,6 @@ pub(crate) struct Placement {
     pub expires_at: Tick,
 }
 
-impl Placement {
-    /// A plain push's: ready at `now` at `priority`, no group, no time to live.
-    #[inline(always)]
-    pub fn now(now: Tick, priority: u8) -> Placement {
-        Placement { ready_at: now, priority, group: None, expires_at: NEVER }
-    }
-}
-
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub(crate) struct Counters {
     pub pushed: u64,
