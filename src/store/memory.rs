@@ -850,6 +850,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         let now = core.st.catch_up(reading);
         self.advance(&mut core, now, &mut out);
         let options = PushOptions::new();
+        let expires_at = options.placement(now, &self.clock, self.ttl).expires_at;
         if let Some(durable) = &self.durable {
             durable.batch(); // one write for the whole batch, made below
         }
@@ -873,7 +874,10 @@ impl<T: Send + Sync + 'static> Inner<T> {
                     }
                 }
                 let job = core.make_shared(job);
-                Ok(self.insert(&mut core, now, job, &options))
+                // `options`' placement, made here so that the state's push is stripped of what such a
+                // job does not have (a delay, a group).
+                let place = Placement { ready_at: now, priority: 0, group: None, expires_at };
+                Ok(self.insert_at(&mut core, now, job, place))
             })
             .collect();
         if let Some(durable) = &self.durable {
