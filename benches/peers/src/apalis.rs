@@ -5,6 +5,7 @@
 //! or dead letters; W4's retries come from the `apalis` crate's retry layer, which runs a failed task again
 //! in place rather than handing it back to the storage.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::Instant;
@@ -20,12 +21,23 @@ use apalis_core::worker::builder::WorkerBuilder;
 use apalis_core::worker::context::WorkerContext;
 use futures_util::{SinkExt, StreamExt};
 
-use crate::{latency, rate, validity, Row, Tally};
+use crate::{latency, rate, validity, Row, Tally, ROUNDS};
 
-// Handlers are plain `async fn`s, so a run's tally lives in a static.
-static DRAIN: OnceLock<Tally> = OnceLock::new();
-static STEADY: OnceLock<Tally> = OnceLock::new();
-static FAILING: OnceLock<Tally> = OnceLock::new();
+// Handlers are plain `async fn`s, so a run's tally lives in a static, one per round (see `round`).
+static DRAIN: [OnceLock<Tally>; ROUNDS] = [const { OnceLock::new() }; ROUNDS];
+static STEADY: [OnceLock<Tally>; ROUNDS] = [const { OnceLock::new() }; ROUNDS];
+static FAILING: [OnceLock<Tally>; ROUNDS] = [const { OnceLock::new() }; ROUNDS];
+static ROUND: AtomicUsize = AtomicUsize::new(0);
+
+/// The round the next runs belong to (below [`ROUNDS`]): each keeps its own tallies.
+pub fn round(round: usize) {
+    ROUND.store(round, Ordering::Relaxed);
+}
+
+/// The tally of this round's run of `workload`.
+fn tally(workload: &'static [OnceLock<Tally>; ROUNDS]) -> &'static OnceLock<Tally> {
+    &workload[ROUND.load(Ordering::Relaxed)]
+}
 
 /// The last job handled stops the worker.
 fn handled(run: &Tally, job: u64, stamp: u64, ctx: &WorkerContext) {
@@ -35,15 +47,15 @@ fn handled(run: &Tally, job: u64, stamp: u64, ctx: &WorkerContext) {
 }
 
 async fn drain(job: u64, ctx: WorkerContext) {
-    handled(DRAIN.get().expect("set before the worker starts"), job, 0, &ctx);
+    handled(tally(&DRAIN).get().expect("set before the worker starts"), job, 0, &ctx);
 }
 
 async fn steady((job, at): (u64, u64), ctx: WorkerContext) {
-    handled(STEADY.get().expect("set before the worker starts"), job, at, &ctx);
+    handled(tally(&STEADY).get().expect("set before the worker starts"), job, at, &ctx);
 }
 
 async fn fail_once(job: u64, ctx: WorkerContext) -> Result<(), BoxDynError> {
-    let run = FAILING.get().expect("set before the worker starts");
+    let run = tally(&FAILING).get().expect("set before the worker starts");
     if run.fails(job) {
         return Err("transient".into());
     }
@@ -57,7 +69,7 @@ fn runtime(threads: usize) -> tokio::runtime::Runtime {
 
 /// W1 (push) and W2 (drain with one worker).
 pub fn w1_w2(n: u64, threads: usize, rows: &mut Vec<Row>) {
-    let run = DRAIN.get_or_init(|| Tally::new(n, false, false));
+    let run = tally(&DRAIN).get_or_init(|| Tally::new(n, false, false));
     runtime(threads).block_on(async {
         let mut storage = MemoryStorage::new();
         let start = Instant::now();
@@ -91,7 +103,7 @@ pub fn w1_w2(n: u64, threads: usize, rows: &mut Vec<Row>) {
 pub fn w3(n: u64, producers: u64, threads: usize, rows: &mut Vec<Row>) {
     let per = n / producers;
     let total = per * producers;
-    let run = STEADY.get_or_init(|| Tally::new(total, false, true));
+    let run = tally(&STEADY).get_or_init(|| Tally::new(total, false, true));
     // The bound is the buffer plus one slot per sender.
     let (tx, rx) = futures_channel::mpsc::channel::<Task<(u64, u64)>>(4096 - producers as usize - 1);
     let sink = Box::new(tx.clone().sink_map_err(MemoryStorageError::from));
@@ -129,7 +141,7 @@ pub fn w3(n: u64, producers: u64, threads: usize, rows: &mut Vec<Row>) {
 
 /// W4: 10 % of jobs fail once, retried at once by the retry layer (3 attempts at most).
 pub fn w4(n: u64, threads: usize, rows: &mut Vec<Row>) {
-    let run = FAILING.get_or_init(|| Tally::new(n, true, false));
+    let run = tally(&FAILING).get_or_init(|| Tally::new(n, true, false));
     runtime(threads).block_on(async {
         let mut storage = MemoryStorage::new();
         for i in 0..n {
