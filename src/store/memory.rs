@@ -1510,7 +1510,7 @@ fn after_cold<'a, T>(durable: &'a dyn Durable<T>, core: &Core<T>) -> Option<Pend
 mod tests {
     use std::time::Duration;
 
-    use crate::{Queue, TestClock};
+    use crate::{Lease, Queue, TestClock};
 
     #[test]
     fn an_acked_jobs_allocation_is_reused_when_it_has_nothing_to_drop() {
@@ -1532,26 +1532,27 @@ mod tests {
     // to the general path, which processes it first. On a test clock events are processed as it advances;
     // `advance_unheard` moves it as the system clock moves, unannounced.
 
-    #[test]
-    fn a_push_that_finds_a_lapse_due_processes_it_first() {
+    /// A queue on a test clock with job 1 leased (the lease returned) and its lease's lapse due, unannounced.
+    fn a_lapse_due() -> (Queue<u32>, Lease<u32>) {
         let clock = TestClock::new();
         let queue = Queue::builder().clock(clock.clone()).build().unwrap();
-        queue.push(1u32).unwrap();
+        queue.push(1).unwrap();
         let lapsing = queue.try_lease().unwrap();
         clock.advance_unheard(Duration::from_secs(31));
+        (queue, lapsing)
+    }
+
+    #[test]
+    fn a_push_that_finds_a_lapse_due_processes_it_first() {
+        let (queue, _lapsing) = a_lapse_due();
         queue.push(2).unwrap();
         let again = queue.try_lease().unwrap();
         assert_eq!((*again, again.attempt()), (1, 2), "redelivered ahead of the job pushed after its lapse");
-        drop(lapsing);
     }
 
     #[test]
     fn a_try_lease_that_finds_a_lapse_due_takes_the_lapsed_job() {
-        let clock = TestClock::new();
-        let queue = Queue::builder().clock(clock.clone()).build().unwrap();
-        queue.push(1u32).unwrap();
-        let lapsing = queue.try_lease().unwrap();
-        clock.advance_unheard(Duration::from_secs(31));
+        let (queue, lapsing) = a_lapse_due();
         let again = queue.try_lease().expect("the lapse is processed before the lease");
         assert_eq!((*again, again.attempt()), (1, 2));
         assert!(lapsing.ack().is_err(), "the lapsed lease is fenced");
