@@ -526,9 +526,10 @@ fn main() {
     let _ = writeln!(md, "# leasequeue next to its peers\n");
     let _ = writeln!(
         md,
-        "{} jobs (u64 payloads), {consumers} consumer threads, 2 producers in W3; {} cores; each contender's best \
-         of {rounds} rounds; leasequeue from this repository, crossbeam-channel 0.5, flume 0.11, apalis-core 1.0 (`MemoryStorage`, one worker on a \
-         tokio runtime with as many threads as consumers; W4's retries from apalis 1.0's retry layer); {}.\n",
+        "{} jobs (u64 payloads), {consumers} consumer threads, 2 producers in W3; {} cores; each \
+         contender's best of {rounds} rounds; leasequeue from this repository, crossbeam-channel 0.5, \
+         flume 0.11, apalis-core 1.0 (`MemoryStorage`, one worker on a tokio runtime with as many threads \
+         as consumers; W4's retries from apalis 1.0's retry layer); {}.\n",
         n,
         thread::available_parallelism().map_or(1, |c| c.get()),
         env!("RUSTC_VERSION")
