@@ -165,12 +165,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert_eq!(queue.try_lease().unwrap().id(), id);
     /// ```
     pub fn push(&self, job: T) -> Result<JobId, PushError<T>> {
-        let pushed = match &*self.handle {
-            Flavor::Memory(q) => q.push_plain(job, &PushOptions::PLAIN, Wait::Until(NEVER)),
-            #[cfg(feature = "postgres")]
-            Flavor::Pg(q) => q.push(job, &PushOptions::PLAIN, Wait::Until(NEVER)),
-        };
-        pushed.map(Pushed::id).map_err(|(job, fail)| fail.blocking(job))
+        self.push_options(job, &PushOptions::PLAIN).map(Pushed::id)
     }
 
     /// Pushes a job with options: a delay or a ready time, a priority, a group, a dedup key, a time to
@@ -216,12 +211,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// assert!(queue.try_push("b").unwrap_err().is_full());
     /// ```
     pub fn try_push(&self, job: T) -> Result<JobId, TryPushError<T>> {
-        let pushed = match &*self.handle {
-            Flavor::Memory(q) => q.push_plain(job, &PushOptions::PLAIN, Wait::No),
-            #[cfg(feature = "postgres")]
-            Flavor::Pg(q) => q.push(job, &PushOptions::PLAIN, Wait::No),
-        };
-        pushed.map(Pushed::id).map_err(|(job, fail)| fail.trying(job))
+        self.try_push_options(job, &PushOptions::PLAIN).map(Pushed::id)
     }
 
     /// Pushes a job with options (see [`push_with`](Queue::push_with)) if there is room now; never

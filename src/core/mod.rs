@@ -343,6 +343,7 @@ pub(crate) struct State {
     lease_heap: Lazy<Timed>,
     /// Times to live, keyed by job id (an entry is live while its job is).
     expiry: Lazy<Timed>,
+    /// The groups with a job in the queue, each with its heads and the jobs waiting behind them.
     groups: Groups,
     /// Dedup keys reserved, with the job id and when the reservation ends.
     dedup: HashMap<Arc<str>, (u64, Tick)>,

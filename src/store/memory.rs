@@ -60,8 +60,8 @@ pub(crate) struct Inner<T> {
     pub(crate) schedules: crate::schedule::Schedules<T>,
     /// Whether the clock is a test clock (read on every operation; the clock's kind never changes).
     pub(crate) manual: bool,
-    /// Whether a push with the default options is only that: no capacity to check, no time to live to
-    /// set, no durable store to tell (see [`push_plain`](Inner::push_plain)).
+    /// Whether a push of a job ready at once is only that: no capacity to check, no queue-wide time to
+    /// live to set, no durable store to tell (see [`push_plain`](Inner::push_plain)), for every push.
     pub(crate) plain: bool,
     /// On an auto-advancing test clock, as of the last operation: [`BUSY`](crate::wait::BUSY) while a job is ready or leased,
     /// else the tick of the next timed event (see [`Listener::quiet_until`]).
@@ -351,17 +351,12 @@ impl<T: Send + Sync + 'static> Inner<T> {
         self.push_shared(job, options, wait)
     }
 
-    /// A push whose job is ready at once (see [`PushOptions::is_immediate`]): on a queue
-    /// with no capacity, time to live or durable store (see [`plain`](Inner::plain)) the hot path, which
-    /// does only what such a push does; anything else, and a push that finds an event due or the queue
-    /// closed, goes the general way.
+    /// A push whose job is ready at once (see [`PushOptions::is_immediate`]): on a queue with no capacity,
+    /// time to live or durable store (see [`plain`](Inner::plain)) the hot path, which does only what such
+    /// a push does; anything else, and a push that finds an event due or the queue closed, goes the
+    /// general way.
     #[inline]
-    pub(crate) fn push_plain(
-        &self,
-        job: T,
-        options: &PushOptions,
-        wait: Wait,
-    ) -> Result<Pushed, (T, PushFail)> {
+    fn push_plain(&self, job: T, options: &PushOptions, wait: Wait) -> Result<Pushed, (T, PushFail)> {
         if !self.plain {
             return self.push_shared(job, options, wait);
         }
@@ -591,13 +586,14 @@ impl<T: Send + Sync + 'static> Inner<T> {
         durable.push(st.next_id(), now, &place, dedup, payload)
     }
 
-    /// Puts a job in: the one place the payloads grow. The caller checked closing, ids and room.
+    /// Puts a job in where `options` place it (see [`insert_at`](Inner::insert_at)).
     #[inline(always)]
     pub(crate) fn insert(&self, core: &mut Core<T>, now: Tick, job: Arc<T>, options: &PushOptions) -> JobId {
         self.insert_at(core, now, job, options.placement(now, &self.clock, self.ttl))
     }
 
-    /// [`insert`](Inner::insert) where `place` says.
+    /// Puts a job in where `place` says: the one place the payloads grow. The caller checked closing, ids
+    /// and room.
     #[inline(always)]
     fn insert_at(&self, core: &mut Core<T>, now: Tick, job: Arc<T>, place: Placement) -> JobId {
         let (slot, id) = core.st.push(now, place);
@@ -1532,7 +1528,7 @@ mod tests {
     // to the general path, which processes it first. On a test clock events are processed as it advances;
     // `advance_unheard` moves it as the system clock moves, unannounced.
 
-    /// A queue on a test clock with job 1 leased (the lease returned) and its lease's lapse due, unannounced.
+    /// A queue on a test clock with job 1 leased (the lease is returned) and its lapse due, unannounced.
     fn a_lapse_due() -> (Queue<u32>, Lease<u32>) {
         let clock = TestClock::new();
         let queue = Queue::builder().clock(clock.clone()).build().unwrap();
