@@ -360,13 +360,9 @@ impl<T: Send + Sync + 'static> Inner<T> {
         if !self.plain {
             return self.push_shared(job, options, wait);
         }
-        let reading = self.clock.tick();
-        let mut core = self.core.lock();
-        let now = core.st.catch_up(reading);
-        if core.st.is_due(now) || core.st.is_closed() || core.st.ids_exhausted() {
-            drop(core); // nothing changed: the general path processes the events or says why not
+        let Some((mut core, now)) = self.lock_lean(|st| st.is_closed() || st.ids_exhausted()) else {
             return self.push_shared(job, options, wait);
-        }
+        };
         let job = core.make_shared(job);
         // Two copies of the state's push: one with no group, which the compiler strips of the group's
         // code (17 instructions of the plain cycle), and one for a job in a group.
@@ -378,6 +374,20 @@ impl<T: Send + Sync + 'static> Inner<T> {
         self.finish(core, Outbox::new());
         self.pushed();
         Ok(Pushed::Enqueued(id))
+    }
+
+    /// The lock and the time for a lean call: `None`, with the lock let go and nothing changed, if a timed
+    /// event is due or `aside` says the call goes the general way (which processes the events, or says
+    /// why not).
+    #[inline(always)]
+    fn lock_lean(&self, aside: impl FnOnce(&State) -> bool) -> Option<(MutexGuard<'_, Core<T>>, Tick)> {
+        let reading = self.clock.tick();
+        let mut core = self.core.lock();
+        let now = core.st.catch_up(reading);
+        if core.st.is_due(now) || aside(&core.st) {
+            return None;
+        }
+        Some((core, now))
     }
 
     /// Pushes a job, or one that is already shared (a redriven dead letter's): it becomes an `Arc` only
@@ -658,13 +668,9 @@ impl<T: Send + Sync + 'static> Inner<T> {
         if self.durable.is_some() {
             return self.lease(handle, Wait::No);
         }
-        let reading = self.clock.tick();
-        let mut core = self.core.lock();
-        let now = core.st.catch_up(reading);
-        if core.st.is_due(now) || core.st.is_paused() {
-            drop(core); // nothing changed: the general path processes the events or says why not
+        let Some((mut core, now)) = self.lock_lean(State::is_paused) else {
             return self.lease(handle, Wait::No);
-        }
+        };
         let visibility = core.st.default_visibility();
         let Some(grant) = core.st.lease(now, visibility) else {
             let fail = Self::none_granted(&core.st);
@@ -1217,13 +1223,9 @@ impl<T: Send + Sync + 'static> Inner<T> {
         if self.durable.is_some() {
             return general();
         }
-        let reading = self.clock.tick();
-        let mut core = self.core.lock();
-        let now = core.st.catch_up(reading);
-        if core.st.is_due(now) || core.st.is_paused() {
-            drop(core); // nothing changed: the general path processes the events first
+        let Some((mut core, now)) = self.lock_lean(State::is_paused) else {
             return general();
-        }
+        };
         if let Err(lost) = core.st.ack(token) {
             self.finish(core, Outbox::new());
             return Err(lost);
