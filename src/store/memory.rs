@@ -137,9 +137,8 @@ const fn spare_max<T>() -> usize {
     }
 }
 
-/// A few values gathered under the lock for after it: the leases granted (made into [`Lease`]s by
-/// [`Inner::hand_out`]), the payloads of acked jobs (dropped outside the lock). One value, the common
-/// case, needs no allocation.
+/// A few values gathered under the lock for after it: the payloads of acked jobs (dropped outside the
+/// lock). One value, the common case, needs no allocation.
 pub(crate) struct Few<X> {
     first: Option<X>,
     rest: Vec<X>,
@@ -171,8 +170,8 @@ impl<X> Few<X> {
     }
 }
 
-/// Where the leases granted in one critical section go, to be made into [`Lease`]s after it: one
-/// (`Option`, for a single lease) or a few ([`Few`]).
+/// Where the leases granted in one critical section go: one (`Option`, made into a [`Lease`] after the
+/// critical section), or many ([`Handing`]).
 pub(crate) trait Granted<T> {
     /// Whether it takes many (then the state leases them in one loop; see `State::lease_many`).
     const MANY: bool;
@@ -190,12 +189,21 @@ impl<T> Granted<T> for Option<(Grant, Arc<T>)> {
     }
 }
 
-impl<T> Granted<T> for Few<(Grant, Arc<T>)> {
+/// Leases made as they are granted, under the lock, and handed to `take` (the caller's closure that
+/// keeps them: no user code). Each holds a share of the caller's `handle` (see `Queue::share`), a
+/// reference count no other thread writes as a rule: writing it in the critical section costs less than
+/// gathering the grants in a buffer allocated per batch to make the leases after it.
+pub(crate) struct Handing<'a, T: Send + Sync + 'static, F> {
+    handle: &'a Queue<T>,
+    take: &'a mut F,
+}
+
+impl<T: Send + Sync + 'static, F: FnMut(Lease<T>)> Granted<T> for Handing<'_, T, F> {
     const MANY: bool = true;
 
     #[inline]
     fn add(&mut self, grant: Grant, job: Arc<T>) {
-        self.push((grant, job));
+        (self.take)(Lease::new(self.handle.share(), job, grant.token, grant.attempt, grant.deadline));
     }
 }
 
@@ -711,15 +719,12 @@ impl<T: Send + Sync + 'static> Inner<T> {
         max: usize,
         take: &mut impl FnMut(Lease<T>),
     ) -> Result<(), LeaseFail> {
-        let mut granted = Few::with_capacity(max);
-        let result = self.grant(&params, max, &mut granted);
-        self.hand_out(handle, granted, take);
-        result?;
+        self.grant(&params, max, &mut Handing { handle, take })?;
         self.commit().map_err(LeaseFail::Store) // as in `lease_with`
     }
 
     /// Waits as `params` say for a ready job, then grants up to `max` (at least one) into `granted`, under
-    /// one lock; the caller makes the leases after it (see [`hand_out`](Inner::hand_out)).
+    /// one lock.
     #[inline(always)]
     fn grant(
         self: &Arc<Self>,
@@ -1166,20 +1171,6 @@ impl<T: Send + Sync + 'static> Inner<T> {
         self.record(|| Change::Unbury(id.as_u64()));
     }
 
-    /// Makes the leases granted under the lock, after it, and hands them to `take` in the order they were
-    /// granted. Each holds a share of the caller's `handle` (see `Queue::share`): taking it writes the
-    /// handle's reference count, kept out of the critical section.
-    pub(crate) fn hand_out(
-        &self,
-        handle: &Queue<T>,
-        granted: Few<(Grant, Arc<T>)>,
-        take: &mut impl FnMut(Lease<T>),
-    ) {
-        granted.for_each(|(grant, job)| {
-            take(Lease::new(handle.share(), job, grant.token, grant.attempt, grant.deadline))
-        });
-    }
-
     // ----- lease outcomes, called by `Lease` -----
 
     pub(crate) fn ack(&self, token: Token) -> Result<(), LeaseLost> {
@@ -1262,7 +1253,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         debug_assert_eq!(tokens.len(), acked.len());
         let reading = (max > 0).then(|| self.clock.tick());
         let mut out = Outbox::new();
-        let mut granted = Few::with_capacity(max);
+        let mut granted = Handing { handle, take };
         let mut dropped = Few::with_capacity(tokens.len());
         let mut core = self.core.lock();
         let mut any = tokens.is_empty();
@@ -1281,7 +1272,6 @@ impl<T: Send + Sync + 'static> Inner<T> {
             taken = self.lease_once(&mut core, &mut out, &params, max, &mut granted, now).is_ok();
         }
         self.finish(core, out);
-        self.hand_out(handle, granted, take);
         // The jobs' destructors run outside the lock.
         dropped.for_each(|job| self.catcher.dispose_job(job));
         if synced || taken {
