@@ -505,6 +505,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
         if leases.iter().all(|lease| lease.is_of(self)) {
             // The common case: the results are the acks' own, in order (two allocations, not four).
             let tokens: Vec<Token> = leases.drain(..).map(Lease::disarm).collect();
+            leases.reserve(max.min(1024)); // the refill does not grow it under the lock
             let mut acked = vec![Ok(()); tokens.len()];
             inner.ack_many_then_lease_into(self, &tokens, &mut acked, true, max, None, true, &mut |lease| {
                 leases.push(lease)
