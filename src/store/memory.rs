@@ -193,6 +193,9 @@ impl<T> Granted<T> for Option<(Grant, Arc<T>)> {
 /// keeps them: no user code). Each holds a share of the caller's `handle` (see `Queue::share`), a
 /// reference count no other thread writes as a rule: writing it in the critical section costs less than
 /// gathering the grants in a buffer allocated per batch to make the leases after it.
+///
+/// `take` must keep every lease it is given: one dropped there would nack under the queue's lock, which
+/// it would wait for forever (the callers push them into a vector or a deque).
 pub(crate) struct Handing<'a, T: Send + Sync + 'static, F> {
     handle: &'a Queue<T>,
     take: &'a mut F,
@@ -711,7 +714,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
     }
 
     /// Waits as `params` say for a ready job, then hands out up to `max` (at least one) to `take`, under
-    /// one lock.
+    /// one lock (`take` must keep them: see [`Handing`]).
     pub(crate) fn lease_into(
         self: &Arc<Self>,
         handle: &Queue<T>,
@@ -1234,7 +1237,8 @@ impl<T: Send + Sync + 'static> Inner<T> {
     }
 
     /// Acks the jobs of `tokens`, each result written to its place in `acked` (as long as `tokens`), and
-    /// leases up to `max` ready jobs (without waiting), handed to `take`, all under one lock. Leases
+    /// leases up to `max` ready jobs (without waiting), handed to `take` under the lock (which must keep
+    /// them: see [`Handing`]), all under one lock. Leases
     /// unless every ack failed, or whatever the acks did with `always`. With `synced`, returns once a
     /// durable store has the acks on disk (a failed sync turns the acks' results into its error); without,
     /// only the leases taken are waited for.
