@@ -503,7 +503,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
             return acked;
         };
         if leases.iter().all(|lease| lease.is_of(self)) {
-            // The common case: the results are the acks' own, in order (two allocations, not four).
+            // The common case: the results are the acks' own, in order (no map from one to the other).
             let tokens: Vec<Token> = leases.drain(..).map(Lease::disarm).collect();
             leases.reserve(max.min(1024)); // the refill does not grow it under the lock
             let mut acked = vec![Ok(()); tokens.len()];
