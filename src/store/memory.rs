@@ -1239,9 +1239,8 @@ impl<T: Send + Sync + 'static> Inner<T> {
     /// Acks the jobs of `tokens`, each result written to its place in `acked` (as long as `tokens`), and
     /// leases up to `max` ready jobs (without waiting), handed to `take` as they are granted (see
     /// [`Handing`]), all under one lock. Leases unless every ack failed, or whatever the acks did with
-    /// `always`. With `synced`, returns once a
-    /// durable store has the acks on disk (a failed sync turns the acks' results into its error); without,
-    /// only the leases taken are waited for.
+    /// `always`. With `synced`, returns once a durable store has the acks on disk (a failed sync turns
+    /// the acks' results into its error); without, only the leases taken are waited for.
     #[allow(clippy::too_many_arguments)] // crate-internal, called by the single and the batch form
     pub(crate) fn ack_many_then_lease_into(
         self: &Arc<Self>,
