@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::clock::Tick;
-use crate::core::Token;
+use crate::core::{Grant, Token};
 use crate::{FailureKind, JobId, LeaseLost, PanicSite, Queue};
 
 /// A leased job: hidden from other consumers until the lease is settled or its deadline passes.
@@ -87,6 +87,12 @@ pub enum NackOutcome {
 impl<T: Send + Sync + 'static> Lease<T> {
     pub(crate) fn new(queue: Queue<T>, job: Arc<T>, token: Token, attempt: u32, deadline: Tick) -> Self {
         Lease { queue, job: Some(job), token, attempt, deadline }
+    }
+
+    /// The lease of `job` as the state granted it, holding a share of `handle` (see `Queue::share`).
+    #[inline]
+    pub(crate) fn granted(handle: &Queue<T>, grant: Grant, job: Arc<T>) -> Self {
+        Lease::new(handle.share(), job, grant.token, grant.attempt, grant.deadline)
     }
 
     /// The job's id.

@@ -206,7 +206,7 @@ impl<T: Send + Sync + 'static, F: FnMut(Lease<T>)> Granted<T> for Handing<'_, T,
 
     #[inline]
     fn add(&mut self, grant: Grant, job: Arc<T>) {
-        (self.take)(Lease::new(self.handle.share(), job, grant.token, grant.attempt, grant.deadline));
+        (self.take)(Lease::granted(self.handle, grant, job));
     }
 }
 
@@ -692,7 +692,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         let job = core.job(grant.token.slot).map(Arc::clone);
         self.finish(core, Outbox::new());
         let job = job.ok_or(LeaseFail::NoJob)?;
-        Ok(Lease::new(handle.share(), job, grant.token, grant.attempt, grant.deadline))
+        Ok(Lease::granted(handle, grant, job))
     }
 
     #[inline(always)]
@@ -703,8 +703,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
     ) -> Result<Lease<T>, LeaseFail> {
         let mut granted = None;
         let result = self.grant(&params, 1, &mut granted);
-        let lease = granted
-            .map(|(grant, job)| Lease::new(handle.share(), job, grant.token, grant.attempt, grant.deadline));
+        let lease = granted.map(|(grant, job)| Lease::granted(handle, grant, job));
         result?;
         // A lease's record must be durable before its holder runs the job: a job that crashes the process
         // every time then still runs out of attempts.
@@ -1231,9 +1230,7 @@ impl<T: Send + Sync + 'static> Inner<T> {
         let job = next.as_ref().and_then(|grant| core.job(grant.token.slot)).map(Arc::clone);
         self.finish(core, Outbox::new());
         self.catcher.dispose_job(acked); // the job's destructor runs outside the lock
-        Ok(next
-            .zip(job)
-            .map(|(grant, job)| Lease::new(handle.share(), job, grant.token, grant.attempt, grant.deadline)))
+        Ok(next.zip(job).map(|(grant, job)| Lease::granted(handle, grant, job)))
     }
 
     /// Acks the jobs of `tokens`, each result written to its place in `acked` (as long as `tokens`), and
